@@ -11,7 +11,8 @@ pub struct Trace {
     pub header: Header,
     /// The scheduler's choices, one per step, in order. Replay re-executes exactly these.
     pub decisions: Vec<Decision>,
-    /// What every step did, in order (`events[i].step == i`).
+    /// What every step did, in order: setup, then the decided steps, then teardown
+    /// (`events[i].step == i`).
     pub events: Vec<Event>,
     pub verdict: Verdict,
     pub reports: Vec<Report>,
@@ -59,6 +60,10 @@ pub enum Actor {
     Irq(u8),
     /// The RCU grace-period machinery.
     Rcu,
+    /// The scenario's setup phase, run to completion before any decision is taken.
+    Setup,
+    /// Teardown after the concurrent phase (`exit_mmap` of every mm), run to completion.
+    Teardown,
 }
 
 /// One scheduling choice, named by position in the program (not by raw step number) so that a
