@@ -11,6 +11,7 @@
 mod config;
 mod entry;
 mod format;
+pub mod riscv64;
 pub mod x86_64;
 
 pub use config::{ArchConfig, TableFree, TlbFlush};
@@ -22,7 +23,8 @@ pub fn formats() -> &'static [&'static dyn Arch] {
     &FORMATS
 }
 
-static FORMATS: [&dyn Arch; 1] = [&x86_64::X86_64_4LEVEL];
+static FORMATS: [&dyn Arch; 5] =
+    [&x86_64::X86_64_4LEVEL, &x86_64::X86_64_LA57, &riscv64::SV39, &riscv64::SV48, &riscv64::SV57];
 
 /// Look a page-table format up by name (`x86_64`, ...).
 pub fn format_by_name(name: &str) -> Option<&'static dyn Arch> {

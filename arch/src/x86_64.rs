@@ -1,6 +1,8 @@
-//! x86_64 paging (Intel SDM vol. 3A §4.5): 4-level (PML4) paging with 4 KiB pages.
+//! x86_64 paging (Intel SDM vol. 3A §4.5): 4-level (PML4) and 5-level (LA57, PML5) paging with
+//! 4 KiB pages. Kernel side: `arch/x86/include/asm/pgtable_types.h`, `pgtable_64_types.h`.
 //!
 //! Entry bits used: P(0) RW(1) US(2) A(5) D(6) PS(7, in PDPTE/PDE) NX(63), address 51:12.
+//! Software bits, PAT/PWT/PCD, G and protection keys are ignored on decode and never set.
 
 use crate::entry::{DecodeError, Entry, LeafFlags};
 use crate::format::{Arch, HugeSize, LevelInfo, LinuxLevel, NoShare};
@@ -35,6 +37,50 @@ static HUGE_4: [HugeSize; 2] = [
     HugeSize { bytes: 1 << 21, level: 2, contiguous: 1, name: "PMD_SIZE" },
     HugeSize { bytes: 1 << 30, level: 1, contiguous: 1, name: "PUD_SIZE (GBPAGES)" },
 ];
+
+/// x86_64 with 5-level paging (`CONFIG_X86_5LEVEL`, LA57 chosen at boot: 57-bit virtual
+/// addresses; the PML4 becomes the P4D).
+#[derive(Debug)]
+pub struct X86_64La57;
+
+pub static X86_64_LA57: X86_64La57 = X86_64La57;
+
+static LEVELS_5: [LevelInfo; 5] = [
+    LevelInfo { linux: LinuxLevel::Pgd, arch_name: "PML5", shift: 48, bits: 9, leaf_ok: false },
+    LevelInfo { linux: LinuxLevel::P4d, arch_name: "PML4", shift: 39, bits: 9, leaf_ok: false },
+    LevelInfo { linux: LinuxLevel::Pud, arch_name: "PDPT", shift: 30, bits: 9, leaf_ok: true },
+    LevelInfo { linux: LinuxLevel::Pmd, arch_name: "PD", shift: 21, bits: 9, leaf_ok: true },
+    LevelInfo { linux: LinuxLevel::Pte, arch_name: "PT", shift: 12, bits: 9, leaf_ok: true },
+];
+
+static HUGE_5: [HugeSize; 2] = [
+    HugeSize { bytes: 1 << 21, level: 3, contiguous: 1, name: "PMD_SIZE" },
+    HugeSize { bytes: 1 << 30, level: 2, contiguous: 1, name: "PUD_SIZE (GBPAGES)" },
+];
+
+impl Arch for X86_64La57 {
+    fn name(&self) -> &'static str {
+        "x86_64-la57"
+    }
+    fn page_shift(&self) -> u32 {
+        12
+    }
+    fn levels(&self) -> &'static [LevelInfo] {
+        &LEVELS_5
+    }
+    fn huge_sizes(&self) -> &'static [HugeSize] {
+        &HUGE_5
+    }
+    fn pmd_sharing(&self) -> Result<(), NoShare> {
+        Ok(())
+    }
+    fn encode(&self, level: usize, entry: Entry) -> u64 {
+        encode(&LEVELS_5, level, entry)
+    }
+    fn decode(&self, level: usize, raw: u64) -> Result<Entry, DecodeError> {
+        decode("x86_64-la57", &LEVELS_5, level, raw)
+    }
+}
 
 impl Arch for X86_64FourLevel {
     fn name(&self) -> &'static str {
@@ -97,7 +143,9 @@ fn decode(
     level: usize,
     raw: u64,
 ) -> Result<Entry, DecodeError> {
-    let info = levels[level];
+    let Some(&info) = levels.get(level) else {
+        return Err(DecodeError { format, level: "?", raw, why: "level index out of range" });
+    };
     let err = |why| DecodeError { format, level: info.arch_name, raw, why };
     if raw & P == 0 {
         return if raw == 0 { Ok(Entry::None) } else { Err(err("not present but not clear")) };
@@ -160,5 +208,25 @@ mod tests {
         assert_eq!(X86_64_4LEVEL.pmd_size(), 2 << 20);
         assert_eq!(X86_64_4LEVEL.pud_size(), 1 << 30);
         assert_eq!(X86_64_4LEVEL.va_limit(), 1 << 48);
+    }
+
+    #[test]
+    fn la57_walks_five_levels() {
+        let f = &X86_64_LA57;
+        let names: Vec<_> = f.levels().iter().map(|l| l.arch_name).collect();
+        assert_eq!(names, ["PML5", "PML4", "PDPT", "PD", "PT"]);
+        assert_eq!(f.va_limit(), 1 << 57);
+        assert_eq!(f.pmd_level(), 3);
+        assert_eq!(f.pmd_size(), 2 << 20);
+        assert_eq!(f.pud_size(), 1 << 30);
+        // PML5 index is VA bits 56:48.
+        assert_eq!(f.levels()[0].index(0x00ab_0000_0000_0000), 0xab);
+        // A 1 GiB page at PA 0x4000_0000 in the PDPT: P RW US A D PS NX.
+        let e = Entry::Leaf { pfn: 0x40000, flags: LeafFlags::USER_RW };
+        assert_eq!(f.encode(2, e), 0x8000_0000_4000_00e7);
+        assert_eq!(f.decode(2, 0x8000_0000_4000_00e7).unwrap(), e);
+        // PS=1 in a PML4E is not a valid leaf.
+        assert!(f.decode(1, 0x4000_00e7).is_err());
+        assert!(f.decode(5, 0).is_err());
     }
 }
