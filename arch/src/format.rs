@@ -1,4 +1,10 @@
 //! The `Arch` interface: one page-table format (an architecture in one paging mode and granule).
+//!
+//! Owns the architecture-neutral vocabulary (Linux level names after folding, level geometry,
+//! hugetlb sizes, why PMD sharing is impossible) and [`describe`], the text `mmsim arch show`
+//! prints. The generic level names and `PMD_SIZE`/`PUD_SIZE` follow the kernel's
+//! `include/asm-generic/pgtable-nop4d.h`, `pgtable-nopud.h` and `pgtable-nopmd.h` folding; the
+//! per-format facts live in `x86_64.rs`, `arm64.rs` and `riscv64.rs`.
 
 use crate::entry::{DecodeError, Entry};
 
@@ -121,5 +127,138 @@ pub trait Arch: Sync + std::fmt::Debug {
     fn va_limit(&self) -> u64 {
         let top = self.levels()[0];
         1u64 << (top.shift + top.bits)
+    }
+    /// A human description of the format, as `mmsim arch show NAME` prints it; see [`describe`].
+    fn describe(&self) -> String {
+        describe(self)
+    }
+}
+
+/// `bytes` as a binary size with the largest unit that divides it exactly: `64 KiB`, `2 MiB`.
+pub fn human_size(bytes: u64) -> String {
+    const UNITS: [&str; 7] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"];
+    let mut v = bytes;
+    let mut u = 0;
+    while u + 1 < UNITS.len() && v >= 1024 && v & 1023 == 0 {
+        v /= 1024;
+        u += 1;
+    }
+    format!("{v} {}", UNITS[u])
+}
+
+/// A human description of a format: its levels with the manual's names, the VA bits, shift and
+/// entries of each, `PMD_SIZE`/`PUD_SIZE`, the hugetlb sizes, and whether PMD sharing is
+/// possible (and why not). Plain text, deterministic, std only.
+pub fn describe<A: Arch + ?Sized>(a: &A) -> String {
+    use std::fmt::Write as _;
+    let levels = a.levels();
+    let va_bits = a.va_limit().trailing_zeros();
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "{}: {} levels, {} pages, {}-bit virtual addresses",
+        a.name(),
+        levels.len(),
+        human_size(a.page_size()),
+        va_bits
+    );
+    let _ = writeln!(
+        s,
+        "  {:<5} {:<5} {:<7} {:>7} {:>5} {:>7} {:>10}  leaf",
+        "level", "linux", "arch", "VA bits", "shift", "entries", "entry maps"
+    );
+    for (i, l) in levels.iter().enumerate() {
+        let last = i + 1 == levels.len();
+        let bits = format!("{}:{}", l.shift + l.bits - 1, l.shift);
+        let leaf = match (l.leaf_ok, last) {
+            (false, _) => "no",
+            (true, true) => "page",
+            (true, false) => "block",
+        };
+        let _ = writeln!(
+            s,
+            "  {:<5} {:<5} {:<7} {:>7} {:>5} {:>7} {:>10}  {}",
+            i,
+            l.linux.name(),
+            l.arch_name,
+            bits,
+            l.shift,
+            1u64 << l.bits,
+            human_size(l.entry_size()),
+            leaf
+        );
+    }
+    let pmd = a.pmd_level();
+    let _ = writeln!(
+        s,
+        "  PMD_SIZE {} ({} entries), PUD_SIZE {}",
+        human_size(a.pmd_size()),
+        levels[pmd].arch_name,
+        human_size(a.pud_size())
+    );
+    let sizes: Vec<String> = a
+        .huge_sizes()
+        .iter()
+        .map(|h| {
+            let at = levels[h.level].arch_name;
+            if h.contiguous > 1 {
+                format!("{} ({}, {} x {})", human_size(h.bytes), h.name, h.contiguous, at)
+            } else {
+                format!("{} ({}, {})", human_size(h.bytes), h.name, at)
+            }
+        })
+        .collect();
+    let _ = writeln!(s, "  hugetlb sizes: {}", sizes.join(", "));
+    match a.pmd_sharing() {
+        Ok(()) => {
+            let _ = writeln!(
+                s,
+                "  hugetlb PMD sharing: yes (a shared PMD table spans {})",
+                human_size(a.pud_size())
+            );
+        }
+        Err(why) => {
+            let _ = writeln!(s, "  hugetlb PMD sharing: no: {why}");
+        }
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn human_sizes() {
+        assert_eq!(human_size(64 << 10), "64 KiB");
+        assert_eq!(human_size(32 << 20), "32 MiB");
+        assert_eq!(human_size(4 << 40), "4 TiB");
+        assert_eq!(human_size(1536), "1536 B");
+    }
+
+    #[test]
+    fn describe_arm64_16k_va47() {
+        let d = crate::format_by_name("arm64-16k-va47").unwrap().describe();
+        println!("{d}");
+        assert!(d.starts_with("arm64-16k-va47: 3 levels, 16 KiB pages, 47-bit virtual addresses"));
+        let pmd_row = d.lines().find(|l| l.contains(" L2 ")).unwrap();
+        for want in ["pmd", "35:25", "25", "2048", "32 MiB", "block"] {
+            assert!(pmd_row.contains(want), "{want} missing in {pmd_row:?}");
+        }
+        assert!(d.contains("PMD_SIZE 32 MiB (L2 entries), PUD_SIZE 64 GiB"));
+        assert!(d.contains("1 GiB (CONT_PMD_SIZE, 32 x L2)"));
+        assert!(d.contains("hugetlb PMD sharing: yes (a shared PMD table spans 64 GiB)"));
+    }
+
+    #[test]
+    fn describe_says_why_not_shared() {
+        let d = describe(crate::format_by_name("arm64-16k-va36").unwrap());
+        assert!(d.contains("hugetlb PMD sharing: no: the PMD level is folded into the PGD"), "{d}");
+        let d = describe(crate::format_by_name("arm64-64k-va48").unwrap());
+        assert!(d.contains("16K without VA_BITS_36"), "{d}");
+        // The 16K VA48 L0 has 2 entries, indexed by bit 47 alone.
+        let d = describe(crate::format_by_name("arm64-16k-va48").unwrap());
+        let l0 = d.lines().find(|l| l.contains(" L0 ")).unwrap();
+        assert!(l0.contains("47:47") && l0.contains(" 2 "), "{l0}");
     }
 }

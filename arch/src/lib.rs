@@ -17,7 +17,7 @@ pub mod x86_64;
 
 pub use config::{ArchConfig, TableFree, TlbFlush};
 pub use entry::{DecodeError, Entry, LeafFlags};
-pub use format::{Arch, HugeSize, LevelInfo, LinuxLevel, NoShare};
+pub use format::{describe, human_size, Arch, HugeSize, LevelInfo, LinuxLevel, NoShare};
 
 /// Every page-table format mmsim knows, by its canonical name.
 pub fn formats() -> &'static [&'static dyn Arch] {
