@@ -1,5 +1,9 @@
 //! The architecture-neutral view of one page-table entry, which every format encodes to and
 //! decodes from its real bit layout.
+//!
+//! The flags are what the kernel's generic accessors (`include/linux/pgtable.h`: `pte_write()`,
+//! `pte_young()`, `pte_dirty()`, `pte_exec()`, `pte_cont()`/`pte_napot()`) report; each format
+//! module documents how its bits map onto them.
 
 use serde::{Deserialize, Serialize};
 

@@ -5,6 +5,12 @@
 //! table, block and page descriptors, the hugetlb sizes, whether hugetlb PMD sharing is possible
 //! (and why not), and the default table-free and TLB-flush policies.
 //!
+//! One module per format family, each following its manual and kernel headers (kernel-notes §7):
+//! [`x86_64`] (Intel SDM vol. 3A §4.5: `x86_64`, `x86_64-la57`), [`arm64`] (Arm ARM D8,
+//! stage 1: `arm64-{4k,16k,64k}-vaNN`), [`riscv64`] (privileged spec Sv39/48/57 + Svnapot:
+//! `riscv64-sv39`, `-sv48`, `-sv57`). `format.rs` holds the `Arch` trait and [`describe`],
+//! `entry.rs` the neutral entry, `config.rs` the named configurations (kernel-notes §6.6, §8).
+//!
 //! Invariant: pure data and functions. No simulator state, no I/O, no allocation on the
 //! encode/decode path. Everything here is `'static` and `Sync`.
 
