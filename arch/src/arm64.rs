@@ -22,7 +22,7 @@
 //! `pud_size()` follows the kernel there: with PUD and PMD folded, `PUD_SIZE == PMD_SIZE`.
 //!
 //! Descriptors (Linux's view, 48-bit PA, no LPA2): bits 1:0 `01` block, `11` table (L0-L2) or
-//! page (L3); AttrIndx 4:2 = `MT_NORMAL` (0); AP[1] bit 6 `PTE_USER`; AP[2] bit 7 `PTE_RDONLY`;
+//! page (L3); AttrIndx 4:2 = `MT_NORMAL` (0); `AP[1]` bit 6 `PTE_USER`; `AP[2]` bit 7 `PTE_RDONLY`;
 //! SH 9:8 = inner shareable; AF bit 10; nG bit 11 (set on user mappings); DBM bit 51
 //! (`PTE_WRITE`); CONT bit 52; PXN 53; UXN 54; software `PTE_DIRTY` bit 55. Table descriptors
 //! are `address | 0b11` (table attribute bits 63:59 are ignored on decode).
@@ -49,9 +49,9 @@ pub const PTE_TABLE_BIT: u64 = 1 << 1;
 pub const MT_NORMAL: u64 = 0;
 /// AttrIndx, bits 4:2.
 pub const ATTRINDX_MASK: u64 = 0b111 << 2;
-/// AP[1]: EL0 access.
+/// `AP[1]`: EL0 access.
 pub const PTE_USER: u64 = 1 << 6;
-/// AP[2]: read-only.
+/// `AP[2]`: read-only.
 pub const PTE_RDONLY: u64 = 1 << 7;
 /// SH = 0b11, inner shareable (`PTE_SHARED`).
 pub const PTE_SHARED: u64 = 0b11 << 8;
@@ -69,7 +69,7 @@ pub const PTE_UXN: u64 = 1 << 54;
 pub const PTE_DIRTY: u64 = 1 << 55;
 /// Output address bits 47:12 (a granule masks off its own low bits further).
 pub const OA_MASK_48: u64 = 0x0000_ffff_ffff_f000;
-/// Bits 49:48: OA[49:48] under LPA2, RES0 with a 48-bit PA.
+/// Bits 49:48: `OA[49:48]` under LPA2, RES0 with a 48-bit PA.
 pub const OA_HIGH_RES0: u64 = 0b11 << 48;
 
 /// `ARCH_WANT_HUGE_PMD_SHARE` condition on arm64.

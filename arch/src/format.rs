@@ -37,7 +37,7 @@ impl LinuxLevel {
 pub struct LevelInfo {
     /// The kernel's generic name for this level.
     pub linux: LinuxLevel,
-    /// The architecture manual's name (x86 "PML4", arm64 "L1", riscv "VPN[2]").
+    /// The architecture manual's name (x86 "PML4", arm64 "L1", riscv `"VPN[2]"`).
     pub arch_name: &'static str,
     /// Lowest virtual-address bit that indexes this level (the size one entry maps is 1 << shift).
     pub shift: u32,

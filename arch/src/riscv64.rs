@@ -35,7 +35,7 @@ pub const PBMT_MASK: u64 = 0x6000_0000_0000_0000;
 pub const N: u64 = 1 << 63;
 /// `NAPOT_CONT_ORDER_BASE`: a 64 KiB NAPOT group is 1 << 4 PTEs.
 pub const NAPOT_ORDER: u32 = 4;
-/// ppn[3:0] of a 64 KiB NAPOT PTE.
+/// `ppn[3:0]` of a 64 KiB NAPOT PTE.
 pub const NAPOT_64K_PPN_LOW: u64 = 0b1000;
 
 /// One riscv64 paging mode.
@@ -105,7 +105,7 @@ impl Arch for Riscv64 {
         Ok(())
     }
     /// Non-leaf: `_PAGE_TABLE` = V only. Leaf: V R, W if write, X if exec, U, A, D as given,
-    /// and for `cont` at the last level the Svnapot form (N=1, ppn[3:0]=0b1000, all 16 PTEs of
+    /// and for `cont` at the last level the Svnapot form (N=1, `ppn[3:0]=0b1000`, all 16 PTEs of
     /// the group identical, as `pte_mknapot()` builds them).
     fn encode(&self, level: usize, entry: Entry) -> u64 {
         match entry {
