@@ -1,1 +1,16 @@
-//! mmsim
+//! mmsim: a deterministic discrete-event emulator of Linux kernel memory management.
+//!
+//! Map of the crate: [`model`] is the kernel's data; [`kernel`] the kernel paths as step
+//! machines; [`engine`] the step loop and scheduler strategies; [`check`] the checkers;
+//! [`profile`] kernel versions as switch sets; [`scenario`] the input format; [`run`] ties a
+//! scenario, an arch, a profile and a strategy into a trace; [`cli`] is the command line.
+
+pub mod check;
+pub mod cli;
+pub mod engine;
+pub mod env;
+pub mod kernel;
+pub mod model;
+pub mod profile;
+pub mod run;
+pub mod scenario;

@@ -1,0 +1,357 @@
+//! Checkers and the event recorder.
+//!
+//! The recorder keeps every step's event when tracing. Checkers are called from `Ctx` at the
+//! moment of the access they judge (use-after-free, wrong mm, lock rules, the `hugetlb_walk()`
+//! contract) or at the end of a run (share counts, leaks, deadlock), and write reports in the
+//! dialect of the kernel tool they imitate (KASAN, lockdep), with provenance: CPU, operation,
+//! kernel function and step of the allocation, the (queued) free and the bad use.
+
+use crate::env::Env;
+use crate::kernel::ctx::{Ctx, Who};
+use crate::model::mem::{EntryPtr, FrameState, SiteRef};
+use crate::model::sync::Held;
+use crate::model::Kernel;
+use crate::profile::ShareCount;
+use mmsim_arch::Entry;
+use mmsim_traces::{Access, Actor, Event, Object, Report, ReportKind, Site};
+
+/// Collects events (when tracing) and reports (always).
+#[derive(Clone, Debug, Default)]
+pub struct Checker {
+    pub tracing: bool,
+    pub events: Vec<Event>,
+    pub reports: Vec<Report>,
+    /// (kind, object) pairs already reported: each is reported once per run, as KASAN does.
+    seen: Vec<(ReportKind, Option<Object>)>,
+    pub time: u64,
+}
+
+impl Checker {
+    pub fn new(tracing: bool) -> Self {
+        Checker { tracing, ..Default::default() }
+    }
+
+    pub fn record(
+        &mut self,
+        step: u64,
+        who: Who,
+        func: &'static str,
+        object: Object,
+        access: Access,
+    ) {
+        if self.tracing {
+            self.events.push(Event {
+                step,
+                time: self.time,
+                actor: who.actor,
+                op: who.op,
+                op_step: who.op_step,
+                func: func.to_string(),
+                object,
+                access,
+                detail: String::new(),
+            });
+        }
+    }
+
+    pub fn set_detail(&mut self, d: String) {
+        if let Some(e) = self.events.last_mut() {
+            e.detail = d;
+        }
+    }
+
+    pub fn violated(&self) -> bool {
+        !self.reports.is_empty()
+    }
+
+    fn push(&mut self, r: Report) {
+        let key = (r.kind, r.object);
+        if !self.seen.contains(&key) {
+            self.seen.push(key);
+            self.reports.push(r);
+        }
+    }
+}
+
+pub fn obj_name(o: Object) -> String {
+    match o {
+        Object::MmapLock(m) => format!("mmap_lock(mm{m})"),
+        Object::PageTableLock(m) => format!("page_table_lock(mm{m})"),
+        Object::VmaLock { mm, vma } => format!("hugetlb_vma_lock(mm{mm} vma{vma})"),
+        Object::IMmapRwsem(f) => format!("i_mmap_rwsem(file{f})"),
+        Object::FaultMutex(h) => format!("hugetlb_fault_mutex[{h}]"),
+        Object::PtLock(p) => format!("ptlock(pfn 0x{p:x})"),
+        Object::Table(p) => format!("page-table page pfn 0x{p:x}"),
+        Object::Entry { pfn, index } => format!("entry {index} of pfn 0x{pfn:x}"),
+        Object::Page(p) => format!("page pfn 0x{p:x}"),
+        Object::Cpu(c) => format!("CPU{c}"),
+        Object::Tlb(c) => format!("TLB of CPU{c}"),
+        Object::Rcu => "RCU".into(),
+        Object::Vmas(m) => format!("VMA tree of mm{m}"),
+    }
+}
+
+pub fn actor_name(a: Actor) -> String {
+    match a {
+        Actor::Cpu(c) => format!("CPU{c}"),
+        Actor::Irq(c) => format!("CPU{c} (IRQ)"),
+        Actor::Rcu => "RCU".into(),
+        Actor::Setup => "setup".into(),
+        Actor::Teardown => "teardown".into(),
+    }
+}
+
+/// `pmd[5] of pfn 0x1003` for event details.
+pub fn entry_name(env: &Env, p: EntryPtr) -> String {
+    let lvl = env.arch.levels().get(p.level as usize).map_or("?", |l| l.linux.name());
+    format!("{lvl}[{}]@0x{:x}", p.index, p.pfn)
+}
+
+fn site(env: &Env, s: SiteRef) -> Site {
+    Site {
+        step: s.step,
+        actor: s.actor,
+        op: env.op(s.actor, s.op).map_or_else(|| "-".to_string(), |o| o.to_string()),
+        func: s.func.to_string(),
+    }
+}
+
+fn site_line(s: &Site) -> String {
+    format!("  {} in {} at step {}, during {}", actor_name(s.actor), s.func, s.step, s.op)
+}
+
+fn held_list(k: &Kernel, cpu: u8) -> Vec<String> {
+    k.held_by(cpu)
+        .into_iter()
+        .map(|(o, h)| {
+            format!("{} ({})", obj_name(o), if h == Held::Read { "read" } else { "write" })
+        })
+        .collect()
+}
+
+/// File a report about the access `cx` is making now.
+pub fn report(cx: &mut Ctx, kind: ReportKind, func: &'static str, object: Object, what: String) {
+    let env = cx.env;
+    let at = site(env, cx.site(func));
+    let pfn = match object {
+        Object::Table(p) | Object::PtLock(p) => Some(p),
+        Object::Entry { pfn, .. } => Some(pfn),
+        _ => None,
+    };
+    let frame = pfn.and_then(|p| cx.k.mem.frame(p));
+    let (allocated, queued, freed) = match (kind, frame) {
+        (ReportKind::UseAfterFreePtlock, Some(f)) => (
+            f.allocated.map(|s| site(env, s)),
+            f.queued.map(|s| site(env, s)),
+            f.ptlock_freed.or(f.freed).map(|s| site(env, s)),
+        ),
+        (_, Some(f)) => (
+            f.allocated.map(|s| site(env, s)),
+            f.queued.map(|s| site(env, s)),
+            f.freed.map(|s| site(env, s)),
+        ),
+        _ => (None, None, None),
+    };
+    let held = held_list(cx.k, cx.who.cpu);
+    let title = match kind {
+        ReportKind::UseAfterFreeTable | ReportKind::UseAfterFreePtlock => {
+            format!("BUG: KASAN: use-after-free in {func}")
+        }
+        ReportKind::WrongMm => {
+            format!("BUG: page-table page used by an mm that no longer maps it, in {func}")
+        }
+        ReportKind::LockContract => {
+            format!("WARNING: lock held when calling {func}() is not enough")
+        }
+        ReportKind::LockRule => format!("BUG: locking rule violated in {func}"),
+        _ => format!("BUG: {kind:?} in {func}"),
+    };
+    let mut text = String::new();
+    text.push_str("==================================================================\n");
+    text.push_str(&title);
+    text.push('\n');
+    text.push_str(&what);
+    text.push('\n');
+    text.push_str(&format!(
+        "{} (mm {}) during {}\n",
+        actor_name(at.actor),
+        env.mm_name(cx.who.mm),
+        at.op
+    ));
+    text.push_str(&site_line(&at));
+    text.push('\n');
+    if let Some(s) = &allocated {
+        text.push_str("\nAllocated by:\n");
+        text.push_str(&site_line(s));
+        text.push('\n');
+    }
+    if let Some(s) = &queued {
+        text.push_str("\nFree queued (tlb_remove_table / call_rcu) by:\n");
+        text.push_str(&site_line(s));
+        text.push('\n');
+    }
+    if let Some(s) = &freed {
+        text.push_str(if kind == ReportKind::UseAfterFreePtlock {
+            "\nptlock freed by:\n"
+        } else {
+            "\nFreed by:\n"
+        });
+        text.push_str(&site_line(s));
+        text.push('\n');
+    }
+    text.push_str(&format!("\n{} locks held by {}:\n", held.len(), actor_name(at.actor)));
+    for h in &held {
+        text.push_str(&format!("  {h}\n"));
+    }
+    text.push_str("==================================================================\n");
+    cx.check.push(Report {
+        kind,
+        title,
+        object: Some(object),
+        at,
+        allocated,
+        queued,
+        freed,
+        held,
+        text,
+    });
+}
+
+/// `huge_pmd_unshare()`'s assertions (v6.1): `i_mmap_rwsem` held for write and, where the
+/// profile has vma locks, the vma lock held for write.
+pub fn assert_unshare_locks(cx: &mut Ctx, mm: u8, vma: u16) {
+    let cpu = cx.who.cpu;
+    let Some(v) = cx.k.mms[mm as usize].vma(vma) else { return };
+    let i_mmap_ok = v
+        .file
+        .is_some_and(|f| cx.k.files[f as usize].i_mmap_rwsem.held_by(cpu) == Some(Held::Write));
+    let vma_ok = !cx.env.sw.unsharer_vma_lock
+        || v.vma_lock.is_none_or(|l| l.held_by(cpu) == Some(Held::Write));
+    if !i_mmap_ok || !vma_ok {
+        let missing = if !i_mmap_ok { "i_mmap_rwsem" } else { "the hugetlb vma lock" };
+        report(
+            cx,
+            ReportKind::LockRule,
+            "huge_pmd_unshare",
+            Object::VmaLock { mm, vma },
+            format!("huge_pmd_unshare() called without {missing} held for write"),
+        );
+    }
+}
+
+/// End of the concurrent phase: every PMD table's share count must equal the number of PUD
+/// entries pointing at it, minus one (oracle fact 1).
+pub fn check_share_counts(k: &Kernel, env: &Env, step: u64, reports: &mut Checker) {
+    let pud_level = env.pud_level() as u8;
+    let pmd_level = env.pmd_level() as u8;
+    for (pfn, f) in k.mem.frames() {
+        if f.state != FrameState::Allocated || f.level != pmd_level {
+            continue;
+        }
+        let mut pointers = 0u32;
+        for (_, t) in k.mem.frames() {
+            if t.state == FrameState::Allocated && t.level == pud_level {
+                pointers += t
+                    .entries
+                    .iter()
+                    .filter(|&&raw| {
+                        env.arch.decode(pud_level as usize, raw) == Ok(Entry::Table { pfn })
+                    })
+                    .count() as u32;
+            }
+        }
+        if pointers == 0 {
+            continue;
+        }
+        let counted = match env.sw.share_count {
+            ShareCount::Refcount => f.refcount.saturating_sub(1),
+            ShareCount::PtShareCount => f.pt_share_count,
+        };
+        if counted != pointers - 1 {
+            let at = Site {
+                step,
+                actor: Actor::Teardown,
+                op: "-".into(),
+                func: "check_share_counts".into(),
+            };
+            let what = format!(
+                "PMD table pfn 0x{pfn:x}: {} PUD entries point at it, but its share count says {} sharers beyond the first",
+                pointers, counted
+            );
+            reports.push(Report {
+                kind: ReportKind::ShareCount,
+                title: "BUG: bad PMD table share count".into(),
+                object: Some(Object::Table(pfn)),
+                at,
+                allocated: f.allocated.map(|s| site(env, s)),
+                queued: None,
+                freed: None,
+                held: vec![],
+                text: what,
+            });
+        }
+    }
+}
+
+/// After teardown every page-table page must be free.
+pub fn check_leaks(k: &Kernel, env: &Env, step: u64, reports: &mut Checker) {
+    for (pfn, f) in k.mem.frames() {
+        if f.state != FrameState::Freed {
+            let lvl = env.arch.levels().get(f.level as usize).map_or("?", |l| l.linux.name());
+            let text = format!(
+                "page-table page pfn 0x{pfn:x} ({lvl} table) is still {} after every mm exited",
+                if f.state == FrameState::Allocated { "allocated" } else { "queued for freeing" }
+            );
+            reports.push(Report {
+                kind: ReportKind::Leak,
+                title: "BUG: page-table page leaked".into(),
+                object: Some(Object::Table(pfn)),
+                at: Site {
+                    step,
+                    actor: Actor::Teardown,
+                    op: "exit_mmap".into(),
+                    func: "check_pgtables_leak".into(),
+                },
+                allocated: f.allocated.map(|s| site(env, s)),
+                queued: f.queued.map(|s| site(env, s)),
+                freed: None,
+                held: vec![],
+                text,
+            });
+        }
+    }
+}
+
+/// Nothing can run but work is left: name who waits for what, and who holds it.
+pub fn report_deadlock(
+    k: &Kernel,
+    env: &Env,
+    step: u64,
+    waits: &[(Actor, &'static str, Object, Access)],
+    reports: &mut Checker,
+) {
+    let mut text = String::from("INFO: task blocked forever: no CPU can make progress\n");
+    for &(a, func, obj, acc) in waits {
+        let holder = k.lock(obj).and_then(|l| l.some_holder());
+        text.push_str(&format!(
+            "  {} in {func} waits for {} ({acc:?}){}\n",
+            actor_name(a),
+            obj_name(obj),
+            holder.map_or(String::new(), |h| format!(", held by CPU{h}"))
+        ));
+    }
+    let (a, func, obj, _) =
+        waits.first().copied().unwrap_or((Actor::Setup, "-", Object::Rcu, Access::Local));
+    reports.push(Report {
+        kind: ReportKind::Deadlock,
+        title: "INFO: deadlock: every remaining CPU is blocked".into(),
+        object: Some(obj),
+        at: Site { step, actor: a, op: "-".into(), func: func.to_string() },
+        allocated: None,
+        queued: None,
+        freed: None,
+        held: vec![],
+        text,
+    });
+    let _ = env;
+}

@@ -1,0 +1,390 @@
+//! The engine: simulation state, the step loop and its three phases.
+//!
+//! A run is: setup (the scenario's setup operations on a serial actor, no decisions), the
+//! concurrent phase (the strategy picks one runnable actor per step), teardown (`exit_mmap()`
+//! of every mm, then RCU drains), and the end-of-run checks. Each CPU always sits at a
+//! declared next access, so runnability is a cheap look at a lock word or an IPI mask. The
+//! step loop allocates nothing and formats nothing unless tracing is on.
+
+pub mod rng;
+pub mod strategy;
+
+use crate::check::{self, Checker};
+use crate::env::Env;
+use crate::kernel::ctx::{Ctx, Pending, Who};
+use crate::kernel::interrupts;
+use crate::kernel::ops::Running;
+use crate::model::cpu::Cpu;
+use crate::model::mem::{PhysMem, SiteRef};
+use crate::model::mm::{File, Mm};
+use crate::model::sync::RwLock;
+use crate::model::{Kernel, FAULT_MUTEXES};
+use crate::scenario::Op;
+use mmsim_traces::{Access, Actor, Decision, Verdict};
+use std::task::Poll;
+use strategy::{Choice, Diverged, FirstRunnable, Strategy};
+
+/// Upper bound on steps of one run before it is cut off as `StepLimit`.
+pub const STEPS_MAX_DEFAULT: u64 = 200_000;
+
+/// One program slot: a scenario CPU, or the serial setup/teardown actor.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Prog {
+    pub next_op: u16,
+    pub running: Option<Running>,
+    pub op_step: u32,
+    pub pending: Option<Pending>,
+}
+
+/// The whole simulation state: cheap to clone and hash.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct State {
+    pub k: Kernel,
+    pub progs: Vec<Prog>,
+    pub step: u64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Phase {
+    Setup,
+    Concurrent,
+    Teardown,
+}
+
+/// The result of one run.
+#[derive(Debug)]
+pub struct Outcome {
+    pub verdict: Verdict,
+    pub check: Checker,
+    pub decisions: Vec<Decision>,
+    pub steps: u64,
+}
+
+pub struct Engine<'e> {
+    pub env: &'e Env,
+    pub state: State,
+    pub check: Checker,
+    pub decisions: Vec<Decision>,
+    phase: Phase,
+    runnable: Vec<Choice>,
+    pub steps_max: u64,
+}
+
+impl<'e> Engine<'e> {
+    pub fn new(env: &'e Env, tracing: bool) -> Self {
+        let arch = env.arch;
+        let huge_stride = arch.pmd_size() >> arch.page_shift();
+        // hugetlb pool from 4 GiB physical upwards, aligned to the huge page size
+        let mut mem =
+            PhysMem::new(arch.ptrs_per_table(), (4u64 << 30) >> arch.page_shift(), huge_stride);
+        mem.quarantine = env.sw.quarantine;
+        let ncpus = env.ncpus();
+        let mut mms = Vec::new();
+        for m in 0..env.scenario.mm_names.len() {
+            let site = SiteRef { step: 0, actor: Actor::Setup, op: 0, func: "mm_alloc_pgd" };
+            let pgd = mem.alloc_table(0, site);
+            if let Some(f) = mem.frame_mut(pgd) {
+                f.owners = 1 << m;
+                f.ptlock_alive = false;
+            }
+            let cpumask = env
+                .scenario
+                .cpus
+                .iter()
+                .enumerate()
+                .filter(|(_, (mm, _))| *mm as usize == m)
+                .fold(0u8, |acc, (c, _)| acc | (1 << c));
+            mms.push(Mm {
+                pgd,
+                mmap_lock: RwLock::default(),
+                page_table_lock: RwLock::default(),
+                vmas: Vec::new(),
+                nr_pmds: 0,
+                cpumask,
+                next_vma_id: 0,
+            });
+        }
+        let files = env
+            .scenario
+            .file_pages
+            .iter()
+            .map(|&n| File {
+                i_mmap_rwsem: RwLock::default(),
+                i_mmap: Vec::new(),
+                pages: vec![None; n as usize],
+            })
+            .collect();
+        let k = Kernel {
+            mem,
+            mms,
+            files,
+            cpus: vec![Cpu::default(); ncpus + 1],
+            rcu: Default::default(),
+            fault_mutex: [RwLock::default(); FAULT_MUTEXES],
+        };
+        let progs = vec![Prog { next_op: 0, running: None, op_step: 0, pending: None }; ncpus + 1];
+        Engine {
+            env,
+            state: State { k, progs, step: 0 },
+            check: Checker::new(tracing),
+            decisions: Vec::new(),
+            phase: Phase::Setup,
+            runnable: Vec::with_capacity(2 * ncpus + 2),
+            steps_max: STEPS_MAX_DEFAULT,
+        }
+    }
+
+    fn serial_slot(&self) -> usize {
+        self.env.serial_cpu as usize
+    }
+
+    /// The operation a slot runs next, with its mm.
+    fn op_of(&self, slot: usize, index: u16) -> Option<(u8, Op)> {
+        let i = index as usize;
+        if slot == self.serial_slot() {
+            match self.phase {
+                Phase::Setup => self.env.scenario.setup.get(i).copied(),
+                _ => (i < self.env.scenario.mm_names.len()).then_some((i as u8, Op::ExitMmap)),
+            }
+        } else {
+            let (mm, ops) = &self.env.scenario.cpus[slot];
+            ops.get(i).map(|&op| (*mm, op))
+        }
+    }
+
+    fn actor_of(&self, slot: usize) -> Actor {
+        if slot == self.serial_slot() {
+            if self.phase == Phase::Setup {
+                Actor::Setup
+            } else {
+                Actor::Teardown
+            }
+        } else {
+            Actor::Cpu(slot as u8)
+        }
+    }
+
+    fn who(&self, slot: usize) -> Who {
+        let p = &self.state.progs[slot];
+        let mm = self.op_of(slot, p.next_op).map_or(0, |(mm, _)| mm);
+        Who { actor: self.actor_of(slot), cpu: slot as u8, mm, op: p.next_op, op_step: p.op_step }
+    }
+
+    /// Run local transitions of `slot` until it declares its next access or has no work left.
+    fn declare(&mut self, slot: usize) {
+        for _ in 0..100_000 {
+            if self.state.progs[slot].running.is_none() {
+                let next = self.state.progs[slot].next_op;
+                match self.op_of(slot, next) {
+                    Some((mm, op)) => {
+                        let p = &mut self.state.progs[slot];
+                        p.running = Some(Running::start(op, mm));
+                        p.op_step = 0;
+                    }
+                    None => {
+                        self.state.progs[slot].pending = None;
+                        return;
+                    }
+                }
+            }
+            let who = self.who(slot);
+            let mut running = self.state.progs[slot].running.take().expect("running");
+            let mut cx =
+                Ctx::new(&mut self.state.k, self.env, who, self.state.step, &mut self.check, true);
+            let r = running.step(&mut cx);
+            let pending = cx.pending;
+            let p = &mut self.state.progs[slot];
+            match r {
+                Err(_) => {
+                    p.running = Some(running);
+                    p.pending = pending;
+                    return;
+                }
+                Ok(Poll::Ready(())) => {
+                    p.next_op += 1;
+                }
+                Ok(Poll::Pending) => p.running = Some(running),
+            }
+        }
+        panic!(
+            "{:?} made 100000 local transitions without an access: a model bug",
+            self.actor_of(slot)
+        );
+    }
+
+    fn enabled(&self, slot: usize) -> bool {
+        let Some(p) = self.state.progs[slot].pending else { return false };
+        let k = &self.state.k;
+        match p.access {
+            Access::LockRead => k.lock(p.object).is_none_or(RwLock::can_read),
+            Access::LockWrite => k.lock(p.object).is_none_or(RwLock::can_write),
+            Access::IpiWait => k.cpus[slot].ipi_waiting == 0,
+            _ => true,
+        }
+    }
+
+    /// Fill `self.runnable` for the current phase.
+    fn collect_runnable(&mut self) {
+        self.runnable.clear();
+        let ncpus = self.env.ncpus();
+        let slots = if self.phase == Phase::Concurrent { 0..ncpus } else { ncpus..ncpus + 1 };
+        for slot in slots {
+            if self.enabled(slot) {
+                let p = &self.state.progs[slot];
+                self.runnable.push(Choice {
+                    actor: self.actor_of(slot),
+                    op: p.next_op,
+                    op_step: p.op_step,
+                });
+            }
+        }
+        for c in 0..=ncpus {
+            if interrupts::irq_enabled(&self.state.k.cpus, c) {
+                self.runnable.push(Choice { actor: Actor::Irq(c as u8), op: 0, op_step: 0 });
+            }
+        }
+        if interrupts::rcu_ready(&self.state.k) {
+            self.runnable.push(Choice { actor: Actor::Rcu, op: 0, op_step: 0 });
+        }
+    }
+
+    fn has_work(&self) -> bool {
+        let ncpus = self.env.ncpus();
+        let slots = if self.phase == Phase::Concurrent { 0..ncpus } else { ncpus..ncpus + 1 };
+        slots.into_iter().any(|s| self.state.progs[s].pending.is_some())
+    }
+
+    /// Execute one step of `actor`.
+    fn exec(&mut self, actor: Actor) {
+        match actor {
+            Actor::Cpu(_) | Actor::Setup | Actor::Teardown => {
+                let slot = match actor {
+                    Actor::Cpu(c) => c as usize,
+                    _ => self.serial_slot(),
+                };
+                let who = self.who(slot);
+                let mut running =
+                    self.state.progs[slot].running.take().expect("runnable slot has an op");
+                let mut cx = Ctx::new(
+                    &mut self.state.k,
+                    self.env,
+                    who,
+                    self.state.step,
+                    &mut self.check,
+                    false,
+                );
+                let r = running.step(&mut cx);
+                debug_assert!(cx.accessed(), "{actor:?} stepped without its declared access");
+                let p = &mut self.state.progs[slot];
+                p.op_step += 1;
+                p.pending = None;
+                match r {
+                    Ok(Poll::Ready(())) => p.next_op += 1,
+                    Ok(Poll::Pending) => p.running = Some(running),
+                    Err(_) => unreachable!("execute mode never yields"),
+                }
+                self.declare(slot);
+            }
+            Actor::Irq(c) => {
+                let who = Who { actor, cpu: c, mm: 0, op: 0, op_step: 0 };
+                let mut cx = Ctx::new(
+                    &mut self.state.k,
+                    self.env,
+                    who,
+                    self.state.step,
+                    &mut self.check,
+                    false,
+                );
+                let _ = interrupts::handle_ipi(&mut cx);
+            }
+            Actor::Rcu => {
+                let who = Who { actor, cpu: self.env.serial_cpu, mm: 0, op: 0, op_step: 0 };
+                let mut cx = Ctx::new(
+                    &mut self.state.k,
+                    self.env,
+                    who,
+                    self.state.step,
+                    &mut self.check,
+                    false,
+                );
+                let _ = interrupts::rcu_invoke(&mut cx);
+            }
+        }
+        self.state.step += 1;
+        self.check.time = self.state.step;
+    }
+
+    /// Run one phase to completion with `strategy`; false if it deadlocked or hit the limit.
+    fn run_phase(
+        &mut self,
+        strategy: &mut dyn Strategy,
+        record: bool,
+    ) -> Result<Option<Verdict>, Diverged> {
+        for slot in 0..self.state.progs.len() {
+            let is_serial = slot == self.serial_slot();
+            let in_phase = (self.phase == Phase::Concurrent) != is_serial;
+            if in_phase {
+                self.state.progs[slot].next_op = 0;
+                self.state.progs[slot].running = None;
+                self.declare(slot);
+            }
+        }
+        loop {
+            if self.state.step >= self.steps_max {
+                return Ok(Some(Verdict::StepLimit));
+            }
+            self.collect_runnable();
+            if self.runnable.is_empty() {
+                if self.has_work() {
+                    self.deadlock();
+                    return Ok(Some(Verdict::Violation));
+                }
+                return Ok(None);
+            }
+            let i = strategy.choose(self.state.step, &self.runnable)?;
+            let c = self.runnable[i];
+            if record {
+                self.decisions.push(Decision { actor: c.actor, op: c.op, op_step: c.op_step });
+            }
+            self.exec(c.actor);
+        }
+    }
+
+    fn deadlock(&mut self) {
+        let ncpus = self.env.ncpus();
+        let mut waits = Vec::new();
+        for slot in 0..=ncpus {
+            if let Some(p) = self.state.progs[slot].pending {
+                waits.push((self.actor_of(slot), p.func, p.object, p.access));
+            }
+        }
+        check::report_deadlock(&self.state.k, self.env, self.state.step, &waits, &mut self.check);
+    }
+
+    /// A whole run: setup, the concurrent phase under `strategy`, teardown, final checks.
+    pub fn run(mut self, strategy: &mut dyn Strategy) -> Result<Outcome, Diverged> {
+        let mut serial = FirstRunnable;
+        self.phase = Phase::Setup;
+        if let Some(v) = self.run_phase(&mut serial, false)? {
+            return Ok(self.finish(v));
+        }
+        self.phase = Phase::Concurrent;
+        if let Some(v) = self.run_phase(strategy, true)? {
+            return Ok(self.finish(v));
+        }
+        check::check_share_counts(&self.state.k, self.env, self.state.step, &mut self.check);
+        self.phase = Phase::Teardown;
+        if let Some(v) = self.run_phase(&mut serial, false)? {
+            return Ok(self.finish(v));
+        }
+        check::check_leaks(&self.state.k, self.env, self.state.step, &mut self.check);
+        let v = if self.check.violated() { Verdict::Violation } else { Verdict::Clean };
+        Ok(self.finish(v))
+    }
+
+    fn finish(self, v: Verdict) -> Outcome {
+        let verdict =
+            if self.check.violated() && v != Verdict::StepLimit { Verdict::Violation } else { v };
+        Outcome { verdict, steps: self.state.step, decisions: self.decisions, check: self.check }
+    }
+}

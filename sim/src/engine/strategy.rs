@@ -1,0 +1,200 @@
+//! Scheduler strategies: given the runnable actors, pick the next. One file a strategy as they
+//! grow; today: random priorities with change points, a uniform random walk, replay of recorded decisions, and first-runnable (the serial
+//! setup and teardown phases).
+
+use super::rng::Rng;
+use crate::model::cpu::MAX_CPUS;
+use mmsim_traces::{Actor, Decision};
+
+/// Why a replay cannot follow its recorded decisions.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("step {step}: {why}")]
+pub struct Diverged {
+    pub step: u64,
+    pub why: String,
+}
+
+/// Where each runnable actor is, so replay can check it is at the recorded position.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Choice {
+    pub actor: Actor,
+    pub op: u16,
+    pub op_step: u32,
+}
+
+pub trait Strategy {
+    /// Name and parameters, as written into trace headers.
+    fn name(&self) -> String;
+    /// Index into `runnable` (never empty) of the actor to run at `step`.
+    fn choose(&mut self, step: u64, runnable: &[Choice]) -> Result<usize, Diverged>;
+}
+
+/// Random priorities with per-CPU change points (PCT-style, Burckhardt et al. 2010, with
+/// change points drawn per CPU rather than over the global step count).
+///
+/// Each seed draws a random priority order of all actors and `depth - 1` change points, each
+/// a (CPU, step-of-that-CPU) pair drawn uniformly over the CPU's length measured by a
+/// calibration run. The highest-priority runnable actor always runs; when a CPU reaches a
+/// change point its priority drops below everyone's. One CPU stalling at one exact point while
+/// the others run to completion, the shape of most page-table races, then has probability
+/// about 1/(actors x steps of that CPU) per seed, independent of how long the others run.
+pub struct RandomPriorities {
+    /// Priority per actor slot: higher runs first.
+    prio: [u32; SLOTS],
+    /// Change points: (CPU, its step index); `u32::MAX` marks an unused one.
+    change: [(u8, u32); MAX_CHANGE_POINTS],
+    /// Steps taken per CPU.
+    taken: [u32; MAX_CPUS],
+    next_low: u32,
+    depth: u32,
+}
+
+/// Actor slots: CPUs, their interrupt contexts, and RCU.
+const SLOTS: usize = 2 * MAX_CPUS + 1;
+/// Upper bound on `depth - 1`.
+pub const MAX_CHANGE_POINTS: usize = 8;
+
+fn slot(a: Actor) -> usize {
+    match a {
+        Actor::Cpu(c) => c as usize,
+        Actor::Irq(c) => MAX_CPUS + c as usize,
+        Actor::Rcu | Actor::Setup | Actor::Teardown => 2 * MAX_CPUS,
+    }
+}
+
+impl RandomPriorities {
+    /// `lengths[c]`: steps CPU c takes in a calibration run (see `engine::calibrate`);
+    /// `depth`: bug depth d, giving d - 1 change points.
+    pub fn new(seed: u64, lengths: &[u32], depth: u32) -> Self {
+        let mut rng = Rng::new(seed);
+        // a random permutation of priorities SLOTS..2*SLOTS (Fisher-Yates, our own sampling)
+        let mut prio = [0u32; SLOTS];
+        for (i, p) in prio.iter_mut().enumerate() {
+            *p = (SLOTS + i) as u32;
+        }
+        for i in (1..SLOTS).rev() {
+            let j = rng.below(i as u32 + 1) as usize;
+            prio.swap(i, j);
+        }
+        let mut change = [(0u8, u32::MAX); MAX_CHANGE_POINTS];
+        let points = (depth.saturating_sub(1) as usize).min(MAX_CHANGE_POINTS);
+        let total: u32 = lengths.iter().sum();
+        for cp in change.iter_mut().take(points) {
+            if total == 0 {
+                break;
+            }
+            // a uniformly random step of a uniformly random CPU that has steps
+            let busy: Vec<usize> = (0..lengths.len()).filter(|&c| lengths[c] > 0).collect();
+            let c = busy[rng.below(busy.len() as u32) as usize];
+            *cp = (c as u8, rng.below(lengths[c]));
+        }
+        RandomPriorities { prio, change, taken: [0; MAX_CPUS], next_low: SLOTS as u32 - 1, depth }
+    }
+}
+
+impl Strategy for RandomPriorities {
+    fn name(&self) -> String {
+        format!("random(depth={})", self.depth)
+    }
+    fn choose(&mut self, _step: u64, runnable: &[Choice]) -> Result<usize, Diverged> {
+        let (i, c) = runnable
+            .iter()
+            .enumerate()
+            .max_by_key(|(_, c)| self.prio[slot(c.actor)])
+            .expect("runnable is never empty");
+        if let Actor::Cpu(cpu) = c.actor {
+            let n = self.taken[cpu as usize];
+            if self.change.iter().any(|&(cc, at)| cc == cpu && at == n) {
+                self.prio[cpu as usize] = self.next_low;
+                self.next_low = self.next_low.saturating_sub(1);
+            }
+            self.taken[cpu as usize] = n + 1;
+        }
+        Ok(i)
+    }
+}
+
+/// Uniformly random among runnable actors at every step.
+pub struct RandomWalk {
+    rng: Rng,
+}
+
+impl RandomWalk {
+    pub fn new(seed: u64) -> Self {
+        RandomWalk { rng: Rng::new(seed) }
+    }
+}
+
+impl Strategy for RandomWalk {
+    fn name(&self) -> String {
+        "urw".into()
+    }
+    fn choose(&mut self, _step: u64, runnable: &[Choice]) -> Result<usize, Diverged> {
+        Ok(self.rng.below(runnable.len() as u32) as usize)
+    }
+}
+
+/// Re-execute recorded decisions, checking each names a runnable actor at the recorded position.
+pub struct Replay<'a> {
+    decisions: &'a [Decision],
+    next: usize,
+}
+
+impl<'a> Replay<'a> {
+    pub fn new(decisions: &'a [Decision]) -> Self {
+        Replay { decisions, next: 0 }
+    }
+    pub fn consumed(&self) -> usize {
+        self.next
+    }
+}
+
+impl Strategy for Replay<'_> {
+    fn name(&self) -> String {
+        "replay".into()
+    }
+    fn choose(&mut self, step: u64, runnable: &[Choice]) -> Result<usize, Diverged> {
+        let Some(d) = self.decisions.get(self.next) else {
+            return Err(Diverged {
+                step,
+                why: format!("the recorded decisions end after {} choices, but the run still has runnable actors", self.next),
+            });
+        };
+        self.next += 1;
+        match runnable.iter().position(|c| c.actor == d.actor) {
+            Some(i) if runnable[i].op == d.op && runnable[i].op_step == d.op_step => Ok(i),
+            Some(i) => Err(Diverged {
+                step,
+                why: format!(
+                    "decision {} chose {:?} at op {} step {}, but it is at op {} step {}",
+                    self.next - 1,
+                    d.actor,
+                    d.op,
+                    d.op_step,
+                    runnable[i].op,
+                    runnable[i].op_step
+                ),
+            }),
+            None => Err(Diverged {
+                step,
+                why: format!(
+                    "decision {} chose {:?}, which is not runnable here",
+                    self.next - 1,
+                    d.actor
+                ),
+            }),
+        }
+    }
+}
+
+/// Always the first runnable actor (the serial phases, and a deterministic baseline).
+pub struct FirstRunnable;
+
+impl Strategy for FirstRunnable {
+    fn name(&self) -> String {
+        "first".into()
+    }
+    fn choose(&mut self, _step: u64, _runnable: &[Choice]) -> Result<usize, Diverged> {
+        Ok(0)
+    }
+}

@@ -1,0 +1,43 @@
+//! `Env`: everything fixed for one run (arch configuration, resolved profile switches, the
+//! resolved scenario). Shared read-only by all steps; never part of the cloned state.
+
+use crate::profile::Switches;
+use crate::scenario::{Op, Resolved};
+use mmsim_arch::{Arch, ArchConfig, TableFree};
+
+#[derive(Debug)]
+pub struct Env {
+    pub arch: &'static dyn Arch,
+    pub cfg: &'static ArchConfig,
+    pub profile: &'static str,
+    pub sw: Switches,
+    pub table_free: TableFree,
+    pub scenario: Resolved,
+    /// CPU slot the Setup/Teardown actor runs on (one past the scenario's CPUs).
+    pub serial_cpu: u8,
+}
+
+impl Env {
+    pub fn mm_name(&self, mm: u8) -> &str {
+        self.scenario.mm_names.get(mm as usize).map_or("?", |s| s.as_str())
+    }
+    pub fn ncpus(&self) -> usize {
+        self.scenario.cpus.len()
+    }
+    /// The operation an actor runs (for reports); `op` indexes the CPU's list or the setup list.
+    pub fn op(&self, actor: mmsim_traces::Actor, op: u16) -> Option<Op> {
+        use mmsim_traces::Actor::*;
+        match actor {
+            Cpu(c) => self.scenario.cpus.get(c as usize)?.1.get(op as usize).copied(),
+            Setup => self.scenario.setup.get(op as usize).map(|x| x.1),
+            Teardown => Some(Op::ExitMmap),
+            Irq(_) | Rcu => None,
+        }
+    }
+    pub fn pmd_level(&self) -> usize {
+        self.arch.pmd_level()
+    }
+    pub fn pud_level(&self) -> usize {
+        self.arch.pmd_level() - 1
+    }
+}

@@ -1,0 +1,399 @@
+//! `Ctx`: the one door through which kernel paths touch shared state.
+//!
+//! Every shared access goes through a `Ctx` method that first calls [`Ctx::begin`]. The engine
+//! runs a kernel path in two modes: in *declare* mode `begin` records what the next step will
+//! touch and stops the path (`Err(Yield)`), so the scheduler knows each CPU's next access and
+//! whether it is enabled; in *execute* mode `begin` lets the access happen, records the event,
+//! and the checkers look at it. Rule for path authors: in a step that accesses shared state, the
+//! `Ctx` call comes before any change to the path's own locals.
+
+use crate::check::{self, Checker};
+use crate::env::Env;
+use crate::model::mem::{EntryPtr, FrameState, SiteRef};
+use crate::model::Kernel;
+use mmsim_arch::Entry;
+use mmsim_traces::{Access, Actor, Object, ReportKind};
+
+/// Returned through `?` when a path, run in declare mode, reaches its next access.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Yield;
+
+pub type R<T> = Result<T, Yield>;
+
+/// The next access a CPU will make.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Pending {
+    pub func: &'static str,
+    pub object: Object,
+    pub access: Access,
+}
+
+/// Who is running: the actor, its CPU and mm, and the operation index.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Who {
+    pub actor: Actor,
+    pub cpu: u8,
+    pub mm: u8,
+    pub op: u16,
+    /// Steps this operation has taken before the current one.
+    pub op_step: u32,
+}
+
+pub struct Ctx<'a> {
+    pub k: &'a mut Kernel,
+    pub env: &'a Env,
+    pub who: Who,
+    pub step: u64,
+    pub check: &'a mut Checker,
+    declare: bool,
+    pub pending: Option<Pending>,
+    accessed: bool,
+}
+
+impl<'a> Ctx<'a> {
+    pub fn new(
+        k: &'a mut Kernel,
+        env: &'a Env,
+        who: Who,
+        step: u64,
+        check: &'a mut Checker,
+        declare: bool,
+    ) -> Self {
+        Ctx { k, env, who, step, check, declare, pending: None, accessed: false }
+    }
+
+    pub fn accessed(&self) -> bool {
+        self.accessed
+    }
+
+    /// Declare (declare mode) or perform-and-record (execute mode) one access.
+    pub fn begin(&mut self, func: &'static str, object: Object, access: Access) -> R<()> {
+        if self.declare {
+            self.pending = Some(Pending { func, object, access });
+            return Err(Yield);
+        }
+        debug_assert!(!self.accessed, "a step made two shared accesses ({func})");
+        self.accessed = true;
+        self.check.record(self.step, self.who, func, object, access);
+        Ok(())
+    }
+
+    /// Attach human detail to the current step's event (only formatted when tracing).
+    pub fn detail(&mut self, f: impl FnOnce() -> String) {
+        if self.check.tracing {
+            self.check.set_detail(f());
+        }
+    }
+
+    pub fn site(&self, func: &'static str) -> SiteRef {
+        SiteRef { step: self.step, actor: self.who.actor, op: self.who.op, func }
+    }
+
+    fn report(&mut self, kind: ReportKind, func: &'static str, object: Object, what: String) {
+        check::report(self, kind, func, object, what);
+    }
+
+    // ---- locks -------------------------------------------------------------------------
+
+    fn check_sleepable(&mut self, func: &'static str, obj: Object) {
+        let c = self.k.cpus[self.who.cpu as usize];
+        if c.in_rcu_reader() {
+            let why = if c.irqs_off > 0 {
+                "with IRQs disabled"
+            } else {
+                "inside an RCU read-side critical section"
+            };
+            self.report(
+                ReportKind::LockRule,
+                func,
+                obj,
+                format!(
+                    "BUG: sleeping function called from invalid context: {} taken {why}",
+                    crate::check::obj_name(obj)
+                ),
+            );
+        }
+    }
+
+    /// `down_read()` on an rwsem (or `mmap_read_lock()`, `hugetlb_vma_lock_read()`, ...).
+    pub fn down_read(&mut self, func: &'static str, lock: Object) -> R<()> {
+        self.begin(func, lock, Access::LockRead)?;
+        self.check_sleepable(func, lock);
+        let cpu = self.who.cpu;
+        if let Some(l) = self.k.lock_mut(lock) {
+            l.readers |= 1 << cpu;
+        }
+        Ok(())
+    }
+
+    pub fn up_read(&mut self, func: &'static str, lock: Object) -> R<()> {
+        self.begin(func, lock, Access::UnlockRead)?;
+        let cpu = self.who.cpu;
+        if let Some(l) = self.k.lock_mut(lock) {
+            l.readers &= !(1 << cpu);
+        }
+        Ok(())
+    }
+
+    /// `down_write()`, `mutex_lock()`.
+    pub fn down_write(&mut self, func: &'static str, lock: Object) -> R<()> {
+        self.begin(func, lock, Access::LockWrite)?;
+        self.check_sleepable(func, lock);
+        let cpu = self.who.cpu;
+        if let Some(l) = self.k.lock_mut(lock) {
+            l.writer = Some(cpu);
+        }
+        Ok(())
+    }
+
+    pub fn up_write(&mut self, func: &'static str, lock: Object) -> R<()> {
+        self.begin(func, lock, Access::UnlockWrite)?;
+        if let Some(l) = self.k.lock_mut(lock) {
+            l.writer = None;
+        }
+        Ok(())
+    }
+
+    /// `spin_lock()` on a lock that lives outside page-table pages (`mm->page_table_lock`).
+    pub fn spin_lock(&mut self, func: &'static str, lock: Object) -> R<()> {
+        self.begin(func, lock, Access::LockWrite)?;
+        let cpu = self.who.cpu;
+        if let Some(l) = self.k.lock_mut(lock) {
+            l.writer = Some(cpu);
+        }
+        Ok(())
+    }
+
+    pub fn spin_unlock(&mut self, func: &'static str, lock: Object) -> R<()> {
+        self.up_write(func, lock)
+    }
+
+    /// The split ptlock of the table `ptep` points into, as `huge_pte_lockptr()`/`pmd_lockptr()`
+    /// compute it from the pointer: the lock lives in that page's `struct ptdesc`.
+    pub fn ptl_of(&self, ptep: EntryPtr) -> Object {
+        Object::PtLock(ptep.pfn)
+    }
+
+    /// `spin_lock(ptl)` on the split ptlock of the page `ptep` points into.
+    pub fn ptl_lock(&mut self, func: &'static str, ptep: EntryPtr) -> R<()> {
+        let obj = self.ptl_of(ptep);
+        self.begin(func, obj, Access::LockWrite)?;
+        self.check_ptlock(func, ptep, "lock");
+        let cpu = self.who.cpu;
+        if let Some(f) = self.k.mem.frame_mut(ptep.pfn) {
+            f.ptlock.writer = Some(cpu);
+        }
+        Ok(())
+    }
+
+    pub fn ptl_unlock(&mut self, func: &'static str, ptep: EntryPtr) -> R<()> {
+        let obj = self.ptl_of(ptep);
+        self.begin(func, obj, Access::UnlockWrite)?;
+        self.check_ptlock(func, ptep, "unlock");
+        if let Some(f) = self.k.mem.frame_mut(ptep.pfn) {
+            f.ptlock.writer = None;
+        }
+        Ok(())
+    }
+
+    fn check_ptlock(&mut self, func: &'static str, ptep: EntryPtr, what: &str) {
+        let Some(f) = self.k.mem.frame(ptep.pfn) else { return };
+        if f.gen != ptep.gen || !f.ptlock_alive {
+            let why = if f.gen != ptep.gen {
+                "the page was freed and reused as another table"
+            } else if f.state == FrameState::Allocated {
+                "its page-table page is still allocated but the ptlock was destroyed"
+            } else {
+                "the ptlock was destroyed with its page-table page"
+            };
+            self.report(
+                ReportKind::UseAfterFreePtlock,
+                func,
+                Object::PtLock(ptep.pfn),
+                format!("{what} of split ptlock of page-table page pfn 0x{:x}: {why}", ptep.pfn),
+            );
+        }
+    }
+
+    // ---- page-table entries ------------------------------------------------------------
+
+    fn check_table_use(&mut self, func: &'static str, p: EntryPtr, mm: u8, write: bool) {
+        let Some(f) = self.k.mem.frame(p.pfn) else { return };
+        let kind = if write { "Write" } else { "Read" };
+        if f.gen != p.gen || f.state == FrameState::Freed {
+            let why = if f.gen != p.gen { " (the page has since been reused)" } else { "" };
+            self.report(
+                ReportKind::UseAfterFreeTable,
+                func,
+                Object::Table(p.pfn),
+                format!(
+                    "{kind} of size 8 at entry {} of freed page-table page pfn 0x{:x}{why}",
+                    p.index, p.pfn
+                ),
+            );
+        } else if f.owners & (1 << mm) == 0 && f.state == FrameState::Allocated {
+            let owners: Vec<String> = (0..8)
+                .filter(|m| f.owners & (1 << m) != 0)
+                .map(|m| self.env.mm_name(m as u8).to_string())
+                .collect();
+            self.report(
+                ReportKind::WrongMm,
+                func,
+                Object::Table(p.pfn),
+                format!(
+                    "{kind} of entry {} of page-table page pfn 0x{:x} on behalf of mm {}, which no longer maps it (owners: {})",
+                    p.index,
+                    p.pfn,
+                    self.env.mm_name(mm),
+                    if owners.is_empty() { "none".into() } else { owners.join(", ") }
+                ),
+            );
+        }
+    }
+
+    /// Read the entry `p` points at, walking the tables of mm `mm`.
+    pub fn read_entry(&mut self, func: &'static str, p: EntryPtr, mm: u8) -> R<Entry> {
+        self.begin(func, Object::Entry { pfn: p.pfn, index: p.index }, Access::Read)?;
+        self.check_table_use(func, p, mm, false);
+        let raw = self.k.mem.load(p);
+        let e = self.env.arch.decode(p.level as usize, raw).unwrap_or(Entry::None);
+        self.detail(|| format!("{} = 0x{raw:x}", crate::check::entry_name(self.env, p)));
+        Ok(e)
+    }
+
+    /// Write `e` into the entry `p` points at, in the tables of mm `mm`. Keeps table ownership.
+    pub fn write_entry(&mut self, func: &'static str, p: EntryPtr, mm: u8, e: Entry) -> R<()> {
+        self.begin(func, Object::Entry { pfn: p.pfn, index: p.index }, Access::Write)?;
+        self.check_table_use(func, p, mm, true);
+        let raw = self.env.arch.encode(p.level as usize, e);
+        let old = self.env.arch.decode(p.level as usize, self.k.mem.load(p)).unwrap_or(Entry::None);
+        let parent_owners = self.k.mem.frame(p.pfn).map_or(0, |f| f.owners);
+        if let Entry::Table { pfn } = old {
+            if let Some(c) = self.k.mem.frame_mut(pfn) {
+                c.owners &= !parent_owners;
+            }
+        }
+        if let Entry::Table { pfn } = e {
+            if let Some(c) = self.k.mem.frame_mut(pfn) {
+                c.owners |= parent_owners;
+            }
+        }
+        self.k.mem.store(p, raw);
+        self.detail(|| format!("{} := 0x{raw:x}", crate::check::entry_name(self.env, p)));
+        Ok(())
+    }
+
+    /// A pointer to entry `index` of table `pfn` as of now (`pmd_offset()`, `pte_offset()`).
+    pub fn ptr(&self, pfn: u64, level: usize, addr: u64) -> EntryPtr {
+        let index = self.env.arch.levels()[level].index(addr);
+        let mut p = self.k.mem.ptr(pfn, index);
+        p.level = level as u8;
+        p
+    }
+
+    // ---- page-table page lifecycle -----------------------------------------------------
+
+    /// `pagetable_alloc()` + ctor (`pagetable_pmd_ctor()` zeroes `pt_share_count`, inits ptlock).
+    pub fn alloc_table(&mut self, func: &'static str, level: usize) -> R<u64> {
+        let next = self.k.mem.peek_alloc();
+        self.begin(func, Object::Table(next), Access::Alloc)?;
+        let site = self.site(func);
+        let pfn = self.k.mem.alloc_table(level as u8, site);
+        debug_assert_eq!(pfn, next);
+        // only PMD and PTE tables carry a split ptlock (pud_lock() is mm->page_table_lock)
+        let split = level >= self.env.pmd_level();
+        if let Some(f) = self.k.mem.frame_mut(pfn) {
+            f.ptlock_alive = split;
+        }
+        self.detail(|| format!("{} table", self.env.arch.levels()[level].linux.name()));
+        Ok(pfn)
+    }
+
+    /// Read a table's sharer count as the profile counts it (`page_count()` before v6.13,
+    /// `ptdesc_pmd_pts_count()` after): returns sharers beyond the first.
+    pub fn table_sharers(&mut self, func: &'static str, p: EntryPtr) -> R<u32> {
+        self.begin(func, Object::Table(p.pfn), Access::Read)?;
+        let Some(f) = self.k.mem.frame(p.pfn) else { return Ok(0) };
+        let n = match self.env.sw.share_count {
+            crate::profile::ShareCount::Refcount => f.refcount.saturating_sub(1),
+            crate::profile::ShareCount::PtShareCount => f.pt_share_count,
+        };
+        self.detail(|| format!("sharers beyond the first: {n}"));
+        Ok(n)
+    }
+
+    /// `get_page()` / `ptdesc_pmd_pts_inc()` on the table `p` points into.
+    pub fn table_share(&mut self, func: &'static str, p: EntryPtr) -> R<()> {
+        self.begin(func, Object::Table(p.pfn), Access::Share)?;
+        self.check_table_use(func, p, self.owner_for_check(p), false);
+        let sc = self.env.sw.share_count;
+        if let Some(f) = self.k.mem.frame_mut(p.pfn) {
+            match sc {
+                crate::profile::ShareCount::Refcount => f.refcount += 1,
+                crate::profile::ShareCount::PtShareCount => f.pt_share_count += 1,
+            }
+        }
+        Ok(())
+    }
+
+    /// `put_page()` / `ptdesc_pmd_pts_dec()`.
+    pub fn table_unshare(&mut self, func: &'static str, p: EntryPtr) -> R<()> {
+        self.begin(func, Object::Table(p.pfn), Access::Unshare)?;
+        self.check_table_use(func, p, self.owner_for_check(p), true);
+        let sc = self.env.sw.share_count;
+        if let Some(f) = self.k.mem.frame_mut(p.pfn) {
+            match sc {
+                crate::profile::ShareCount::Refcount => f.refcount = f.refcount.saturating_sub(1),
+                crate::profile::ShareCount::PtShareCount => {
+                    f.pt_share_count = f.pt_share_count.saturating_sub(1)
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Share counting touches the page, not an mm's view of it: only lifetime matters.
+    fn owner_for_check(&self, p: EntryPtr) -> u8 {
+        let owners = self.k.mem.frame(p.pfn).map_or(0, |f| f.owners);
+        if owners == 0 {
+            self.who.mm
+        } else {
+            owners.trailing_zeros() as u8
+        }
+    }
+
+    /// `pagetable_pmd_dtor()` -> `ptlock_free()`: the split ptlock dies.
+    pub fn ptlock_free(&mut self, func: &'static str, pfn: u64) -> R<()> {
+        self.begin(func, Object::PtLock(pfn), Access::LockFree)?;
+        let site = self.site(func);
+        if let Some(f) = self.k.mem.frame_mut(pfn) {
+            f.ptlock_alive = false;
+            f.ptlock_freed = Some(site);
+        }
+        Ok(())
+    }
+
+    /// Mark a table as queued for freeing (`tlb_remove_table()` / `tlb_remove_page()`).
+    pub fn queue_table_free(&mut self, func: &'static str, pfn: u64) -> R<()> {
+        self.begin(func, Object::Table(pfn), Access::QueueFree)?;
+        let site = self.site(func);
+        if let Some(f) = self.k.mem.frame_mut(pfn) {
+            f.state = FrameState::PendingFree;
+            f.queued = Some(site);
+        }
+        Ok(())
+    }
+
+    /// Return a table page to the page allocator.
+    pub fn free_table(&mut self, func: &'static str, pfn: u64) -> R<()> {
+        self.begin(func, Object::Table(pfn), Access::Free)?;
+        let site = self.site(func);
+        self.k.mem.free_table(pfn, site);
+        Ok(())
+    }
+
+    /// A step touching only data pages or the actor's own bookkeeping.
+    pub fn touch(&mut self, func: &'static str, object: Object, access: Access) -> R<()> {
+        self.begin(func, object, access)
+    }
+}

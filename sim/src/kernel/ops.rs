@@ -1,0 +1,607 @@
+//! The operations scenarios name, as the system calls and faults that run them: `mmap()` of a
+//! hugetlbfs file, a user fault, `MADV_POPULATE_WRITE` (slow GUP), `MADV_DONTNEED`,
+//! `munmap()`, `mprotect()` and `exit_mmap()`. Each takes the mm-level locks its syscall takes
+//! and calls into the hugetlb paths of [`super::hugetlb`].
+
+use super::ctx::{Ctx, R};
+use super::hugetlb::{HugetlbChangeProtection, HugetlbFault, ZapHugetlbVma};
+use super::mmu_gather::{FreePgdRange, MmuGather, TlbFinishMmu};
+use super::walk::Walk;
+use crate::model::mem::EntryPtr;
+use crate::model::mm::{VmFlags, Vma};
+use crate::model::sync::RwLock;
+use crate::scenario::Op;
+use mmsim_arch::Entry;
+use mmsim_traces::{Access, Object};
+use std::task::Poll;
+
+/// A running operation: which one, and where it is.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Running {
+    MapFile(MapFile),
+    Fault(UserFault),
+    GupSlow(FollowHugetlbPage),
+    MadviseDontneed(MadviseDontneed),
+    Munmap(Unmap),
+    Mprotect(Mprotect),
+    ExitMmap(Unmap),
+}
+
+impl Running {
+    pub fn start(op: Op, mm: u8) -> Running {
+        match op {
+            Op::MapFile { file, at, len, shared, pgoff, fail_vma_lock_alloc } => {
+                Running::MapFile(MapFile {
+                    mm,
+                    file,
+                    at,
+                    len,
+                    shared,
+                    pgoff,
+                    fail_vma_lock_alloc,
+                    pc: 0,
+                    vma: 0,
+                })
+            }
+            Op::Fault { at, write } => {
+                Running::Fault(UserFault { mm, at, write, pc: 0, fault: None })
+            }
+            Op::GupSlow { at } => Running::GupSlow(FollowHugetlbPage::new(mm, at)),
+            Op::MadviseDontneed { at, len } => Running::MadviseDontneed(MadviseDontneed {
+                mm,
+                at,
+                len,
+                pc: 0,
+                zap: None,
+                tlb: MmuGather::new(mm),
+                finish: TlbFinishMmu::new(),
+            }),
+            Op::Munmap { at, len } => Running::Munmap(Unmap::new(mm, at, len, false)),
+            Op::Mprotect { at, len, write } => {
+                Running::Mprotect(Mprotect { mm, at, len, write, pc: 0, inner: None })
+            }
+            Op::ExitMmap => Running::ExitMmap(Unmap::new(mm, 0, u64::MAX, true)),
+        }
+    }
+
+    /// One transition; `Ready` when the operation has returned.
+    pub fn step(&mut self, cx: &mut Ctx) -> R<Poll<()>> {
+        match self {
+            Running::MapFile(m) => m.step(cx),
+            Running::Fault(m) => m.step(cx),
+            Running::GupSlow(m) => m.step(cx),
+            Running::MadviseDontneed(m) => m.step(cx),
+            Running::Munmap(m) | Running::ExitMmap(m) => m.step(cx),
+            Running::Mprotect(m) => m.step(cx),
+        }
+    }
+}
+
+/// `mmap(MAP_SHARED)` of a hugetlbfs file: `do_mmap()` -> `mmap_region()`; the VMA gets its
+/// vma lock from `hugetlb_reserve_pages()` -> `hugetlb_vma_lock_alloc()`, and `vma_link()`
+/// inserts it into the file's `i_mmap` tree under `i_mmap_rwsem`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct MapFile {
+    mm: u8,
+    file: u8,
+    at: u64,
+    len: u64,
+    shared: bool,
+    pgoff: u64,
+    fail_vma_lock_alloc: bool,
+    pc: u8,
+    vma: u16,
+}
+
+impl MapFile {
+    fn step(&mut self, cx: &mut Ctx) -> R<Poll<()>> {
+        let mmap_lock = Object::MmapLock(self.mm);
+        let i_mmap = Object::IMmapRwsem(self.file);
+        match self.pc {
+            0 => {
+                cx.down_write("do_mmap", mmap_lock)?;
+                let m = &mut cx.k.mms[self.mm as usize];
+                self.vma = m.next_vma_id;
+                m.next_vma_id += 1;
+                let flags = VmFlags {
+                    shared: self.shared,
+                    mayshare: self.shared,
+                    read: true,
+                    write: true,
+                    hugetlb: true,
+                };
+                let lock = (self.shared && !self.fail_vma_lock_alloc).then(RwLock::default);
+                let vma = Vma {
+                    id: self.vma,
+                    start: self.at,
+                    end: self.at + self.len,
+                    flags,
+                    file: Some(self.file),
+                    pgoff: self.pgoff,
+                    huge_size: cx.env.arch.pmd_size(),
+                    vma_lock: lock,
+                };
+                let pos = m.vmas.partition_point(|v| v.start < vma.start);
+                m.vmas.insert(pos, vma);
+                self.pc = 1;
+            }
+            // vma_link() -> __vma_link_file(): insert into mapping->i_mmap
+            1 => {
+                cx.down_write("vma_link", i_mmap)?;
+                cx.k.files[self.file as usize].i_mmap.push((self.mm, self.vma));
+                self.pc = 2;
+            }
+            2 => {
+                cx.up_write("vma_link", i_mmap)?;
+                self.pc = 3;
+            }
+            _ => {
+                cx.up_write("do_mmap", mmap_lock)?;
+                return Ok(Poll::Ready(()));
+            }
+        }
+        Ok(Poll::Pending)
+    }
+}
+
+/// A user access that faults: `handle_mm_fault()` -> `hugetlb_fault()` under `mmap_lock` read.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct UserFault {
+    mm: u8,
+    at: u64,
+    write: bool,
+    pc: u8,
+    fault: Option<HugetlbFault>,
+}
+
+impl UserFault {
+    fn step(&mut self, cx: &mut Ctx) -> R<Poll<()>> {
+        let lock = Object::MmapLock(self.mm);
+        match self.pc {
+            0 => {
+                cx.down_read("lock_mm_and_find_vma", lock)?;
+                self.fault = HugetlbFault::new(cx, self.mm, self.at, self.write);
+                self.pc = if self.fault.is_some() { 1 } else { 2 };
+            }
+            1 => {
+                if self.fault.as_mut().expect("vma found").step(cx)?.is_ready() {
+                    self.pc = 2;
+                }
+            }
+            _ => {
+                cx.up_read("do_user_addr_fault", lock)?;
+                return Ok(Poll::Ready(()));
+            }
+        }
+        Ok(Poll::Pending)
+    }
+}
+
+/// Slow GUP on a hugetlb VMA: `madvise(MADV_POPULATE_WRITE)` -> `faultin_page_range()` ->
+/// `__get_user_pages()` -> `follow_hugetlb_page()` (v6.1, removed ~v6.5): `huge_pte_offset()`,
+/// `huge_pte_lock()`, read the entry and grab the page; if the entry is missing, drop the locks
+/// and call `hugetlb_fault()`, then retry. From v6.3 (eefc7fa53608) it holds the hugetlb vma
+/// lock for read around the walk.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct FollowHugetlbPage {
+    mm: u8,
+    at: u64,
+    vma: u16,
+    pc: u8,
+    vma_locked: bool,
+    walk: Option<Walk>,
+    ptep: Option<EntryPtr>,
+    page: u64,
+    fault: Option<HugetlbFault>,
+}
+
+impl FollowHugetlbPage {
+    fn new(mm: u8, at: u64) -> Self {
+        FollowHugetlbPage {
+            mm,
+            at,
+            vma: 0,
+            pc: 0,
+            vma_locked: false,
+            walk: None,
+            ptep: None,
+            page: 0,
+            fault: None,
+        }
+    }
+
+    fn step(&mut self, cx: &mut Ctx) -> R<Poll<()>> {
+        const F: &str = "follow_hugetlb_page";
+        let mm = self.mm;
+        let mmap_lock = Object::MmapLock(mm);
+        let vlock = Object::VmaLock { mm, vma: self.vma };
+        match self.pc {
+            // mmap_read_lock(mm); vma = vma_lookup(mm, start)
+            0 => {
+                cx.down_read("faultin_page_range", mmap_lock)?;
+                match cx.k.mms[mm as usize].find_vma(self.at) {
+                    Some(v) if v.flags.hugetlb => {
+                        self.vma = v.id;
+                        self.pc = 1;
+                    }
+                    _ => self.pc = 12,
+                }
+            }
+            // hugetlb_vma_lock_read(vma) (v6.3)
+            1 => {
+                let has_lock =
+                    cx.k.mms[mm as usize].vma(self.vma).is_some_and(|v| v.vma_lock.is_some());
+                self.vma_locked = cx.env.sw.walker_vma_lock && has_lock;
+                if self.vma_locked {
+                    cx.down_read("hugetlb_vma_lock_read", vlock)?;
+                }
+                self.pc = 2;
+            }
+            // pte = huge_pte_offset(mm, vaddr & huge_page_mask(h), huge_page_size(h))
+            2 => {
+                let (vma, at) = (self.vma, self.at);
+                let w = self.walk.get_or_insert_with(|| {
+                    if cx.env.sw.hugetlb_walk_lockdep {
+                        Walk::hugetlb_walk(cx, mm, vma, at)
+                    } else {
+                        Walk::new(mm, at, cx.env.pmd_level())
+                    }
+                });
+                if let Poll::Ready(p) = w.step(cx, F)? {
+                    self.walk = None;
+                    self.ptep = p;
+                    self.pc = if p.is_some() { 3 } else { 8 };
+                }
+            }
+            // if (pte) ptl = huge_pte_lock(h, mm, pte)
+            3 => {
+                cx.ptl_lock("huge_pte_lock", self.ptep.expect("walked"))?;
+                self.pc = 4;
+            }
+            // absent = !pte || huge_pte_none(huge_ptep_get(pte)); needs a fault if absent or RO
+            4 => {
+                let e = cx.read_entry(F, self.ptep.expect("walked"), mm)?;
+                self.pc = match e {
+                    Entry::Leaf { pfn, flags } if flags.write => {
+                        self.page = pfn;
+                        5
+                    }
+                    _ => 7,
+                };
+            }
+            // try_grab_folio(page, refs, flags)
+            5 => {
+                cx.touch("try_grab_folio", Object::Page(self.page), Access::Write)?;
+                self.pc = 6;
+            }
+            // spin_unlock(ptl); done with this page
+            6 => {
+                cx.ptl_unlock(F, self.ptep.expect("walked"))?;
+                self.pc = 11;
+            }
+            // needs a fault: spin_unlock(ptl) first
+            7 => {
+                cx.ptl_unlock(F, self.ptep.expect("walked"))?;
+                self.pc = 8;
+            }
+            // hugetlb_vma_unlock_read(vma) before faulting (v6.3)
+            8 => {
+                if self.vma_locked {
+                    cx.up_read("hugetlb_vma_unlock_read", vlock)?;
+                    self.vma_locked = false;
+                }
+                self.fault = HugetlbFault::new(cx, mm, self.at, true);
+                self.pc = if self.fault.is_some() { 9 } else { 12 };
+            }
+            // ret = hugetlb_fault(mm, vma, vaddr, fault_flags); then retry the walk
+            9 => {
+                if self.fault.as_mut().expect("vma").step(cx)?.is_ready() {
+                    self.fault = None;
+                    self.pc = 1;
+                }
+            }
+            // hugetlb_vma_unlock_read(vma)
+            11 => {
+                if self.vma_locked {
+                    cx.up_read("hugetlb_vma_unlock_read", vlock)?;
+                    self.vma_locked = false;
+                }
+                self.pc = 12;
+            }
+            // mmap_read_unlock(mm)
+            _ => {
+                cx.up_read("faultin_page_range", mmap_lock)?;
+                return Ok(Poll::Ready(()));
+            }
+        }
+        Ok(Poll::Pending)
+    }
+}
+
+/// `madvise(MADV_DONTNEED)` on a hugetlb VMA: `mmap_read_lock()`, then
+/// `zap_page_range_single()`: `tlb_gather_mmu()`, `unmap_single_vma()` ->
+/// `__unmap_hugepage_range_final()`, `tlb_finish_mmu()`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct MadviseDontneed {
+    mm: u8,
+    at: u64,
+    len: u64,
+    pc: u8,
+    zap: Option<ZapHugetlbVma>,
+    tlb: MmuGather,
+    finish: TlbFinishMmu,
+}
+
+impl MadviseDontneed {
+    fn step(&mut self, cx: &mut Ctx) -> R<Poll<()>> {
+        let lock = Object::MmapLock(self.mm);
+        match self.pc {
+            0 => {
+                cx.down_read("madvise", lock)?;
+                let end = self.at + self.len;
+                self.zap = cx.k.mms[self.mm as usize]
+                    .find_vma(self.at)
+                    .filter(|v| end <= v.end && v.file.is_some())
+                    .map(|v| {
+                        ZapHugetlbVma::new(
+                            self.mm,
+                            v.id,
+                            v.file.unwrap_or(0),
+                            self.at,
+                            end,
+                            v.huge_size,
+                            false,
+                        )
+                    });
+                self.pc = if self.zap.is_some() { 1 } else { 3 };
+            }
+            1 => {
+                if self.zap.as_mut().expect("vma").step(cx, &mut self.tlb)?.is_ready() {
+                    self.pc = 2;
+                }
+            }
+            2 => {
+                if self.finish.step(cx, &mut self.tlb)?.is_ready() {
+                    self.pc = 3;
+                }
+            }
+            _ => {
+                cx.up_read("madvise", lock)?;
+                return Ok(Poll::Ready(()));
+            }
+        }
+        Ok(Poll::Pending)
+    }
+}
+
+/// `munmap()` of whole VMAs (`__vm_munmap()` -> `do_vmi_munmap()` -> `unmap_region()`), and
+/// `exit_mmap()` when `exit` is set: `mmap_write_lock()`, `tlb_gather_mmu()`, for each VMA
+/// `unmap_vmas()` (-> `__unmap_hugepage_range_final()`), `free_pgtables()` (`unlink_file_vma()`
+/// then `free_pgd_range()` between the neighbours), `tlb_finish_mmu()`, remove the VMAs; at exit
+/// also free the PGD.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Unmap {
+    mm: u8,
+    at: u64,
+    end: u64,
+    exit: bool,
+    pc: u8,
+    /// VMA ids to remove, in address order (at most a few per scenario).
+    vmas: [u16; 8],
+    nvmas: u8,
+    cur: u8,
+    floor: u64,
+    ceiling: u64,
+    zap: Option<ZapHugetlbVma>,
+    free: Option<FreePgdRange>,
+    tlb: MmuGather,
+    finish: TlbFinishMmu,
+}
+
+impl Unmap {
+    fn new(mm: u8, at: u64, len: u64, exit: bool) -> Self {
+        Unmap {
+            mm,
+            at,
+            end: at.saturating_add(len),
+            exit,
+            pc: 0,
+            vmas: [0; 8],
+            nvmas: 0,
+            cur: 0,
+            floor: 0,
+            ceiling: 0,
+            zap: None,
+            free: None,
+            tlb: MmuGather::new(mm),
+            finish: TlbFinishMmu::new(),
+        }
+    }
+
+    fn func(&self) -> &'static str {
+        if self.exit {
+            "exit_mmap"
+        } else {
+            "__vm_munmap"
+        }
+    }
+
+    fn vma_file(cx: &Ctx, mm: u8, id: u16) -> Option<(u8, u64, u64, u64)> {
+        let v = cx.k.mms[mm as usize].vma(id)?;
+        Some((v.file?, v.start, v.end, v.huge_size))
+    }
+
+    fn step(&mut self, cx: &mut Ctx) -> R<Poll<()>> {
+        let f = self.func();
+        let mm = self.mm;
+        let lock = Object::MmapLock(mm);
+        match self.pc {
+            // mmap_write_lock(mm); find the VMAs and their neighbours
+            0 => {
+                cx.down_write(f, lock)?;
+                let m = &cx.k.mms[mm as usize];
+                self.nvmas = 0;
+                for v in m.vmas.iter().filter(|v| v.start < self.end && self.at < v.end) {
+                    if (self.nvmas as usize) < self.vmas.len() {
+                        self.vmas[self.nvmas as usize] = v.id;
+                        self.nvmas += 1;
+                    }
+                }
+                self.floor =
+                    m.vmas.iter().filter(|v| v.end <= self.at).map(|v| v.end).max().unwrap_or(0);
+                self.ceiling = m
+                    .vmas
+                    .iter()
+                    .filter(|v| v.start >= self.end)
+                    .map(|v| v.start)
+                    .min()
+                    .unwrap_or(0);
+                self.cur = 0;
+                self.pc = 1;
+            }
+            // unmap_vmas(): __unmap_hugepage_range_final() for each VMA
+            1 => {
+                if self.cur >= self.nvmas {
+                    self.cur = 0;
+                    self.pc = 2;
+                    return Ok(Poll::Pending);
+                }
+                let id = self.vmas[self.cur as usize];
+                if self.zap.is_none() {
+                    match Self::vma_file(cx, mm, id) {
+                        Some((file, start, end, sz)) => {
+                            self.zap = Some(ZapHugetlbVma::new(mm, id, file, start, end, sz, true));
+                        }
+                        None => {
+                            self.cur += 1;
+                            return Ok(Poll::Pending);
+                        }
+                    }
+                }
+                if self.zap.as_mut().expect("zap").step(cx, &mut self.tlb)?.is_ready() {
+                    self.zap = None;
+                    self.cur += 1;
+                }
+            }
+            // free_pgtables(): unlink_file_vma() for each VMA: i_mmap_lock_write(); remove
+            2 => {
+                if self.cur >= self.nvmas {
+                    self.pc = 4;
+                    return Ok(Poll::Pending);
+                }
+                let id = self.vmas[self.cur as usize];
+                match cx.k.mms[mm as usize].vma(id).and_then(|v| v.file) {
+                    Some(file) => {
+                        cx.down_write("unlink_file_vma", Object::IMmapRwsem(file))?;
+                        cx.k.files[file as usize].i_mmap.retain(|&(m, v)| (m, v) != (mm, id));
+                        self.pc = 3;
+                    }
+                    None => self.cur += 1,
+                }
+            }
+            // i_mmap_unlock_write()
+            3 => {
+                let id = self.vmas[self.cur as usize];
+                let file = cx.k.mms[mm as usize].vma(id).and_then(|v| v.file).unwrap_or(0);
+                cx.up_write("unlink_file_vma", Object::IMmapRwsem(file))?;
+                self.cur += 1;
+                self.pc = 2;
+            }
+            // free_pgd_range(tlb, addr, end, floor, ceiling) (hugetlb_free_pgd_range() on x86)
+            4 => {
+                if self.nvmas == 0 {
+                    self.pc = 5;
+                    return Ok(Poll::Pending);
+                }
+                let first = cx.k.mms[mm as usize].vma(self.vmas[0]).map_or(self.at, |v| v.start);
+                let last = cx.k.mms[mm as usize]
+                    .vma(self.vmas[self.nvmas as usize - 1])
+                    .map_or(self.end, |v| v.end);
+                let (floor, ceiling) = (self.floor, self.ceiling);
+                let fr = self
+                    .free
+                    .get_or_insert_with(|| FreePgdRange::new(cx, mm, first, last, floor, ceiling));
+                if fr.step(cx, &mut self.tlb)?.is_ready() {
+                    self.free = None;
+                    self.pc = 5;
+                }
+            }
+            // tlb_finish_mmu(&tlb)
+            5 => {
+                if self.finish.step(cx, &mut self.tlb)?.is_ready() {
+                    let (at, end) = (self.at, self.end);
+                    cx.k.mms[mm as usize].vmas.retain(|v| !(v.start < end && at < v.end));
+                    self.pc = 6;
+                }
+            }
+            // mmap_write_unlock(mm)
+            6 => {
+                cx.up_write(f, lock)?;
+                self.pc = if self.exit { 7 } else { 8 };
+            }
+            // mm_free_pgd() -> pgd_free()
+            7 => {
+                let pgd = cx.k.mms[mm as usize].pgd;
+                cx.free_table("pgd_free", pgd)?;
+                self.pc = 8;
+            }
+            _ => return Ok(Poll::Ready(())),
+        }
+        Ok(Poll::Pending)
+    }
+}
+
+/// `mprotect()` of a whole hugetlb VMA: `mmap_write_lock()`, `mprotect_fixup()` ->
+/// `change_protection()` -> `hugetlb_change_protection()`, update `vm_flags`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Mprotect {
+    mm: u8,
+    at: u64,
+    len: u64,
+    write: bool,
+    pc: u8,
+    inner: Option<HugetlbChangeProtection>,
+}
+
+impl Mprotect {
+    fn step(&mut self, cx: &mut Ctx) -> R<Poll<()>> {
+        let lock = Object::MmapLock(self.mm);
+        match self.pc {
+            0 => {
+                cx.down_write("do_mprotect_pkey", lock)?;
+                let end = self.at + self.len;
+                self.inner = cx.k.mms[self.mm as usize]
+                    .find_vma(self.at)
+                    .filter(|v| v.file.is_some())
+                    .map(|v| {
+                        HugetlbChangeProtection::new(
+                            self.mm,
+                            v.id,
+                            v.file.unwrap_or(0),
+                            self.at,
+                            end,
+                            v.huge_size,
+                            self.write,
+                        )
+                    });
+                self.pc = if self.inner.is_some() { 1 } else { 2 };
+            }
+            1 => {
+                if self.inner.as_mut().expect("vma").step(cx)?.is_ready() {
+                    if let Some(v) =
+                        cx.k.mms[self.mm as usize].vmas.iter_mut().find(|v| v.contains(self.at))
+                    {
+                        v.flags.write = self.write;
+                        v.flags.shared = self.write && v.flags.mayshare;
+                    }
+                    self.pc = 2;
+                }
+            }
+            _ => {
+                cx.up_write("do_mprotect_pkey", lock)?;
+                return Ok(Poll::Ready(()));
+            }
+        }
+        Ok(Poll::Pending)
+    }
+}

@@ -1,0 +1,26 @@
+//! Per-CPU state: interrupt masking, RCU read-side nesting, and the IPI mailbox.
+
+/// Upper bound on simulated CPUs (masks are `u8`).
+pub const MAX_CPUS: usize = 8;
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Cpu {
+    /// `local_irq_disable()` nesting; > 0 means IRQs are off.
+    pub irqs_off: u8,
+    /// `rcu_read_lock()` nesting.
+    pub rcu_nesting: u8,
+    /// Quiescent states passed: bumped whenever the CPU leaves its last read-side section
+    /// (RCU read lock or IRQ-off region). An RCU callback waits for this to move.
+    pub qs: u32,
+    /// An IPI is pending on this CPU from the CPUs in this mask.
+    pub ipi_from: u8,
+    /// CPUs this CPU sent an IPI to and still waits on.
+    pub ipi_waiting: u8,
+}
+
+impl Cpu {
+    /// In an RCU read-side critical section (IRQ-off counts, since the flavours merged).
+    pub fn in_rcu_reader(&self) -> bool {
+        self.irqs_off > 0 || self.rcu_nesting > 0
+    }
+}

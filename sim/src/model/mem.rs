@@ -1,0 +1,197 @@
+//! Simulated physical memory: page-table pages with their encoded entries and `struct ptdesc`
+//! descriptors, and the hugetlb page pool.
+//!
+//! A frame's lifecycle is allocated -> (pending free) -> freed -> possibly allocated again: the
+//! allocator hands out the most recently freed frame first, like the kernel's per-CPU page lists,
+//! because reuse is how many page-table races bite. With `quarantine` freed frames are never
+//! reused (KASAN's quarantine). Every lifecycle transition records its [`SiteRef`] for reports.
+
+use super::sync::RwLock;
+use mmsim_traces::Actor;
+
+/// First pfn handed out for page-table pages (an arbitrary, realistic-looking base).
+pub const TABLE_PFN_BASE: u64 = 0x1000;
+
+/// Where something happened: enough to name the CPU, operation, kernel function and step.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct SiteRef {
+    pub step: u64,
+    pub actor: Actor,
+    pub op: u16,
+    pub func: &'static str,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum FrameState {
+    Allocated,
+    /// Unlinked and queued in an mmu_gather batch or an RCU callback; memory still intact.
+    PendingFree,
+    Freed,
+}
+
+/// One page-table page and its descriptor (`struct ptdesc`).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Frame {
+    pub state: FrameState,
+    /// Bumped at every allocation: a pointer remembers the generation it was derived in, so a
+    /// use through it after the frame was freed *and reused* is still a use-after-free.
+    pub gen: u32,
+    /// Index into the arch's `levels()` of the entries this table holds.
+    pub level: u8,
+    pub entries: Vec<u64>,
+    /// The page refcount (`page_count()`); counted sharers before v6.13.
+    pub refcount: u32,
+    /// `ptdesc->pt_share_count`: sharers beyond the first (v6.13+).
+    pub pt_share_count: u32,
+    /// The split ptlock embedded in the ptdesc, and whether it is alive (ctor ran, dtor not yet).
+    pub ptlock: RwLock,
+    pub ptlock_alive: bool,
+    /// Bit m set: mm m's page-table tree reaches this table.
+    pub owners: u8,
+    pub allocated: Option<SiteRef>,
+    pub queued: Option<SiteRef>,
+    pub freed: Option<SiteRef>,
+    pub ptlock_freed: Option<SiteRef>,
+}
+
+/// A pointer to one entry, as kernel code holds a `pte_t *` / `pmd_t *`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct EntryPtr {
+    pub pfn: u64,
+    pub index: u16,
+    /// Level (index into the arch's `levels()`) of the table.
+    pub level: u8,
+    /// Frame generation when the pointer was derived.
+    pub gen: u32,
+}
+
+/// Physical memory: page-table frames plus the hugetlb pool.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct PhysMem {
+    frames: Vec<Frame>,
+    free_list: Vec<u64>,
+    pub quarantine: bool,
+    entries_per_table: usize,
+    /// Hugetlb pool: next free huge page's head pfn, and the pfn stride of one huge page.
+    next_huge_pfn: u64,
+    huge_stride: u64,
+}
+
+impl PhysMem {
+    pub fn new(entries_per_table: usize, huge_base_pfn: u64, huge_stride: u64) -> Self {
+        PhysMem {
+            frames: Vec::new(),
+            free_list: Vec::new(),
+            quarantine: false,
+            entries_per_table,
+            next_huge_pfn: huge_base_pfn,
+            huge_stride,
+        }
+    }
+
+    /// `pagetable_alloc()` + ctor: a zeroed table at `level`, refcount 1, ptlock initialised.
+    pub fn alloc_table(&mut self, level: u8, site: SiteRef) -> u64 {
+        let pfn = match self.free_list.pop() {
+            Some(pfn) => pfn,
+            None => {
+                self.frames.push(Frame {
+                    state: FrameState::Freed,
+                    gen: 0,
+                    level,
+                    entries: vec![0; self.entries_per_table],
+                    refcount: 0,
+                    pt_share_count: 0,
+                    ptlock: RwLock::default(),
+                    ptlock_alive: false,
+                    owners: 0,
+                    allocated: None,
+                    queued: None,
+                    freed: None,
+                    ptlock_freed: None,
+                });
+                TABLE_PFN_BASE + self.frames.len() as u64 - 1
+            }
+        };
+        let f = self.frame_mut(pfn).expect("allocator handed out an unknown pfn");
+        f.state = FrameState::Allocated;
+        f.gen += 1;
+        f.level = level;
+        f.entries.iter_mut().for_each(|e| *e = 0);
+        f.refcount = 1;
+        f.pt_share_count = 0;
+        f.ptlock = RwLock::default();
+        f.ptlock_alive = true;
+        f.owners = 0;
+        f.allocated = Some(site);
+        f.queued = None;
+        f.freed = None;
+        f.ptlock_freed = None;
+        pfn
+    }
+
+    /// The pfn the next [`PhysMem::alloc_table`] will return.
+    pub fn peek_alloc(&self) -> u64 {
+        self.free_list.last().copied().unwrap_or(TABLE_PFN_BASE + self.frames.len() as u64)
+    }
+
+    /// Return a table page to the allocator.
+    pub fn free_table(&mut self, pfn: u64, site: SiteRef) {
+        let quarantine = self.quarantine;
+        if let Some(f) = self.frame_mut(pfn) {
+            f.state = FrameState::Freed;
+            f.freed = Some(site);
+            f.ptlock_alive = false;
+            f.owners = 0;
+            if !quarantine {
+                self.free_list.push(pfn);
+            }
+        }
+    }
+
+    /// `alloc_hugetlb_folio()` from the pool: the head pfn of a fresh huge page.
+    pub fn alloc_huge_page(&mut self) -> u64 {
+        let pfn = self.next_huge_pfn;
+        self.next_huge_pfn += self.huge_stride;
+        pfn
+    }
+
+    /// The head pfn the next [`PhysMem::alloc_huge_page`] will return.
+    pub fn peek_huge_page(&self) -> u64 {
+        self.next_huge_pfn
+    }
+
+    pub fn frame(&self, pfn: u64) -> Option<&Frame> {
+        pfn.checked_sub(TABLE_PFN_BASE).and_then(|i| self.frames.get(i as usize))
+    }
+
+    pub fn frame_mut(&mut self, pfn: u64) -> Option<&mut Frame> {
+        pfn.checked_sub(TABLE_PFN_BASE).and_then(|i| self.frames.get_mut(i as usize))
+    }
+
+    /// All frames ever allocated, with their pfns, in pfn order.
+    pub fn frames(&self) -> impl Iterator<Item = (u64, &Frame)> {
+        self.frames.iter().enumerate().map(|(i, f)| (TABLE_PFN_BASE + i as u64, f))
+    }
+
+    /// Raw entry value behind a pointer (no lifecycle checks: callers check first).
+    pub fn load(&self, p: EntryPtr) -> u64 {
+        self.frame(p.pfn).map_or(0, |f| f.entries[p.index as usize])
+    }
+
+    pub fn store(&mut self, p: EntryPtr, raw: u64) {
+        if let Some(f) = self.frame_mut(p.pfn) {
+            f.entries[p.index as usize] = raw;
+        }
+    }
+
+    /// A pointer to entry `index` of table `pfn` in its current generation.
+    pub fn ptr(&self, pfn: u64, index: usize) -> EntryPtr {
+        let f = self.frame(pfn);
+        EntryPtr {
+            pfn,
+            index: index as u16,
+            level: f.map_or(0, |f| f.level),
+            gen: f.map_or(0, |f| f.gen),
+        }
+    }
+}

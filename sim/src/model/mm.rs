@@ -1,0 +1,93 @@
+//! Address spaces and files: `mm_struct`, `vm_area_struct` (with the hugetlb vma lock) and a
+//! hugetlbfs file's `address_space` (with `i_mmap_rwsem`, the mapping VMAs and the page cache).
+
+use super::sync::RwLock;
+
+/// `vm_flags` bits that matter here.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct VmFlags {
+    /// `VM_SHARED`: MAP_SHARED and writable.
+    pub shared: bool,
+    /// `VM_MAYSHARE`: MAP_SHARED.
+    pub mayshare: bool,
+    pub read: bool,
+    pub write: bool,
+    /// `VM_HUGETLB`.
+    pub hugetlb: bool,
+}
+
+/// A `vm_area_struct`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Vma {
+    /// Stable identity within its mm (never reused), used to name its vma lock.
+    pub id: u16,
+    pub start: u64,
+    pub end: u64,
+    pub flags: VmFlags,
+    /// Index of the file in `Kernel::files`.
+    pub file: Option<u8>,
+    /// `vm_pgoff` in base pages.
+    pub pgoff: u64,
+    /// `huge_page_size(hstate_vma(vma))`.
+    pub huge_size: u64,
+    /// The hugetlb vma lock in `vm_private_data` (`struct hugetlb_vma_lock`); `None` when the
+    /// VMA is not `VM_MAYSHARE` or `hugetlb_vma_lock_alloc()` failed (then it never shares).
+    pub vma_lock: Option<RwLock>,
+}
+
+impl Vma {
+    pub fn contains(&self, addr: u64) -> bool {
+        self.start <= addr && addr < self.end
+    }
+    pub fn len(&self) -> u64 {
+        self.end - self.start
+    }
+    pub fn is_empty(&self) -> bool {
+        self.end == self.start
+    }
+    /// `__vma_shareable_lock()`: a `VM_MAYSHARE` VMA with a vma lock.
+    pub fn shareable_lock(&self) -> bool {
+        self.flags.mayshare && self.vma_lock.is_some()
+    }
+    /// Index of the huge page at `addr` in the file (`vma_hugecache_offset()`).
+    pub fn hugecache_index(&self, addr: u64, page_shift: u32) -> u64 {
+        ((addr - self.start) + (self.pgoff << page_shift)) / self.huge_size
+    }
+}
+
+/// An `mm_struct`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Mm {
+    pub pgd: u64,
+    pub mmap_lock: RwLock,
+    pub page_table_lock: RwLock,
+    /// The VMA tree, sorted by start address.
+    pub vmas: Vec<Vma>,
+    /// `mm->pgtables_bytes` in PMD tables (`mm_inc_nr_pmds()`/`mm_dec_nr_pmds()`).
+    pub nr_pmds: i64,
+    /// `mm_cpumask()`: CPUs that run (or ran) this mm.
+    pub cpumask: u8,
+    pub next_vma_id: u16,
+}
+
+impl Mm {
+    pub fn find_vma(&self, addr: u64) -> Option<&Vma> {
+        self.vmas.iter().find(|v| v.contains(addr))
+    }
+    pub fn vma(&self, id: u16) -> Option<&Vma> {
+        self.vmas.iter().find(|v| v.id == id)
+    }
+    pub fn vma_mut(&mut self, id: u16) -> Option<&mut Vma> {
+        self.vmas.iter_mut().find(|v| v.id == id)
+    }
+}
+
+/// A hugetlbfs file (or `memfd_create(MFD_HUGETLB)`) and its `address_space`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct File {
+    pub i_mmap_rwsem: RwLock,
+    /// The `i_mmap` interval tree, as (mm, vma id) in insertion order.
+    pub i_mmap: Vec<(u8, u16)>,
+    /// Page cache: head pfn of each huge page by file index.
+    pub pages: Vec<Option<u64>>,
+}

@@ -1,0 +1,89 @@
+//! The kernel's objects: physical memory and page-table pages, address spaces, files, locks,
+//! CPUs and RCU. Plain data that is cheap to clone and hash; no scheduling, no checking.
+
+pub mod cpu;
+pub mod mem;
+pub mod mm;
+pub mod rcu;
+pub mod sync;
+
+use cpu::Cpu;
+use mem::PhysMem;
+use mm::{File, Mm};
+use mmsim_traces::Object;
+use rcu::Rcu;
+use sync::RwLock;
+
+/// Number of `hugetlb_fault_mutex_table` entries (a power of two; the kernel uses ~8 x CPUs).
+pub const FAULT_MUTEXES: usize = 8;
+
+/// The whole simulated kernel state.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Kernel {
+    pub mem: PhysMem,
+    pub mms: Vec<Mm>,
+    pub files: Vec<File>,
+    pub cpus: Vec<Cpu>,
+    pub rcu: Rcu,
+    pub fault_mutex: [RwLock; FAULT_MUTEXES],
+}
+
+impl Kernel {
+    /// The lock word behind a lock object, if it names a lock that exists.
+    pub fn lock(&self, obj: Object) -> Option<&RwLock> {
+        match obj {
+            Object::MmapLock(m) => self.mms.get(m as usize).map(|m| &m.mmap_lock),
+            Object::PageTableLock(m) => self.mms.get(m as usize).map(|m| &m.page_table_lock),
+            Object::VmaLock { mm, vma } => self.mms.get(mm as usize)?.vma(vma)?.vma_lock.as_ref(),
+            Object::IMmapRwsem(f) => self.files.get(f as usize).map(|f| &f.i_mmap_rwsem),
+            Object::FaultMutex(h) => self.fault_mutex.get(h as usize),
+            Object::PtLock(pfn) => self.mem.frame(pfn).map(|f| &f.ptlock),
+            _ => None,
+        }
+    }
+
+    pub fn lock_mut(&mut self, obj: Object) -> Option<&mut RwLock> {
+        match obj {
+            Object::MmapLock(m) => self.mms.get_mut(m as usize).map(|m| &mut m.mmap_lock),
+            Object::PageTableLock(m) => {
+                self.mms.get_mut(m as usize).map(|m| &mut m.page_table_lock)
+            }
+            Object::VmaLock { mm, vma } => {
+                self.mms.get_mut(mm as usize)?.vma_mut(vma)?.vma_lock.as_mut()
+            }
+            Object::IMmapRwsem(f) => self.files.get_mut(f as usize).map(|f| &mut f.i_mmap_rwsem),
+            Object::FaultMutex(h) => self.fault_mutex.get_mut(h as usize),
+            Object::PtLock(pfn) => self.mem.frame_mut(pfn).map(|f| &mut f.ptlock),
+            _ => None,
+        }
+    }
+
+    /// Every lock `cpu` holds, in a stable order (for lockdep-style reports).
+    pub fn held_by(&self, cpu: u8) -> Vec<(Object, sync::Held)> {
+        let mut out = Vec::new();
+        let mut push = |obj: Object, l: &RwLock| {
+            if let Some(h) = l.held_by(cpu) {
+                out.push((obj, h));
+            }
+        };
+        for (i, m) in self.mms.iter().enumerate() {
+            push(Object::MmapLock(i as u8), &m.mmap_lock);
+            push(Object::PageTableLock(i as u8), &m.page_table_lock);
+            for v in &m.vmas {
+                if let Some(l) = &v.vma_lock {
+                    push(Object::VmaLock { mm: i as u8, vma: v.id }, l);
+                }
+            }
+        }
+        for (i, f) in self.files.iter().enumerate() {
+            push(Object::IMmapRwsem(i as u8), &f.i_mmap_rwsem);
+        }
+        for (i, l) in self.fault_mutex.iter().enumerate() {
+            push(Object::FaultMutex(i as u16), l);
+        }
+        for (pfn, f) in self.mem.frames() {
+            push(Object::PtLock(pfn), &f.ptlock);
+        }
+        out
+    }
+}

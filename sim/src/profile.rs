@@ -1,0 +1,366 @@
+//! Kernel profiles: the locking rules of a kernel release as a named set of switches.
+//!
+//! Profiles are cumulative along the timeline in `kernel-notes.md` §2: each one starts from its
+//! predecessor and flips the switches its commits changed. A scenario or `--set name=value`
+//! may override single switches; the resolved set is written into every trace.
+
+use std::fmt;
+
+/// Which lock `hugetlb_fault()` holds across `huge_pte_alloc()` and the PTE update.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum FaultLock {
+    /// Only `mmap_lock` read and the fault mutex (before v5.7).
+    MmapOnly,
+    /// `i_mmap_rwsem` read from table allocation to PTE use (v5.7, c0d0381ade79).
+    IMmapRead,
+    /// The hugetlb vma lock for read (v6.1, 40549ba8f8e0).
+    VmaLock,
+}
+
+/// How `huge_pmd_share()` protects its scan of the file's `i_mmap` tree.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ShareScanLock {
+    /// `i_mmap_lock_write()` inside `huge_pmd_share()` (before v5.7).
+    Write,
+    /// The caller (`hugetlb_fault()`) already holds `i_mmap_rwsem` read (v5.7).
+    CallerRead,
+    /// `i_mmap_lock_read()` inside `huge_pmd_share()` (v6.1).
+    Read,
+}
+
+/// How sharers of a PMD table are counted (§3.3).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ShareCount {
+    /// The table page's refcount: shared iff `page_count() > 1`.
+    Refcount,
+    /// `ptdesc->pt_share_count` (59d9094df3d7, v6.13).
+    PtShareCount,
+}
+
+/// When the split PMD ptlock is destroyed (§4.2).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum PtlockDies {
+    /// In `__pmd_free_tlb()`, before the deferred page free.
+    AtPmdFree,
+    /// With the table, in `__tlb_remove_table()` (Qi Zheng, v6.14).
+    WithTable,
+}
+
+/// Which lock `huge_pmd_share()` takes to fill the PUD (§3.2).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum SharePudLock {
+    /// The shared table's split ptlock (`huge_pte_lock()` on `spte`), v6.1 to v6.4.
+    SharedPtlock,
+    /// `mm->page_table_lock`, as `__pmd_alloc()` (349d1670008d, v6.5).
+    PageTableLock,
+}
+
+/// How an unsharing loop advances past the PUD range it just unshared (§3.4, §10.6).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum UnshareAddr {
+    /// Round up to the PUD boundary, minus one huge page (wrong when `addr` is aligned).
+    RoundUp,
+    /// `addr |= hugetlb_mask_last_page(h)` (v6.0).
+    MaskLastPage,
+}
+
+/// The switches of one kernel profile.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Switches {
+    pub fault_lock: FaultLock,
+    pub share_scan_lock: ShareScanLock,
+    /// Unsharers take the hugetlb vma lock for write (v6.1, 40549ba8f8e0).
+    pub unsharer_vma_lock: bool,
+    /// Slow-GUP and page walkers take the hugetlb vma lock for read (v6.3, eefc7fa53608 et al.).
+    pub walker_vma_lock: bool,
+    /// `hugetlb_walk()` asserts the vma lock or `i_mmap_rwsem` under lockdep (v6.3, 9c67a20704e7).
+    pub hugetlb_walk_lockdep: bool,
+    pub share_count: ShareCount,
+    pub ptlock_dies: PtlockDies,
+    pub share_pud_lock: SharePudLock,
+    pub unshare_addr: UnshareAddr,
+    /// `huge_pmd_unshare()` calls `tlb_remove_table_sync_one()` (v6.16, 1013af4f585f).
+    pub unshare_sync_one: bool,
+    /// Keep freed page-table pages poisoned instead of reusing them (KASAN quarantine).
+    pub quarantine: bool,
+}
+
+/// A named profile.
+#[derive(Clone, Copy, Debug)]
+pub struct Profile {
+    pub name: &'static str,
+    pub doc: &'static str,
+    pub switches: Switches,
+}
+
+/// What one profile changes relative to its predecessor.
+struct Change {
+    name: &'static str,
+    doc: &'static str,
+    apply: fn(&mut Switches),
+}
+
+const BASE: Switches = Switches {
+    fault_lock: FaultLock::MmapOnly,
+    share_scan_lock: ShareScanLock::Write,
+    unsharer_vma_lock: false,
+    walker_vma_lock: false,
+    hugetlb_walk_lockdep: false,
+    share_count: ShareCount::Refcount,
+    ptlock_dies: PtlockDies::AtPmdFree,
+    share_pud_lock: SharePudLock::SharedPtlock,
+    unshare_addr: UnshareAddr::RoundUp,
+    unshare_sync_one: false,
+    quarantine: false,
+};
+
+const TIMELINE: &[Change] = &[
+    Change {
+        name: "v4.20",
+        doc: "PMD sharing counted by refcount; faults hold only mmap_lock and the fault mutex",
+        apply: |_| {},
+    },
+    Change {
+        name: "v5.7",
+        doc: "fault holds i_mmap_rwsem read from table allocation to PTE use (c0d0381ade79)",
+        apply: |s| {
+            s.fault_lock = FaultLock::IMmapRead;
+            s.share_scan_lock = ShareScanLock::CallerRead;
+        },
+    },
+    Change {
+        name: "v6.0",
+        doc: "unsharing loops advance with hugetlb_mask_last_page() (May 2022 fix)",
+        apply: |s| s.unshare_addr = UnshareAddr::MaskLastPage,
+    },
+    Change {
+        name: "v6.1",
+        doc: "hugetlb vma lock guards sharing; i_mmap_rwsem leaves the fault path (40549ba8f8e0)",
+        apply: |s| {
+            s.fault_lock = FaultLock::VmaLock;
+            s.share_scan_lock = ShareScanLock::Read;
+            s.unsharer_vma_lock = true;
+        },
+    },
+    Change {
+        name: "v6.3",
+        doc: "every hugetlb walker holds the vma lock or i_mmap_rwsem; hugetlb_walk() checks (9c67a20704e7, eefc7fa53608)",
+        apply: |s| {
+            s.walker_vma_lock = true;
+            s.hugetlb_walk_lockdep = true;
+        },
+    },
+    Change {
+        name: "v6.5",
+        doc: "huge_pmd_share() fills the PUD under mm->page_table_lock (349d1670008d)",
+        apply: |s| s.share_pud_lock = SharePudLock::PageTableLock,
+    },
+    Change {
+        name: "v6.13",
+        doc: "pt_share_count in struct ptdesc replaces the refcount (59d9094df3d7)",
+        apply: |s| s.share_count = ShareCount::PtShareCount,
+    },
+    Change {
+        name: "v6.14",
+        doc: "table dtor (and ptlock free) moves into __tlb_remove_table() (Qi Zheng)",
+        apply: |s| s.ptlock_dies = PtlockDies::WithTable,
+    },
+    Change {
+        name: "v6.16",
+        doc: "huge_pmd_unshare() calls tlb_remove_table_sync_one() (1013af4f585f)",
+        apply: |s| s.unshare_sync_one = true,
+    },
+];
+
+/// All profiles, oldest first.
+pub fn profiles() -> Vec<Profile> {
+    let mut s = BASE;
+    TIMELINE
+        .iter()
+        .map(|c| {
+            (c.apply)(&mut s);
+            Profile { name: c.name, doc: c.doc, switches: s }
+        })
+        .collect()
+}
+
+/// The newest profile.
+pub fn latest() -> Profile {
+    *profiles().last().expect("timeline is not empty")
+}
+
+pub fn by_name(name: &str) -> Option<Profile> {
+    if name == "latest" {
+        return Some(latest());
+    }
+    profiles().into_iter().find(|p| p.name == name)
+}
+
+/// A `--set` that cannot be applied.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum SetError {
+    #[error("unknown switch `{0}` (see `mmsim profiles` for the list)")]
+    Unknown(String),
+    #[error("switch `{name}` takes one of {expected}, not `{value}`")]
+    BadValue { name: String, value: String, expected: &'static str },
+    #[error("`{0}` is not of the form name=value")]
+    Form(String),
+}
+
+macro_rules! enum_switch {
+    ($s:ident, $field:ident, $value:ident, $name:literal, { $($text:literal => $variant:expr),+ $(,)? }) => {{
+        $s.$field = match $value {
+            $($text => $variant,)+
+            _ => return Err(SetError::BadValue {
+                name: $name.into(), value: $value.into(), expected: concat!($($text, " "),+),
+            }),
+        };
+    }};
+}
+
+impl Switches {
+    /// Every switch as (name, value), sorted by name.
+    pub fn list(&self) -> Vec<(String, String)> {
+        let b = |v: bool| if v { "true" } else { "false" }.to_string();
+        let mut v = vec![
+            (
+                "fault_lock".into(),
+                match self.fault_lock {
+                    FaultLock::MmapOnly => "mmap_only",
+                    FaultLock::IMmapRead => "i_mmap_read",
+                    FaultLock::VmaLock => "vma_lock",
+                }
+                .into(),
+            ),
+            (
+                "share_scan_lock".into(),
+                match self.share_scan_lock {
+                    ShareScanLock::Write => "write",
+                    ShareScanLock::CallerRead => "caller_read",
+                    ShareScanLock::Read => "read",
+                }
+                .into(),
+            ),
+            ("unsharer_vma_lock".into(), b(self.unsharer_vma_lock)),
+            ("walker_vma_lock".into(), b(self.walker_vma_lock)),
+            ("hugetlb_walk_lockdep".into(), b(self.hugetlb_walk_lockdep)),
+            (
+                "share_count".into(),
+                match self.share_count {
+                    ShareCount::Refcount => "refcount",
+                    ShareCount::PtShareCount => "pt_share_count",
+                }
+                .into(),
+            ),
+            (
+                "ptlock_dies".into(),
+                match self.ptlock_dies {
+                    PtlockDies::AtPmdFree => "at_pmd_free",
+                    PtlockDies::WithTable => "with_table",
+                }
+                .into(),
+            ),
+            (
+                "share_pud_lock".into(),
+                match self.share_pud_lock {
+                    SharePudLock::SharedPtlock => "shared_ptlock",
+                    SharePudLock::PageTableLock => "page_table_lock",
+                }
+                .into(),
+            ),
+            (
+                "unshare_addr".into(),
+                match self.unshare_addr {
+                    UnshareAddr::RoundUp => "round_up",
+                    UnshareAddr::MaskLastPage => "mask_last_page",
+                }
+                .into(),
+            ),
+            ("unshare_sync_one".into(), b(self.unshare_sync_one)),
+            ("quarantine".into(), b(self.quarantine)),
+        ];
+        v.sort();
+        v
+    }
+
+    /// Apply one `name=value` override.
+    pub fn set(&mut self, assignment: &str) -> Result<(), SetError> {
+        let (name, value) =
+            assignment.split_once('=').ok_or_else(|| SetError::Form(assignment.into()))?;
+        let (name, value) = (name.trim(), value.trim());
+        let boolean = |v: &str| match v {
+            "true" | "on" | "1" => Ok(true),
+            "false" | "off" | "0" => Ok(false),
+            _ => Err(SetError::BadValue {
+                name: name.into(),
+                value: v.into(),
+                expected: "true false",
+            }),
+        };
+        match name {
+            "fault_lock" => enum_switch!(self, fault_lock, value, "fault_lock", {
+                "mmap_only" => FaultLock::MmapOnly, "i_mmap_read" => FaultLock::IMmapRead,
+                "vma_lock" => FaultLock::VmaLock }),
+            "share_scan_lock" => enum_switch!(self, share_scan_lock, value, "share_scan_lock", {
+                "write" => ShareScanLock::Write, "caller_read" => ShareScanLock::CallerRead,
+                "read" => ShareScanLock::Read }),
+            "share_count" => enum_switch!(self, share_count, value, "share_count", {
+                "refcount" => ShareCount::Refcount, "pt_share_count" => ShareCount::PtShareCount }),
+            "ptlock_dies" => enum_switch!(self, ptlock_dies, value, "ptlock_dies", {
+                "at_pmd_free" => PtlockDies::AtPmdFree, "with_table" => PtlockDies::WithTable }),
+            "share_pud_lock" => enum_switch!(self, share_pud_lock, value, "share_pud_lock", {
+                "shared_ptlock" => SharePudLock::SharedPtlock,
+                "page_table_lock" => SharePudLock::PageTableLock }),
+            "unshare_addr" => enum_switch!(self, unshare_addr, value, "unshare_addr", {
+                "round_up" => UnshareAddr::RoundUp, "mask_last_page" => UnshareAddr::MaskLastPage }),
+            "unsharer_vma_lock" => self.unsharer_vma_lock = boolean(value)?,
+            "walker_vma_lock" => self.walker_vma_lock = boolean(value)?,
+            "hugetlb_walk_lockdep" => self.hugetlb_walk_lockdep = boolean(value)?,
+            "unshare_sync_one" => self.unshare_sync_one = boolean(value)?,
+            "quarantine" => self.quarantine = boolean(value)?,
+            _ => return Err(SetError::Unknown(name.into())),
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Display for Profile {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.name, self.doc)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timeline_is_cumulative() {
+        let v61 = by_name("v6.1").unwrap().switches;
+        let v63 = by_name("v6.3").unwrap().switches;
+        assert!(v61.unsharer_vma_lock && !v61.walker_vma_lock);
+        assert!(v63.unsharer_vma_lock && v63.walker_vma_lock);
+        assert_eq!(v63.unshare_addr, UnshareAddr::MaskLastPage);
+        assert_eq!(latest().switches.share_count, ShareCount::PtShareCount);
+    }
+
+    #[test]
+    fn set_overrides_and_rejects() {
+        let mut s = by_name("v6.1").unwrap().switches;
+        s.set("walker_vma_lock=true").unwrap();
+        assert!(s.walker_vma_lock);
+        assert!(matches!(s.set("nope=1"), Err(SetError::Unknown(_))));
+        assert!(matches!(s.set("fault_lock=maybe"), Err(SetError::BadValue { .. })));
+        assert!(matches!(s.set("walker_vma_lock"), Err(SetError::Form(_))));
+    }
+
+    #[test]
+    fn list_round_trips_through_set() {
+        let p = by_name("v6.3").unwrap().switches;
+        let mut s = BASE;
+        for (n, v) in p.list() {
+            s.set(&format!("{n}={v}")).unwrap();
+        }
+        assert_eq!(s, p);
+    }
+}

@@ -1,0 +1,224 @@
+//! One run, end to end: resolve a scenario against an arch configuration and a profile, run it
+//! under a strategy, and turn the outcome into a [`Trace`]; or re-run a trace's decisions and
+//! check every event matches (replay).
+
+use crate::engine::strategy::{Diverged, FirstRunnable, RandomPriorities, Replay, Strategy};
+use crate::engine::{Engine, Outcome};
+use crate::env::Env;
+use crate::profile::{self, SetError};
+use crate::scenario::{ScenarioError, Source};
+use mmsim_arch::{ArchConfig, NoShare};
+use mmsim_traces::{CpuInfo, Header, Trace, SCHEMA_VERSION};
+
+/// What to run.
+#[derive(Clone, Debug)]
+pub struct Request {
+    pub source: Source,
+    /// Overrides the scenario's arch / profile when set.
+    pub arch: Option<String>,
+    pub profile: Option<String>,
+    /// `name=value` switch overrides applied after the scenario's own.
+    pub set: Vec<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Scenario(#[from] ScenarioError),
+    #[error("unknown architecture configuration `{0}` (see `mmsim arch list`)")]
+    UnknownArch(String),
+    #[error("unknown kernel profile `{0}` (see `mmsim profiles`)")]
+    UnknownProfile(String),
+    #[error("{origin}: {err}")]
+    Set { origin: String, err: SetError },
+    #[error("{scenario} shares PMD tables, which {arch} cannot do: {why}")]
+    CannotShare { scenario: String, arch: String, why: NoShare },
+    #[error("replay diverged at {0}")]
+    Diverged(#[from] Diverged),
+}
+
+/// Build the run environment for a request.
+pub fn prepare(req: &Request) -> Result<Env, RunError> {
+    let sc = req.source.parse()?;
+    let arch_name = req.arch.clone().or(sc.arch.clone()).unwrap_or_else(|| "x86_64".into());
+    let cfg =
+        ArchConfig::by_name(&arch_name).ok_or_else(|| RunError::UnknownArch(arch_name.clone()))?;
+    let profile_name =
+        req.profile.clone().or(sc.profile.clone()).unwrap_or_else(|| "latest".into());
+    let prof = profile::by_name(&profile_name)
+        .ok_or_else(|| RunError::UnknownProfile(profile_name.clone()))?;
+    let mut sw = prof.switches;
+    for s in &sc.set {
+        sw.set(s).map_err(|err| RunError::Set { origin: req.source.origin.clone(), err })?;
+    }
+    for s in &req.set {
+        sw.set(s).map_err(|err| RunError::Set { origin: "--set".into(), err })?;
+    }
+    let scenario = sc.resolve(&req.source.origin, cfg.format)?;
+    let shares = scenario
+        .setup
+        .iter()
+        .filter(|(_, op)| matches!(op, crate::scenario::Op::MapFile { shared: true, .. }))
+        .count()
+        > 1;
+    if shares {
+        if let Err(why) = cfg.format.pmd_sharing() {
+            return Err(RunError::CannotShare {
+                scenario: scenario.name.clone(),
+                arch: cfg.name.into(),
+                why,
+            });
+        }
+    }
+    let serial_cpu = scenario.cpus.len() as u8;
+    Ok(Env {
+        arch: cfg.format,
+        cfg,
+        profile: prof.name,
+        sw,
+        table_free: cfg.table_free,
+        scenario,
+        serial_cpu,
+    })
+}
+
+/// Run once with `strategy`; `tracing` keeps every event.
+pub fn execute(env: &Env, strategy: &mut dyn Strategy, tracing: bool) -> Result<Outcome, Diverged> {
+    Engine::new(env, tracing).run(strategy)
+}
+
+/// Bug depth of the default random strategy: two change points.
+pub const DEFAULT_DEPTH: u32 = 3;
+
+/// A request resolved once, ready to run many seeds.
+pub struct Prepared {
+    pub req: Request,
+    pub env: Env,
+    /// Steps each CPU takes when run alone in order (calibrates change points).
+    pub lengths: Vec<u32>,
+}
+
+impl Prepared {
+    pub fn new(req: &Request) -> Result<Prepared, RunError> {
+        let env = prepare(req)?;
+        let lengths = calibrate(&env)?;
+        Ok(Prepared { req: req.clone(), env, lengths })
+    }
+
+    /// Run one seed of the default random strategy; `tracing` keeps every event.
+    pub fn run_seed(&self, seed: u64, tracing: bool) -> Result<(Trace, Outcome), RunError> {
+        let mut strat = RandomPriorities::new(seed, &self.lengths, DEFAULT_DEPTH);
+        let out = execute(&self.env, &mut strat, tracing)?;
+        let summary = Outcome {
+            verdict: out.verdict,
+            check: Default::default(),
+            decisions: Vec::new(),
+            steps: out.steps,
+        };
+        Ok((trace_of(&self.req, &self.env, &strat.name(), seed, out), summary))
+    }
+}
+
+/// Steps per CPU when every CPU runs its operations alone, CPU 0 first.
+pub fn calibrate(env: &Env) -> Result<Vec<u32>, RunError> {
+    let out = execute(env, &mut FirstRunnable, false)?;
+    let mut lengths = vec![0u32; env.ncpus()];
+    for d in &out.decisions {
+        if let mmsim_traces::Actor::Cpu(c) = d.actor {
+            lengths[c as usize] += 1;
+        }
+    }
+    Ok(lengths)
+}
+
+/// Run one seed of the default random strategy and build its trace.
+pub fn run_seed(req: &Request, seed: u64) -> Result<Trace, RunError> {
+    Ok(Prepared::new(req)?.run_seed(seed, true)?.0)
+}
+
+/// Assemble a trace from an outcome.
+pub fn trace_of(req: &Request, env: &Env, strategy: &str, seed: u64, out: Outcome) -> Trace {
+    let cpus = env
+        .scenario
+        .cpus
+        .iter()
+        .enumerate()
+        .map(|(i, (mm, ops))| CpuInfo {
+            name: format!("CPU{i}"),
+            mm: env.mm_name(*mm).to_string(),
+            ops: ops.iter().map(|o| o.to_string()).collect(),
+        })
+        .collect();
+    Trace {
+        header: Header {
+            mmsim_version: env!("CARGO_PKG_VERSION").to_string(),
+            schema_version: SCHEMA_VERSION,
+            scenario: env.scenario.name.clone(),
+            scenario_source: req.source.text.clone(),
+            arch: env.cfg.name.to_string(),
+            profile: env.profile.to_string(),
+            switches: env.sw.list(),
+            strategy: strategy.to_string(),
+            seed,
+            cpus,
+        },
+        decisions: out.decisions,
+        events: out.check.events,
+        verdict: out.verdict,
+        reports: out.check.reports,
+    }
+}
+
+/// The request a trace was recorded from: its embedded scenario, arch, profile and switches.
+pub fn request_of(trace: &Trace, origin: &str) -> Request {
+    Request {
+        source: Source {
+            origin: format!("{origin} (embedded scenario)"),
+            text: trace.header.scenario_source.clone(),
+        },
+        arch: Some(trace.header.arch.clone()),
+        profile: Some(trace.header.profile.clone()),
+        set: trace.header.switches.iter().map(|(n, v)| format!("{n}={v}")).collect(),
+    }
+}
+
+/// What a replay found.
+#[derive(Debug)]
+pub enum ReplayResult {
+    /// Every decision and event reproduced.
+    Identical(Box<Trace>),
+    /// The replayed run differs; the message names the first divergent step and both sides.
+    Diverged(String),
+}
+
+/// Re-execute a trace's decisions and compare every event and the verdict.
+pub fn replay(trace: &Trace, origin: &str) -> Result<ReplayResult, RunError> {
+    let req = request_of(trace, origin);
+    let env = prepare(&req)?;
+    let mut strat = Replay::new(&trace.decisions);
+    let out = match execute(&env, &mut strat, true) {
+        Ok(o) => o,
+        Err(d) => return Ok(ReplayResult::Diverged(format!("decisions no longer apply: {d}"))),
+    };
+    let consumed = strat.consumed();
+    let again = trace_of(&req, &env, &trace.header.strategy, trace.header.seed, out);
+    if let Some(d) = mmsim_traces::first_divergence(&trace.events, &again.events) {
+        return Ok(ReplayResult::Diverged(d.to_string()));
+    }
+    if consumed != trace.decisions.len() {
+        return Ok(ReplayResult::Diverged(format!(
+            "the run finished after {consumed} of {} recorded decisions",
+            trace.decisions.len()
+        )));
+    }
+    if again.verdict != trace.verdict || again.reports != trace.reports {
+        return Ok(ReplayResult::Diverged(format!(
+            "events match but the verdict differs: recorded {:?} with {} reports, replayed {:?} with {} reports",
+            trace.verdict,
+            trace.reports.len(),
+            again.verdict,
+            again.reports.len()
+        )));
+    }
+    Ok(ReplayResult::Identical(Box::new(again)))
+}

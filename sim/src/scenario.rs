@@ -1,0 +1,486 @@
+//! Scenarios: what to set up, and what each simulated CPU runs concurrently.
+//!
+//! A scenario is a RON document (see `sim/scenarios/*.ron`). Addresses and lengths are bytes
+//! (`0x40000000`) or expressions in units that scale with the architecture (`"PUD"`,
+//! `"2*PMD"`, `"PUD+PMD"`); resolving them against an arch never changes their meaning
+//! silently: a byte value that is misaligned for the chosen arch is an error saying so.
+
+use mmsim_arch::Arch;
+use serde::Deserialize;
+use std::fmt;
+
+/// A scenario as written.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Scenario {
+    pub name: String,
+    #[serde(default)]
+    pub doc: String,
+    /// Default architecture configuration (`--arch` overrides).
+    #[serde(default)]
+    pub arch: Option<String>,
+    /// Default kernel profile (`--profile` overrides).
+    #[serde(default)]
+    pub profile: Option<String>,
+    /// Switch overrides, `name=value`, applied before the CLI's `--set`.
+    #[serde(default)]
+    pub set: Vec<String>,
+    #[serde(default)]
+    pub setup: Vec<SetupOp>,
+    pub cpus: Vec<CpuSpec>,
+}
+
+/// An address or length: bytes, or an expression in arch units.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(untagged)]
+pub enum Quantity {
+    Bytes(u64),
+    Expr(String),
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub enum SetupOp {
+    /// `mmap()` of a hugetlbfs file (huge pages of `PMD_SIZE`).
+    MapFile {
+        mm: String,
+        file: String,
+        at: Quantity,
+        len: Quantity,
+        #[serde(default = "yes")]
+        shared: bool,
+        #[serde(default)]
+        offset: Option<Quantity>,
+        /// Make `hugetlb_vma_lock_alloc()` fail (the VMA then never shares).
+        #[serde(default)]
+        fail_vma_lock_alloc: bool,
+    },
+    /// A write fault at `at` (`hugetlb_fault()`).
+    Touch { mm: String, at: Quantity },
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CpuSpec {
+    pub mm: String,
+    pub ops: Vec<CpuOp>,
+}
+
+/// An operation a CPU runs in the concurrent phase.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub enum CpuOp {
+    /// Slow GUP: `MADV_POPULATE_WRITE` -> `__get_user_pages()` -> `follow_hugetlb_page()`.
+    GupSlow { at: Quantity },
+    /// `madvise(MADV_DONTNEED)`.
+    MadviseDontneed { at: Quantity, len: Quantity },
+    /// `munmap()`.
+    Munmap { at: Quantity, len: Quantity },
+    /// `mprotect()`; `write: false` makes the range read-only.
+    Mprotect { at: Quantity, len: Quantity, write: bool },
+    /// A user access that faults: `hugetlb_fault()`.
+    Fault {
+        at: Quantity,
+        #[serde(default = "yes")]
+        write: bool,
+    },
+}
+
+/// An operation with concrete numbers for one arch, as the kernel model runs it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Op {
+    MapFile {
+        file: u8,
+        at: u64,
+        len: u64,
+        shared: bool,
+        pgoff: u64,
+        fail_vma_lock_alloc: bool,
+    },
+    Fault {
+        at: u64,
+        write: bool,
+    },
+    GupSlow {
+        at: u64,
+    },
+    MadviseDontneed {
+        at: u64,
+        len: u64,
+    },
+    Munmap {
+        at: u64,
+        len: u64,
+    },
+    Mprotect {
+        at: u64,
+        len: u64,
+        write: bool,
+    },
+    /// `exit_mmap()`, run for every mm at teardown.
+    ExitMmap,
+}
+
+impl fmt::Display for Op {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            Op::MapFile { file, at, len, shared, .. } => write!(
+                f,
+                "mmap(0x{at:x}, 0x{len:x}, {}, file{file})",
+                if shared { "MAP_SHARED" } else { "MAP_PRIVATE" }
+            ),
+            Op::Fault { at, write } => {
+                write!(f, "{} fault 0x{at:x}", if write { "write" } else { "read" })
+            }
+            Op::GupSlow { at } => write!(f, "madvise(0x{at:x}, MADV_POPULATE_WRITE)"),
+            Op::MadviseDontneed { at, len } => {
+                write!(f, "madvise(0x{at:x}, 0x{len:x}, MADV_DONTNEED)")
+            }
+            Op::Munmap { at, len } => write!(f, "munmap(0x{at:x}, 0x{len:x})"),
+            Op::Mprotect { at, len, write } => write!(
+                f,
+                "mprotect(0x{at:x}, 0x{len:x}, {})",
+                if write { "PROT_READ|PROT_WRITE" } else { "PROT_READ" }
+            ),
+            Op::ExitMmap => write!(f, "exit_mmap"),
+        }
+    }
+}
+
+/// A scenario resolved against one arch: numbers are bytes, names are indices.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Resolved {
+    pub name: String,
+    pub mm_names: Vec<String>,
+    pub file_names: Vec<String>,
+    /// Size of each file in huge pages.
+    pub file_pages: Vec<u64>,
+    /// Setup operations as (mm, op), run in order before the concurrent phase.
+    pub setup: Vec<(u8, Op)>,
+    /// Per CPU: its mm and operations.
+    pub cpus: Vec<(u8, Vec<Op>)>,
+}
+
+/// Why a scenario cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ScenarioError {
+    #[error("{origin}:{line}:{col}: {msg}")]
+    Parse { origin: String, line: usize, col: usize, msg: String },
+    #[error("{origin}: {field}: {msg}")]
+    Invalid { origin: String, field: String, msg: String },
+    #[error(
+        "unknown scenario `{0}`: not a built-in name (see `mmsim scenarios`) and no such file"
+    )]
+    Unknown(String),
+    #[error("{origin}: {source}")]
+    Io { origin: String, source: std::io::Error },
+}
+
+/// Built-in scenarios: (name, RON source).
+pub const BUILTIN: &[(&str, &str)] = &[
+    ("gup-vs-unshare", include_str!("../scenarios/gup-vs-unshare.ron")),
+    ("fault-vs-unshare", include_str!("../scenarios/fault-vs-unshare.ron")),
+];
+
+/// Scenario text and where it came from.
+#[derive(Clone, Debug)]
+pub struct Source {
+    /// File path, or `builtin:NAME`.
+    pub origin: String,
+    pub text: String,
+}
+
+impl Source {
+    /// A built-in scenario by name, else a file path.
+    pub fn load(name_or_path: &str) -> Result<Source, ScenarioError> {
+        if let Some((n, text)) = BUILTIN.iter().find(|(n, _)| *n == name_or_path) {
+            return Ok(Source { origin: format!("builtin:{n}"), text: text.to_string() });
+        }
+        let path = std::path::Path::new(name_or_path);
+        if !path.exists() {
+            return Err(ScenarioError::Unknown(name_or_path.into()));
+        }
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| ScenarioError::Io { origin: name_or_path.into(), source })?;
+        Ok(Source { origin: name_or_path.into(), text })
+    }
+
+    pub fn parse(&self) -> Result<Scenario, ScenarioError> {
+        ron::Options::default().from_str::<Scenario>(&self.text).map_err(|e| ScenarioError::Parse {
+            origin: self.origin.clone(),
+            line: e.span.start.line,
+            col: e.span.start.col,
+            msg: e.code.to_string(),
+        })
+    }
+}
+
+/// Evaluate a quantity for `arch`: bytes as given, or `k*UNIT + ...` with UNIT one of
+/// `PUD`, `PMD`, `PAGE`, `K`, `M`, `G` (binary) or a number.
+pub fn eval(q: &Quantity, arch: &dyn Arch) -> Result<u64, String> {
+    match q {
+        Quantity::Bytes(b) => Ok(*b),
+        Quantity::Expr(e) => {
+            let mut total: u64 = 0;
+            for term in e.split('+') {
+                let mut product: u64 = 1;
+                for factor in term.split('*') {
+                    let f = factor.trim();
+                    let v = match f {
+                        "PUD" => arch.pud_size(),
+                        "PMD" => arch.pmd_size(),
+                        "PAGE" => arch.page_size(),
+                        "K" => 1 << 10,
+                        "M" => 1 << 20,
+                        "G" => 1 << 30,
+                        _ => parse_number(f).ok_or_else(|| {
+                            format!(
+                                "`{f}` in `{e}` is not a number or one of PUD, PMD, PAGE, K, M, G"
+                            )
+                        })?,
+                    };
+                    product = product.checked_mul(v).ok_or_else(|| format!("`{e}` overflows"))?;
+                }
+                total = total.checked_add(product).ok_or_else(|| format!("`{e}` overflows"))?;
+            }
+            Ok(total)
+        }
+    }
+}
+
+fn parse_number(s: &str) -> Option<u64> {
+    if let Some(h) = s.strip_prefix("0x") {
+        u64::from_str_radix(&h.replace('_', ""), 16).ok()
+    } else {
+        s.replace('_', "").parse().ok()
+    }
+}
+
+impl Scenario {
+    /// Resolve names and quantities for `arch`, checking what the kernel would refuse.
+    pub fn resolve(&self, origin: &str, arch: &dyn Arch) -> Result<Resolved, ScenarioError> {
+        let invalid = |field: String, msg: String| ScenarioError::Invalid {
+            origin: origin.to_string(),
+            field,
+            msg,
+        };
+        let mut r = Resolved {
+            name: self.name.clone(),
+            mm_names: Vec::new(),
+            file_names: Vec::new(),
+            file_pages: Vec::new(),
+            setup: Vec::new(),
+            cpus: Vec::new(),
+        };
+        let huge = arch.pmd_size();
+        let limit = arch.va_limit();
+        let mm_index = |names: &mut Vec<String>, n: &str| -> u8 {
+            match names.iter().position(|x| x == n) {
+                Some(i) => i as u8,
+                None => {
+                    names.push(n.to_string());
+                    (names.len() - 1) as u8
+                }
+            }
+        };
+        let q = |field: String, v: &Quantity| eval(v, arch).map_err(|m| invalid(field, m));
+        let range = |field: String, at: u64, len: u64| -> Result<(), ScenarioError> {
+            if !at.is_multiple_of(huge) || !len.is_multiple_of(huge) {
+                return Err(invalid(
+                    field,
+                    format!(
+                        "range 0x{at:x}+0x{len:x} is not aligned to the huge page size 0x{huge:x} of {} \
+                         (write it in units such as \"PMD\" or \"PUD\" to scale with the arch)",
+                        arch.name()
+                    ),
+                ));
+            }
+            if len == 0 || at.checked_add(len).is_none_or(|end| end > limit) {
+                return Err(invalid(
+                    field,
+                    format!("range 0x{at:x}+0x{len:x} is empty or beyond the {}-bit user address space of {}",
+                        limit.trailing_zeros(), arch.name()),
+                ));
+            }
+            if at == 0 {
+                return Err(invalid(field, "address 0 is below mmap_min_addr".into()));
+            }
+            Ok(())
+        };
+        for (i, op) in self.setup.iter().enumerate() {
+            let field = |f: &str| format!("setup[{i}].{f}");
+            match op {
+                SetupOp::MapFile { mm, file, at, len, shared, offset, fail_vma_lock_alloc } => {
+                    let at_v = q(field("at"), at)?;
+                    let len_v = q(field("len"), len)?;
+                    range(field("at"), at_v, len_v)?;
+                    let off = match offset {
+                        Some(o) => q(field("offset"), o)?,
+                        None => 0,
+                    };
+                    if !off.is_multiple_of(huge) {
+                        return Err(invalid(
+                            field("offset"),
+                            format!("offset 0x{off:x} is not huge-page aligned"),
+                        ));
+                    }
+                    let m = mm_index(&mut r.mm_names, mm);
+                    let f = mm_index(&mut r.file_names, file);
+                    if r.file_pages.len() <= f as usize {
+                        r.file_pages.push(0);
+                    }
+                    let pages = (off + len_v) / huge;
+                    r.file_pages[f as usize] = r.file_pages[f as usize].max(pages);
+                    r.setup.push((
+                        m,
+                        Op::MapFile {
+                            file: f,
+                            at: at_v,
+                            len: len_v,
+                            shared: *shared,
+                            pgoff: off >> arch.page_shift(),
+                            fail_vma_lock_alloc: *fail_vma_lock_alloc,
+                        },
+                    ));
+                }
+                SetupOp::Touch { mm, at } => {
+                    let at_v = q(field("at"), at)?;
+                    let m = mm_index(&mut r.mm_names, mm);
+                    r.setup.push((m, Op::Fault { at: at_v, write: true }));
+                }
+            }
+        }
+        if self.cpus.is_empty() || self.cpus.len() > crate::model::cpu::MAX_CPUS {
+            return Err(invalid(
+                "cpus".into(),
+                format!(
+                    "{} CPUs given; between 1 and {} are supported",
+                    self.cpus.len(),
+                    crate::model::cpu::MAX_CPUS
+                ),
+            ));
+        }
+        for (c, cpu) in self.cpus.iter().enumerate() {
+            let m = mm_index(&mut r.mm_names, &cpu.mm);
+            let mut ops = Vec::new();
+            for (i, op) in cpu.ops.iter().enumerate() {
+                let field = |f: &str| format!("cpus[{c}].ops[{i}].{f}");
+                ops.push(match op {
+                    CpuOp::GupSlow { at } => Op::GupSlow { at: q(field("at"), at)? },
+                    CpuOp::Fault { at, write } => {
+                        Op::Fault { at: q(field("at"), at)?, write: *write }
+                    }
+                    CpuOp::MadviseDontneed { at, len } => {
+                        let (a, l) = (q(field("at"), at)?, q(field("len"), len)?);
+                        range(field("at"), a, l)?;
+                        Op::MadviseDontneed { at: a, len: l }
+                    }
+                    CpuOp::Munmap { at, len } => {
+                        let (a, l) = (q(field("at"), at)?, q(field("len"), len)?);
+                        range(field("at"), a, l)?;
+                        Op::Munmap { at: a, len: l }
+                    }
+                    CpuOp::Mprotect { at, len, write } => {
+                        let (a, l) = (q(field("at"), at)?, q(field("len"), len)?);
+                        range(field("at"), a, l)?;
+                        Op::Mprotect { at: a, len: l, write: *write }
+                    }
+                });
+            }
+            r.cpus.push((m, ops));
+        }
+        if r.mm_names.len() > 8 {
+            return Err(invalid("mm".into(), "at most 8 processes (mms) are supported".into()));
+        }
+        self.check_ranges(&r).map_err(|(f, m)| invalid(f, m))?;
+        Ok(r)
+    }
+
+    /// Partial munmap/mprotect split VMAs (`__split_vma()`), which this model does not do yet:
+    /// refuse them rather than silently doing something else.
+    fn check_ranges(&self, r: &Resolved) -> Result<(), (String, String)> {
+        let mut maps: Vec<(u8, u64, u64)> = Vec::new();
+        for (m, op) in &r.setup {
+            if let Op::MapFile { at, len, .. } = *op {
+                if maps.iter().any(|&(mm, a, l)| mm == *m && at < a + l && a < at + len) {
+                    return Err((
+                        "setup".into(),
+                        format!(
+                            "mmap at 0x{at:x} overlaps an earlier mapping of mm {}",
+                            r.mm_names[*m as usize]
+                        ),
+                    ));
+                }
+                maps.push((*m, at, len));
+            }
+        }
+        for (c, (m, ops)) in r.cpus.iter().enumerate() {
+            for (i, op) in ops.iter().enumerate() {
+                if let Op::Munmap { at, len } | Op::Mprotect { at, len, .. } = *op {
+                    let whole = maps.iter().any(|&(mm, a, l)| mm == *m && a == at && l == len);
+                    if !whole {
+                        return Err((
+                            format!("cpus[{c}].ops[{i}]"),
+                            format!("0x{at:x}+0x{len:x} is not exactly one mapping: splitting a VMA (__split_vma) is not modelled yet"),
+                        ));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mmsim_arch::x86_64::X86_64_4LEVEL;
+
+    #[test]
+    fn builtins_parse_and_resolve() {
+        for (name, _) in BUILTIN {
+            let s = Source::load(name).unwrap();
+            let sc = s.parse().unwrap();
+            sc.resolve(&s.origin, &X86_64_4LEVEL).unwrap();
+        }
+    }
+
+    #[test]
+    fn expressions_scale_with_arch() {
+        let a = &X86_64_4LEVEL;
+        assert_eq!(eval(&Quantity::Expr("PUD".into()), a).unwrap(), 1 << 30);
+        assert_eq!(eval(&Quantity::Expr("2*PMD + PUD".into()), a).unwrap(), (1 << 30) + (4 << 20));
+        assert!(eval(&Quantity::Expr("3*LOTS".into()), a).is_err());
+    }
+
+    #[test]
+    fn syntax_error_names_line_and_column() {
+        let s = Source {
+            origin: "bad.ron".into(),
+            text: "Scenario(\n  name: \"x\",\n  cpus: [ (mm: \"A\" ops: []) ],\n)".into(),
+        };
+        let e = s.parse().unwrap_err().to_string();
+        assert!(e.starts_with("bad.ron:3:"), "{e}");
+    }
+
+    #[test]
+    fn unknown_operation_is_named() {
+        let s = Source {
+            origin: "op.ron".into(),
+            text: "Scenario(name: \"x\", cpus: [ (mm: \"A\", ops: [Frobnicate(at: 1)]) ])".into(),
+        };
+        let e = s.parse().unwrap_err().to_string();
+        assert!(e.contains("op.ron:1:") && e.contains("Frobnicate"), "{e}");
+    }
+
+    #[test]
+    fn misaligned_range_says_why() {
+        let s = Source { origin: "mis.ron".into(), text: "Scenario(name: \"x\", setup: [MapFile(mm: \"A\", file: \"f\", at: 0x40001000, len: \"PUD\")], cpus: [ (mm: \"A\", ops: []) ])".into() };
+        let e = s.parse().unwrap().resolve(&s.origin, &X86_64_4LEVEL).unwrap_err().to_string();
+        assert!(e.contains("mis.ron: setup[0].at") && e.contains("not aligned"), "{e}");
+    }
+}
