@@ -1,0 +1,153 @@
+//! End-to-end tests of the `mmsim` binary: exit codes, determinism of written traces, replay,
+//! and clear errors (file, line/column or field) for bad input.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn mmsim(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_mmsim")).args(args).output().expect("mmsim runs")
+}
+
+fn tmp(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("mmsim-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir.join(name)
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn write(path: &Path, text: &str) -> String {
+    std::fs::write(path, text).unwrap();
+    path.display().to_string()
+}
+
+#[test]
+fn same_seed_same_bytes_and_replay_reproduces_the_race() {
+    let (a, b) = (tmp("a.ron"), tmp("b.ron"));
+    let ra = mmsim(&["run", "gup-vs-unshare", "--seeds", "1000", "-o", a.to_str().unwrap()]);
+    assert_eq!(ra.status.code(), Some(1), "the seed race is found: {}", stderr(&ra));
+    let out = String::from_utf8_lossy(&ra.stdout);
+    assert!(out.contains("BUG: ") && out.contains("follow_hugetlb_page"), "{out}");
+    let rb = mmsim(&["run", "gup-vs-unshare", "--seeds", "1000", "-o", b.to_str().unwrap()]);
+    assert_eq!(rb.status.code(), Some(1));
+    assert_eq!(std::fs::read(&a).unwrap(), std::fs::read(&b).unwrap(), "same seed, same bytes");
+
+    let rep = mmsim(&["replay", a.to_str().unwrap()]);
+    assert_eq!(rep.status.code(), Some(1), "{}", stderr(&rep));
+    assert!(String::from_utf8_lossy(&rep.stdout).contains("identical"));
+}
+
+#[test]
+fn an_edited_event_fails_replay_naming_its_step() {
+    let a = tmp("edit.ron");
+    let r = mmsim(&[
+        "run",
+        "gup-vs-unshare",
+        "--seed",
+        "3",
+        "--profile",
+        "v6.3",
+        "-o",
+        a.to_str().unwrap(),
+    ]);
+    assert_eq!(r.status.code(), Some(0), "{}", stderr(&r));
+    let text = std::fs::read_to_string(&a).unwrap();
+    // turn the first read-lock event into a write-lock event
+    let line =
+        text.lines().find(|l| l.contains("Event(") && l.contains("access: LockRead")).unwrap();
+    let step: u64 =
+        line.split("step: ").nth(1).unwrap().split(',').next().unwrap().parse().unwrap();
+    let edited = text.replacen(line, &line.replace("access: LockRead", "access: LockWrite"), 1);
+    let e = tmp("edited.ron");
+    let p = write(&e, &edited);
+    let rep = mmsim(&["replay", &p]);
+    assert_eq!(rep.status.code(), Some(2));
+    let msg = stderr(&rep);
+    assert!(msg.contains(&format!("step {step}")) && msg.contains("diverged"), "{msg}");
+}
+
+#[test]
+fn scenario_syntax_error_names_file_line_and_column() {
+    let p = write(
+        &tmp("syntax.ron"),
+        "Scenario(\n    name: \"x\",\n    cpus: [ (mm: \"A\" ops: []) ],\n)\n",
+    );
+    let r = mmsim(&["run", &p]);
+    assert_eq!(r.status.code(), Some(2));
+    assert!(stderr(&r).contains(&format!("{p}:3:")), "{}", stderr(&r));
+}
+
+#[test]
+fn unknown_operation_is_named() {
+    let p = write(
+        &tmp("unknown-op.ron"),
+        "Scenario(\n  name: \"x\",\n  cpus: [(mm: \"A\", ops: [Frobnicate(at: 1)])],\n)\n",
+    );
+    let r = mmsim(&["run", &p]);
+    assert_eq!(r.status.code(), Some(2));
+    let e = stderr(&r);
+    assert!(e.contains(&format!("{p}:3:")) && e.contains("Frobnicate"), "{e}");
+}
+
+#[test]
+fn misaligned_range_says_why() {
+    let p = write(
+        &tmp("misaligned.ron"),
+        "Scenario(name: \"x\", setup: [MapFile(mm: \"A\", file: \"f\", at: 0x40001000, len: \"PUD\")], cpus: [(mm: \"A\", ops: [])])",
+    );
+    let r = mmsim(&["run", &p]);
+    assert_eq!(r.status.code(), Some(2));
+    let e = stderr(&r);
+    assert!(e.contains("setup[0].at") && e.contains("not aligned") && e.contains(&p), "{e}");
+}
+
+#[test]
+fn trace_of_another_schema_version_is_refused_naming_both() {
+    let a = tmp("schema.ron");
+    let r = mmsim(&[
+        "run",
+        "gup-vs-unshare",
+        "--seed",
+        "1",
+        "--profile",
+        "v6.3",
+        "-o",
+        a.to_str().unwrap(),
+    ]);
+    assert_eq!(r.status.code(), Some(0));
+    let text = std::fs::read_to_string(&a).unwrap().replacen(
+        "schema_version: 1,",
+        "schema_version: 99,",
+        1,
+    );
+    let p = write(&tmp("schema99.ron"), &text);
+    let rep = mmsim(&["replay", &p]);
+    assert_eq!(rep.status.code(), Some(2));
+    let e = stderr(&rep);
+    assert!(e.contains("99") && e.contains("version 1") && e.contains(&p), "{e}");
+}
+
+#[test]
+fn unknown_scenario_profile_and_switch_are_usage_errors() {
+    for args in [
+        vec!["run", "no-such-scenario"],
+        vec!["run", "gup-vs-unshare", "--profile", "v9.99"],
+        vec!["run", "gup-vs-unshare", "--set", "nope=1"],
+        vec!["run", "gup-vs-unshare", "--arch", "vax"],
+        vec!["frobnicate"],
+    ] {
+        let r = mmsim(&args);
+        assert_eq!(r.status.code(), Some(2), "{args:?}: {}", stderr(&r));
+        assert!(!stderr(&r).contains("panicked"), "{args:?}");
+    }
+}
+
+#[test]
+fn scenarios_lists_the_builtins() {
+    let r = mmsim(&["scenarios"]);
+    assert_eq!(r.status.code(), Some(0));
+    let out = String::from_utf8_lossy(&r.stdout);
+    assert!(out.contains("gup-vs-unshare") && out.contains("fault-vs-unshare"), "{out}");
+}
