@@ -55,7 +55,7 @@ fn v6_1_seed_race_is_found_and_reported_with_provenance() {
 fn span_of(t: &Trace, actor: Actor) -> (u64, u64) {
     let mut it = t.events.iter().filter(|e| e.actor == actor).map(|e| e.step);
     let first = it.next().unwrap();
-    (first, it.last().unwrap_or(first))
+    (first, it.next_back().unwrap_or(first))
 }
 
 #[test]

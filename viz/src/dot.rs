@@ -20,7 +20,7 @@ pub fn render_dot(trace: &Trace, opts: &RenderOptions) -> String {
     let title = v
         .reports
         .first()
-        .map_or_else(|| format!("{}: {:?}", h.scenario, trace.verdict), |r| r.title.clone());
+        .map_or_else(|| format!("{}: {}", h.scenario, trace.verdict), |r| r.title.clone());
     let facts = format!(
         "scenario {} · arch {} · profile {} · seed {} · steps {}–{}",
         h.scenario, h.arch, h.profile, h.seed, v.lo, v.hi
@@ -110,7 +110,7 @@ pub fn render_dot(trace: &Trace, opts: &RenderOptions) -> String {
         if v.is_visible(from) && v.is_visible(to) {
             let _ = writeln!(
                 out,
-                "  s{from} -> s{to} [color=\"#d62728\", penwidth=3, constraint=false, label=\"{:?}\", fontcolor=\"#d62728\", tooltip=\"{}\"];",
+                "  s{from} -> s{to} [color=\"#d62728\", penwidth=3, constraint=false, label=\"{}\", fontcolor=\"#d62728\", tooltip=\"{}\"];",
                 r.kind,
                 esc(&r.title)
             );
@@ -180,6 +180,23 @@ mod tests {
             assert!(e.iter().any(|x| x.0 == a && x.1 == b && x.2.contains(colour)), "{a}->{b}");
         }
         assert!(e.iter().filter(|x| x.2.contains("#999999")).count() >= 15);
+    }
+
+    #[test]
+    #[ignore]
+    fn dump() {
+        std::fs::write("/tmp/seed.dot", render_dot(&seed_race(), &RenderOptions::default()))
+            .unwrap();
+        std::fs::write(
+            "/tmp/busy.dot",
+            render_dot(&crate::fixture::busy(200), &RenderOptions::default()),
+        )
+        .unwrap();
+        std::fs::write(
+            "/tmp/seed.json",
+            crate::render_perfetto(&seed_race(), &RenderOptions::default()),
+        )
+        .unwrap();
     }
 
     #[test]

@@ -119,7 +119,7 @@ pub fn seed_race() -> Trace {
         allocated: Some(site(alloc, Setup, "Touch(0x40000000)", "huge_pte_alloc")),
         queued: Some(site(queued, Cpu(2), "Munmap(0x40000000, 0x40000000)", "tlb_remove_table")),
         freed: Some(site(freed, Cpu(2), "Munmap(0x40000000, 0x40000000)", "pagetable_pmd_dtor")),
-        held: vec!["mmap_lock[mm0] R".into()],
+        held: vec!["mmap_lock(mm0) R".into()],
         text: "BUG: KASAN: use-after-free in huge_pte_lock\n...".into(),
     };
     Trace {
@@ -161,5 +161,25 @@ pub fn busy(steps: u64) -> Trace {
     }
     t.events = b.events;
     assert_eq!(t.events.len() as u64, base + steps);
+    t
+}
+
+/// The seed race followed by `n` quiet steps (CPU2 reading entries of mm B's PUD table).
+pub fn with_quiet_loop(n: u64) -> Trace {
+    let mut t = seed_race();
+    let mut b = Builder { events: std::mem::take(&mut t.events) };
+    for i in 0..n {
+        let index = (i % 512) as u16;
+        b.ev(
+            Actor::Cpu(2),
+            1,
+            "free_pgd_range",
+            Object::Entry { pfn: OTHER, index },
+            Access::Read,
+            "",
+        );
+    }
+    b.ev(Actor::Cpu(2), 1, "free_pgd_range", Object::Table(OTHER), Access::Free, "");
+    t.events = b.events;
     t
 }

@@ -75,62 +75,21 @@ impl Lane {
     }
 }
 
-/// `CPU0`, `IRQ0`, `RCU`, `setup`, `teardown`.
+/// `CPU0`, `CPU0.irq`, `RCU`, `setup`, `teardown` (the trace crate's `Display`, shared with the
+/// CLI and replay messages).
 pub fn actor_label(actor: Actor) -> String {
-    match actor {
-        Actor::Cpu(n) => format!("CPU{n}"),
-        Actor::Irq(n) => format!("IRQ{n}"),
-        Actor::Rcu => "RCU".into(),
-        Actor::Setup => "setup".into(),
-        Actor::Teardown => "teardown".into(),
-    }
+    actor.to_string()
 }
 
-/// `mmap_lock[mm0]`, `table 0x1003`, `entry 0x1003[5]`, ...
+/// `mmap_lock(mm0)`, `table(pfn 0x1003)`, `entry(pfn 0x1003)[5]`, ... (the trace crate's
+/// `Display`).
 pub fn object_label(obj: Object) -> String {
-    match obj {
-        Object::MmapLock(m) => format!("mmap_lock[mm{m}]"),
-        Object::PageTableLock(m) => format!("page_table_lock[mm{m}]"),
-        Object::VmaLock { mm, vma } => format!("vma_lock[mm{mm}.vma{vma}]"),
-        Object::IMmapRwsem(f) => format!("i_mmap_rwsem[file{f}]"),
-        Object::FaultMutex(h) => format!("fault_mutex[{h}]"),
-        Object::PtLock(p) => format!("ptlock[{p:#x}]"),
-        Object::Table(p) => format!("table {p:#x}"),
-        Object::Entry { pfn, index } => format!("entry {pfn:#x}[{index}]"),
-        Object::Page(p) => format!("page {p:#x}"),
-        Object::Cpu(n) => format!("cpu{n}"),
-        Object::Tlb(n) => format!("tlb{n}"),
-        Object::Rcu => "rcu".into(),
-        Object::Vmas(m) => format!("vmas[mm{m}]"),
-    }
+    obj.to_string()
 }
 
-/// `read`, `lock R`, `unlock W`, `queue free`, ...
+/// `read`, `lock_write`, `queue_free`, ... (the trace crate's names).
 pub fn access_label(access: Access) -> &'static str {
-    match access {
-        Access::Read => "read",
-        Access::Write => "write",
-        Access::LockRead => "lock R",
-        Access::UnlockRead => "unlock R",
-        Access::LockWrite => "lock W",
-        Access::UnlockWrite => "unlock W",
-        Access::Alloc => "alloc",
-        Access::Share => "share",
-        Access::Unshare => "unshare",
-        Access::LockFree => "lock free",
-        Access::QueueFree => "queue free",
-        Access::Free => "free",
-        Access::IrqDisable => "irq off",
-        Access::IrqEnable => "irq on",
-        Access::RcuReadLock => "rcu_read_lock",
-        Access::RcuReadUnlock => "rcu_read_unlock",
-        Access::GracePeriod => "grace period",
-        Access::IpiSend => "ipi send",
-        Access::IpiHandle => "ipi handle",
-        Access::IpiWait => "ipi wait done",
-        Access::TlbFlush => "tlb flush",
-        Access::Local => "local",
-    }
+    access.name()
 }
 
 /// The page-table page an object belongs to (its table, one of its entries, or its ptlock).

@@ -21,6 +21,7 @@ pub mod mermaid;
 pub mod perfetto;
 pub mod svg;
 mod view;
+mod xscale;
 
 #[cfg(test)]
 mod fixture;

@@ -151,7 +151,7 @@ pub fn render_perfetto(trace: &Trace, opts: &RenderOptions) -> String {
     let h = &trace.header;
     let other = json!({
         "scenario": h.scenario, "arch": h.arch, "profile": h.profile, "strategy": h.strategy,
-        "seed": h.seed, "verdict": format!("{:?}", trace.verdict),
+        "seed": h.seed, "verdict": trace.verdict.to_string(),
         "reports": v.reports.iter().map(|r| r.title.clone()).collect::<Vec<_>>(),
         "ts_unit": "step",
     });

@@ -21,12 +21,10 @@ use crate::label::{
 };
 use crate::lifetime::SpanEventKind;
 use crate::view::{RenderOptions, View};
+use crate::xscale::XScale;
 
 const LEFT: f64 = 200.0;
 const RIGHT: f64 = 40.0;
-const TARGET_PLOT_WIDTH: f64 = 1100.0;
-const MIN_DX: f64 = 5.0;
-const MAX_DX: f64 = 28.0;
 const CHAR_W: f64 = 6.2;
 const FUNC_ROW: f64 = 16.0;
 const MARK_ROW: f64 = 16.0;
@@ -43,7 +41,7 @@ pub fn render_svg(trace: &Trace, opts: &RenderOptions) -> String {
 struct Svg<'v, 't> {
     v: &'v View<'t>,
     opts: RenderOptions,
-    dx: f64,
+    scale: XScale,
     out: String,
     /// y of the marks row of each lane.
     mark_y: BTreeMap<Lane, f64>,
@@ -51,17 +49,26 @@ struct Svg<'v, 't> {
 
 impl<'v, 't> Svg<'v, 't> {
     fn new(v: &'v View<'t>, opts: &RenderOptions) -> Self {
-        let n = (v.hi - v.lo + 1) as f64;
-        let dx = (TARGET_PLOT_WIDTH / n).clamp(MIN_DX, MAX_DX);
-        Svg { v, opts: *opts, dx, out: String::new(), mark_y: BTreeMap::new() }
+        let mut busy: BTreeSet<u64> =
+            v.events.iter().filter(|e| is_busy(e)).map(|e| e.step).collect();
+        for r in &v.reports {
+            busy.insert(r.at.step);
+            busy.extend(r.freed.iter().chain(&r.queued).map(|s| s.step));
+        }
+        let scale = XScale::new(v.lo, v.hi, LEFT, &busy);
+        Svg { v, opts: *opts, scale, out: String::new(), mark_y: BTreeMap::new() }
     }
 
     fn x(&self, step: u64) -> f64 {
-        LEFT + (step.saturating_sub(self.v.lo)) as f64 * self.dx + self.dx / 2.0
+        self.scale.center(step)
     }
 
     fn plot_right(&self) -> f64 {
-        self.x(self.v.hi) + self.dx / 2.0
+        self.scale.end()
+    }
+
+    fn in_gap(&self, step: u64) -> bool {
+        self.scale.gap_of(step).is_some()
     }
 
     fn render(mut self) -> String {
@@ -100,10 +107,21 @@ impl<'v, 't> Svg<'v, 't> {
         ));
         let _ = writeln!(doc, r##"<rect width="100%" height="100%" fill="#ffffff"/>"##);
         // Grid first so everything else paints over it.
-        let tick = self.tick();
-        let first = self.v.lo.div_ceil(tick) * tick;
-        let mut s = first;
-        while s <= self.v.hi {
+        for g in &self.scale.gaps {
+            let _ = writeln!(
+                doc,
+                r##"<g class="gap"><rect x="{:.1}" y="{:.1}" width="{:.1}" height="{:.1}" fill="#eeeeee" stroke="#bbbbbb" stroke-dasharray="2 2"/><text class="ax" x="{:.1}" y="{axis_y:.1}" text-anchor="middle">+{}</text><title>steps {}–{} squeezed: no lock, lifetime, IPI, RCU or TLB step</title></g>"##,
+                g.x0,
+                lanes_top - 4.0,
+                g.width,
+                grid_bottom - lanes_top + 4.0,
+                g.x0 + g.width / 2.0,
+                g.len(),
+                g.from,
+                g.to
+            );
+        }
+        for s in self.scale.ticks() {
             let x = self.x(s);
             let _ = writeln!(
                 doc,
@@ -111,7 +129,6 @@ impl<'v, 't> Svg<'v, 't> {
                 a = lanes_top - 4.0,
                 b = grid_bottom,
             );
-            s += tick;
         }
         let _ = writeln!(
             doc,
@@ -123,25 +140,12 @@ impl<'v, 't> Svg<'v, 't> {
         doc
     }
 
-    /// Axis tick spacing in steps: 1, 2, 5, 10, 20, 50, ... at least 45 px apart.
-    fn tick(&self) -> u64 {
-        let mut base = 1u64;
-        loop {
-            for m in [1, 2, 5] {
-                if (base * m) as f64 * self.dx >= 45.0 {
-                    return base * m;
-                }
-            }
-            base *= 10;
-        }
-    }
-
     fn title(&mut self) -> f64 {
         let t = self.v.trace;
         let h = &t.header;
         let title = match self.v.reports.first().copied().or(t.reports.first()) {
             Some(r) => r.title.clone(),
-            None => format!("{}: {:?}", h.scenario, t.verdict),
+            None => format!("{}: {}", h.scenario, t.verdict),
         };
         let colour = if t.reports.is_empty() { "#222" } else { RACE };
         let more = if t.reports.len() > 1 {
@@ -156,7 +160,7 @@ impl<'v, 't> Svg<'v, 't> {
             esc(&more)
         );
         let mut facts = format!(
-            "scenario {} · arch {} · profile {} · strategy {} · seed {} · verdict {:?} · steps {}–{}",
+            "scenario {} · arch {} · profile {} · strategy {} · seed {} · verdict {} · steps {}–{}",
             h.scenario, h.arch, h.profile, h.strategy, h.seed, t.verdict, self.v.lo, self.v.hi
         );
         if let Some(p) = self.opts.focus_pfn {
@@ -215,17 +219,55 @@ impl<'v, 't> Svg<'v, 't> {
             );
         }
 
-        // Runs of the same kernel function.
+        // Squeezed stretches: one summary box per gap.
         let func_y = top + 6.0;
+        for g in self.scale.gaps.clone() {
+            let inside: Vec<&Event> =
+                events.iter().copied().filter(|e| g.contains(e.step)).collect();
+            if inside.is_empty() {
+                continue;
+            }
+            let mut funcs: Vec<&str> = Vec::new();
+            for e in &inside {
+                if !funcs.contains(&e.func.as_str()) {
+                    funcs.push(&e.func);
+                }
+            }
+            let _ = writeln!(
+                self.out,
+                r##"<rect class="gap-summary" x="{:.1}" y="{func_y:.1}" width="{:.1}" height="{:.1}" rx="2" fill="#dddddd" stroke="#999999"><title>{} steps of {} between {} and {}: {}</title></rect><text class="sm" x="{:.1}" y="{:.1}" text-anchor="middle">{}</text>"##,
+                g.x0,
+                g.width,
+                FUNC_ROW + MARK_ROW - 4.0,
+                inside.len(),
+                esc(&lane.name(t)),
+                g.from,
+                g.to,
+                esc(&funcs.join(", ")),
+                g.x0 + g.width / 2.0,
+                func_y + 20.0,
+                inside.len()
+            );
+        }
+        let events: Vec<&Event> = events.into_iter().filter(|e| !self.in_gap(e.step)).collect();
+
+        // Runs of the same kernel function.
         let mut i = 0;
         while i < events.len() {
             let mut j = i;
-            while j + 1 < events.len() && events[j + 1].func == events[i].func {
+            while j + 1 < events.len()
+                && events[j + 1].func == events[i].func
+                && self
+                    .scale
+                    .gaps
+                    .iter()
+                    .all(|g| !(events[j].step < g.from && g.to < events[j + 1].step))
+            {
                 j += 1;
             }
             let (a, b) = (events[i].step, events[j].step);
-            let x0 = self.x(a) - self.dx / 2.0;
-            let w = self.x(b) - self.x(a) + self.dx;
+            let x0 = self.scale.left(a);
+            let w = self.scale.right(b) - x0;
             let func = &events[i].func;
             let _ = write!(
                 self.out,
@@ -250,7 +292,7 @@ impl<'v, 't> Svg<'v, 't> {
         // One mark per event.
         let mark_y = top + 6.0 + FUNC_ROW + MARK_ROW / 2.0;
         self.mark_y.insert(lane, mark_y);
-        let r = (self.dx * 0.4).min(4.5);
+        let r = (self.scale.dx * 0.4).min(4.5);
         let at_steps: BTreeSet<u64> = self.v.reports.iter().map(|r| r.at.step).collect();
         for e in &events {
             let x = self.x(e.step);
@@ -281,8 +323,11 @@ impl<'v, 't> Svg<'v, 't> {
                 esc(&object_label(*lock))
             );
             for h in self.v.holds.iter().filter(|h| h.lane == lane && h.lock == *lock) {
-                let x0 = self.x(h.from_step) - self.dx / 2.0;
-                let w = self.x(h.to_step) - self.x(h.from_step) + self.dx;
+                if self.scale.gap_of(h.from_step).is_some_and(|g| g.contains(h.to_step)) {
+                    continue; // wholly inside a squeezed stretch
+                }
+                let x0 = self.scale.left(h.from_step);
+                let w = self.scale.right(h.to_step) - x0;
                 let text = format!("{} {}", kind.name(), h.mode.letter());
                 let open = if h.open { ", still held at end" } else { "" };
                 let _ = write!(
@@ -339,8 +384,8 @@ impl<'v, 't> Svg<'v, 't> {
             );
             let spans: Vec<_> = self.v.spans.iter().filter(|s| s.pfn == pfn).collect();
             for (n, s) in spans.iter().enumerate() {
-                let x0 = self.x(s.start_step) - self.dx / 2.0;
-                let w = self.x(s.end_step) - self.x(s.start_step) + self.dx;
+                let x0 = self.scale.left(s.start_step);
+                let w = self.scale.right(s.end_step) - x0;
                 let how = if s.freed { "freed" } else { "live at end" };
                 let _ = writeln!(
                     self.out,
@@ -375,6 +420,9 @@ impl<'v, 't> Svg<'v, 't> {
                 let live = lives.iter().any(|s| s.start_step <= e.step && e.step <= s.end_step);
                 let freed_before = lives.iter().any(|s| s.freed && s.end_step < e.step);
                 let dead = (freed_before && !live) || at_steps.contains(&e.step);
+                if !dead && self.in_gap(e.step) {
+                    continue;
+                }
                 let x = self.x(e.step);
                 let _ = writeln!(
                     self.out,
@@ -444,7 +492,7 @@ impl<'v, 't> Svg<'v, 't> {
             );
             let _ = writeln!(
                 self.out,
-                r#"<text class="sm" x="{:.1}" y="{:.1}" fill="{RACE}" text-anchor="middle">{:?}</text>"#,
+                r#"<text class="sm" x="{:.1}" y="{:.1}" fill="{RACE}" text-anchor="middle">{}</text>"#,
                 (a.0 + b.0) / 2.0,
                 top + 10.0,
                 r.kind
@@ -572,6 +620,28 @@ fn marker(kind: SpanEventKind, x: f64, y: f64, tip: &str) -> String {
             x + 5.0,
             y - 5.0
         ),
+    }
+}
+
+/// Steps the x axis must keep readable: lock ops on sleeping locks and page_table_lock,
+/// lifetime events, IPIs, RCU grace periods, TLB flushes.
+fn is_busy(e: &Event) -> bool {
+    match e.access {
+        Access::LockRead | Access::LockWrite | Access::UnlockRead | Access::UnlockWrite => {
+            !matches!(e.object, Object::PtLock(_))
+        }
+        Access::Alloc
+        | Access::Share
+        | Access::Unshare
+        | Access::LockFree
+        | Access::QueueFree
+        | Access::Free
+        | Access::IpiSend
+        | Access::IpiHandle
+        | Access::IpiWait
+        | Access::GracePeriod
+        | Access::TlbFlush => true,
+        _ => false,
     }
 }
 
@@ -721,6 +791,24 @@ mod tests {
         let doc = parse(&win);
         assert_eq!(with_class(&doc, "mark").len(), 8);
         assert!(with_class(&doc, "race").is_empty(), "free and use are outside the window");
+    }
+
+    #[test]
+    fn long_quiet_loops_are_squeezed() {
+        let t = crate::fixture::with_quiet_loop(3000);
+        let svg = render_svg(&t, &RenderOptions::default());
+        let doc = parse(&svg);
+        let w: f64 = doc.root_element().attribute("width").unwrap().parse().unwrap();
+        assert!(w <= 1600.0, "width {w}");
+        assert_eq!(with_class(&doc, "gap").len(), 1);
+        let summary = with_class(&doc, "gap-summary");
+        assert_eq!(summary.len(), 1);
+        assert!(title_of(summary[0]).contains("free_pgd_range"), "{}", title_of(summary[0]));
+        assert!(with_class(&doc, "mark").len() < 100);
+        assert_eq!(with_class(&doc, "race").len(), 1, "the race survives the squeeze");
+        // A window inside the loop is drawn step by step again.
+        let win = render_svg(&t, &RenderOptions { focus_pfn: None, window: Some((1000, 1100)) });
+        assert_eq!(with_class(&parse(&win), "mark").len(), 101);
     }
 
     #[test]
