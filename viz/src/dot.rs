@@ -183,23 +183,6 @@ mod tests {
     }
 
     #[test]
-    #[ignore]
-    fn dump() {
-        std::fs::write("/tmp/seed.dot", render_dot(&seed_race(), &RenderOptions::default()))
-            .unwrap();
-        std::fs::write(
-            "/tmp/busy.dot",
-            render_dot(&crate::fixture::busy(200), &RenderOptions::default()),
-        )
-        .unwrap();
-        std::fs::write(
-            "/tmp/seed.json",
-            crate::render_perfetto(&seed_race(), &RenderOptions::default()),
-        )
-        .unwrap();
-    }
-
-    #[test]
     fn focus_drops_unrelated_nodes() {
         let t = seed_race();
         let dot = render_dot(&t, &RenderOptions { focus_pfn: Some(SHARED), window: None });

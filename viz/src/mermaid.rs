@@ -383,13 +383,6 @@ mod tests {
     }
 
     #[test]
-    #[ignore]
-    fn dump() {
-        std::fs::write("/tmp/seed.mmd", render_mermaid(&seed_race(), &RenderOptions::default()))
-            .unwrap();
-    }
-
-    #[test]
     fn stays_small_and_filters() {
         let t = busy(200);
         let m = render_mermaid(&t, &RenderOptions::default());

@@ -761,19 +761,6 @@ mod tests {
     }
 
     #[test]
-    #[ignore]
-    fn dump() {
-        std::fs::write("/tmp/seed.svg", render_svg(&seed_race(), &RenderOptions::default()))
-            .unwrap();
-        std::fs::write("/tmp/busy.svg", render_svg(&busy(200), &RenderOptions::default())).unwrap();
-        std::fs::write(
-            "/tmp/focus.svg",
-            render_svg(&seed_race(), &RenderOptions { focus_pfn: Some(SHARED), window: None }),
-        )
-        .unwrap();
-    }
-
-    #[test]
     fn focus_keeps_one_page_and_window_cuts_steps() {
         let t = seed_race();
         let full = render_svg(&t, &RenderOptions::default());
