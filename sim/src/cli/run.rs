@@ -1,0 +1,94 @@
+//! `mmsim run` and `mmsim replay`.
+
+use super::{fail, Target};
+use crate::run::{self, Prepared, ReplayResult, Request};
+use crate::scenario::Source;
+use mmsim_traces::{Trace, Verdict};
+use std::path::Path;
+
+/// Resolve a `Target` into a prepared request, or the error line to print.
+pub(crate) fn prepare(t: &Target) -> Result<Prepared, String> {
+    let source = Source::load(&t.scenario).map_err(|e| e.to_string())?;
+    let req =
+        Request { source, arch: t.arch.clone(), profile: t.profile.clone(), set: t.set.clone() };
+    Prepared::new(&req).map_err(|e| e.to_string())
+}
+
+pub fn run(target: &Target, seed: u64, seeds: Option<u64>, output: Option<&Path>) -> i32 {
+    let prepared = match prepare(target) {
+        Ok(p) => p,
+        Err(e) => return fail(e),
+    };
+    // scan quietly, then run the seed to report again with every event recorded
+    let count = seeds.unwrap_or(1).max(1);
+    let mut chosen = seed;
+    for s in seed..seed.saturating_add(count) {
+        chosen = s;
+        match prepared.run_seed(s, false) {
+            Ok((_, out)) if out.verdict != Verdict::Clean => break,
+            Ok(_) => {}
+            Err(e) => return fail(e),
+        }
+    }
+    let t = match prepared.run_seed(chosen, true) {
+        Ok((t, _)) => t,
+        Err(e) => return fail(e),
+    };
+    print_summary(&t, count);
+    if let Some(path) = output {
+        if let Err(e) = mmsim_traces::write_atomic(path, &t) {
+            return fail(e);
+        }
+        println!("trace written to {}", path.display());
+    }
+    i32::from(t.verdict != Verdict::Clean)
+}
+
+pub fn replay(trace: &Path, events: bool) -> i32 {
+    let t = match mmsim_traces::read(trace) {
+        Ok(t) => t,
+        Err(e) => return fail(e),
+    };
+    match run::replay(&t, &trace.display().to_string()) {
+        Ok(ReplayResult::Identical(again)) => {
+            if events {
+                for e in &again.events {
+                    println!("{}", e.summary());
+                }
+            }
+            println!(
+                "replay of {} identical: {} decisions, {} events, verdict {:?}",
+                trace.display(),
+                t.decisions.len(),
+                t.events.len(),
+                t.verdict
+            );
+            for r in &again.reports {
+                print!("{}", r.text);
+            }
+            i32::from(again.verdict != Verdict::Clean)
+        }
+        Ok(ReplayResult::Diverged(msg)) => {
+            fail(format!("{}: replay diverged: {msg}", trace.display()))
+        }
+        Err(e) => fail(format!("{}: {e}", trace.display())),
+    }
+}
+
+fn print_summary(t: &Trace, seeds: u64) {
+    let h = &t.header;
+    println!(
+        "{} on {} with profile {}, {} seed {}{}: {:?} after {} steps",
+        h.scenario,
+        h.arch,
+        h.profile,
+        h.strategy,
+        h.seed,
+        if seeds > 1 { format!(" (of {seeds} tried)") } else { String::new() },
+        t.verdict,
+        t.events.len()
+    );
+    for r in &t.reports {
+        print!("{}", r.text);
+    }
+}
