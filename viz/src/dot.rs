@@ -6,11 +6,46 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write;
 
-use mmsim_traces::{Event, Trace};
+use mmsim_traces::{Event, Object, Trace};
 
 use crate::graph::EdgeKind;
 use crate::label::{access_label, dot_escape as esc, object_label, Lane, LockKind};
-use crate::view::{RenderOptions, View};
+use crate::view::{is_landmark, RenderOptions, View};
+
+/// Runs of at least this many unremarkable steps of one lane become one node.
+const COLLAPSE_MIN: usize = 6;
+
+/// `s91–s3162 · 2561 steps` with the counts per access and the functions.
+fn run_label(run: &[&Event]) -> String {
+    let (first, last) = (run[0].step, run[run.len() - 1].step);
+    let mut counts: Vec<(String, usize)> = Vec::new();
+    let mut funcs: Vec<&str> = Vec::new();
+    for e in run {
+        let what = match e.object {
+            Object::Entry { pfn, .. } => format!("{} entry(pfn {pfn:#x})", e.access),
+            obj => format!("{} {obj}", e.access),
+        };
+        match counts.iter_mut().find(|(k, _)| *k == what) {
+            Some((_, n)) => *n += 1,
+            None => counts.push((what, 1)),
+        }
+        if !funcs.contains(&e.func.as_str()) {
+            funcs.push(&e.func);
+        }
+    }
+    let mut label = format!("s{first}–s{last} · {} steps", run.len());
+    for (what, n) in counts.iter().take(4) {
+        let _ = write!(label, "\n{n} × {what}");
+    }
+    if counts.len() > 4 {
+        label.push_str("\n…");
+    }
+    let _ = write!(label, "\n{}", funcs[..funcs.len().min(3)].join(", "));
+    if funcs.len() > 3 {
+        label.push_str(", …");
+    }
+    label
+}
 
 /// Render the happens-before graph as a Graphviz `digraph`.
 pub fn render_dot(trace: &Trace, opts: &RenderOptions) -> String {
@@ -37,13 +72,22 @@ pub fn render_dot(trace: &Trace, opts: &RenderOptions) -> String {
 
     let bad: BTreeSet<u64> = v.reports.iter().map(|r| r.at.step).collect();
     let freed: BTreeSet<u64> = v.race_edges().iter().map(|&(f, _, _)| f).collect();
+    // Steps that keep a node of their own; runs of the rest collapse into one node.
+    let mut keep: BTreeSet<u64> =
+        v.events.iter().filter(|e| is_landmark(e)).map(|e| e.step).collect();
+    keep.extend(bad.iter().chain(&freed));
+    for e in v.edges.iter().filter(|e| e.kind != EdgeKind::ProgramOrder) {
+        keep.extend([e.from, e.to]);
+    }
     let mut by_lane: BTreeMap<Lane, Vec<&Event>> = BTreeMap::new();
     for e in &v.events {
         by_lane.entry(Lane::of(e.actor)).or_default().push(e);
     }
+    let mut node_of: BTreeMap<u64, String> = BTreeMap::new();
+    let mut lane_nodes: Vec<Vec<String>> = Vec::new();
     for (lane, events) in &by_lane {
         let mut label = lane.name(trace);
-        if let Some(mm) = lane.mm(trace) {
+        if let Some(mm) = lane.mm(trace).filter(|m| !m.is_empty()) {
             let _ = write!(label, " (mm {mm})");
         }
         for op in lane.ops(trace) {
@@ -55,39 +99,71 @@ pub fn render_dot(trace: &Trace, opts: &RenderOptions) -> String {
             "    label=\"{}\"; style=filled; fillcolor=\"#f6f6f6\"; color=\"#c0c0c0\";",
             esc(&label)
         );
-        for e in events {
-            let mut label = format!(
-                "{} {}\n{} {}",
-                e.step,
-                e.func,
-                access_label(e.access),
-                object_label(e.object)
-            );
-            if !e.detail.is_empty() {
-                let _ = write!(label, "\n{}", e.detail);
+        let mut nodes = Vec::new();
+        let mut i = 0;
+        while i < events.len() {
+            let mut j = i;
+            while j + 1 < events.len()
+                && !keep.contains(&events[i].step)
+                && !keep.contains(&events[j + 1].step)
+            {
+                j += 1;
             }
-            let style = if bad.contains(&e.step) || freed.contains(&e.step) {
-                ", fillcolor=\"#f8d0d0\", color=\"#d62728\", penwidth=2".to_string()
-            } else if let Some(k) = LockKind::of(e.object) {
-                format!(", color=\"{}\"", k.colour())
+            let id = if j + 1 - i >= COLLAPSE_MIN {
+                let id = format!("r{}", events[i].step);
+                let run = &events[i..=j];
+                let _ = writeln!(
+                    out,
+                    "    {id} [label=\"{}\", style=\"rounded,dashed\"];",
+                    esc(&run_label(run))
+                );
+                for e in run {
+                    node_of.insert(e.step, id.clone());
+                }
+                id
             } else {
-                String::new()
+                j = i;
+                let e = events[i];
+                let id = format!("s{}", e.step);
+                let mut label = format!(
+                    "{} {}\n{} {}",
+                    e.step,
+                    e.func,
+                    access_label(e.access),
+                    object_label(e.object)
+                );
+                if !e.detail.is_empty() {
+                    let _ = write!(label, "\n{}", e.detail);
+                }
+                let style = if bad.contains(&e.step) || freed.contains(&e.step) {
+                    ", fillcolor=\"#f8d0d0\", color=\"#d62728\", penwidth=2".to_string()
+                } else if let Some(k) = LockKind::of(e.object) {
+                    format!(", color=\"{}\"", k.colour())
+                } else {
+                    String::new()
+                };
+                let _ = writeln!(out, "    {id} [label=\"{}\"{style}];", esc(&label));
+                node_of.insert(e.step, id.clone());
+                id
             };
-            let _ = writeln!(out, "    s{} [label=\"{}\"{style}];", e.step, esc(&label));
+            nodes.push(id);
+            i = j + 1;
         }
         out.push_str("  }\n");
+        lane_nodes.push(nodes);
     }
 
-    // Program order between consecutive visible events of a lane (gaps from filtering included).
-    for events in by_lane.values() {
-        for w in events.windows(2) {
+    // Program order between consecutive visible nodes of a lane (gaps from filtering included).
+    for nodes in &lane_nodes {
+        for w in nodes.windows(2) {
             let _ = writeln!(
                 out,
-                "  s{} -> s{} [color=\"#999999\", weight=10, arrowsize=0.6];",
-                w[0].step, w[1].step
+                "  {} -> {} [color=\"#999999\", weight=10, arrowsize=0.6];",
+                w[0], w[1]
             );
         }
     }
+    let node = |step: u64| node_of.get(&step).cloned().unwrap_or_else(|| format!("s{step}"));
     for e in v.edges.iter().filter(|e| e.kind != EdgeKind::ProgramOrder) {
         let attrs = match e.kind {
             EdgeKind::LockHandoff => {
@@ -104,13 +180,15 @@ pub fn render_dot(trace: &Trace, opts: &RenderOptions) -> String {
             EdgeKind::GracePeriod => "color=\"#9467bd\", style=dotted, penwidth=1.5, constraint=false, label=\"rcu\", fontcolor=\"#9467bd\"".into(),
             EdgeKind::FreeToUse | EdgeKind::ProgramOrder => continue,
         };
-        let _ = writeln!(out, "  s{} -> s{} [{attrs}];", e.from, e.to);
+        let _ = writeln!(out, "  {} -> {} [{attrs}];", node(e.from), node(e.to));
     }
     for (from, to, r) in v.race_edges() {
         if v.is_visible(from) && v.is_visible(to) {
             let _ = writeln!(
                 out,
-                "  s{from} -> s{to} [color=\"#d62728\", penwidth=3, constraint=false, label=\"{}\", fontcolor=\"#d62728\", tooltip=\"{}\"];",
+                "  {} -> {} [color=\"#d62728\", penwidth=3, constraint=false, label=\"{}\", fontcolor=\"#d62728\", tooltip=\"{}\"];",
+                node(from),
+                node(to),
                 r.kind,
                 esc(&r.title)
             );
@@ -180,6 +258,21 @@ mod tests {
             assert!(e.iter().any(|x| x.0 == a && x.1 == b && x.2.contains(colour)), "{a}->{b}");
         }
         assert!(e.iter().filter(|x| x.2.contains("#999999")).count() >= 15);
+    }
+
+    #[test]
+    fn quiet_runs_collapse_into_one_node() {
+        let t = crate::fixture::with_quiet_loop(3000);
+        let dot = render_dot(&t, &RenderOptions::default());
+        assert!(balanced(&dot));
+        let nodes = dot
+            .lines()
+            .filter(|l| l.trim_start().starts_with(['s', 'r']) && l.contains(" [label="))
+            .count();
+        assert!(nodes < 40, "{nodes} nodes");
+        assert!(dot.contains("r24 [label=\"s24–s3023 · 3000 steps\\n3000 × read entry(pfn 0x2000)\\nfree_pgd_range\""), "{dot}");
+        assert!(dot.contains("  s22 -> r24 ["), "program order into the run");
+        assert!(dot.contains("  s15 -> s23 [color=\"#d62728\""));
     }
 
     #[test]

@@ -5,6 +5,11 @@
 //! - [`label`]: how actors, lanes, objects and lock kinds are named and coloured.
 //! - [`svg`], [`dot`], [`mermaid`], [`perfetto`]: the renderers, each a pure function of the
 //!   trace and [`RenderOptions`], byte-for-byte deterministic.
+//! - `view` (private): what `--window` and `--focus` leave visible, shared by every renderer.
+//! - `xscale` (private): the SVG step axis, squeezing long quiet stretches.
+//!
+//! All iteration is over `Vec`s and `BTreeMap`s in trace order; nothing depends on hashing,
+//! time or the environment.
 //!
 //! This crate depends on `mmsim-traces` only: a trace file alone is enough to draw.
 

@@ -20,7 +20,7 @@ use crate::label::{
     access_label, actor_label, object_label, pfn_of, truncate, xml_escape as esc, Lane, LockKind,
 };
 use crate::lifetime::SpanEventKind;
-use crate::view::{RenderOptions, View};
+use crate::view::{is_landmark, RenderOptions, View};
 use crate::xscale::XScale;
 
 const LEFT: f64 = 200.0;
@@ -50,7 +50,7 @@ struct Svg<'v, 't> {
 impl<'v, 't> Svg<'v, 't> {
     fn new(v: &'v View<'t>, opts: &RenderOptions) -> Self {
         let mut busy: BTreeSet<u64> =
-            v.events.iter().filter(|e| is_busy(e)).map(|e| e.step).collect();
+            v.events.iter().filter(|e| is_landmark(e)).map(|e| e.step).collect();
         for r in &v.reports {
             busy.insert(r.at.step);
             busy.extend(r.freed.iter().chain(&r.queued).map(|s| s.step));
@@ -524,7 +524,7 @@ impl<'v, 't> Svg<'v, 't> {
             r##"<line x1="9" y1="-9" x2="9" y2="3" stroke="#777"/><text x="22" y="1">entry / ptlock access</text>"##.into(),
         );
         items.push(format!(
-            r#"<line x1="9" y1="-9" x2="9" y2="3" stroke="{RACE}" stroke-width="2.5"/><text x="22" y="1">access to a freed page</text>"#
+            r#"<line x1="9" y1="-9" x2="9" y2="3" stroke="{RACE}" stroke-width="2.5"/><text x="22" y="1">reported access, or use of a freed page</text>"#
         ));
         for (name, c) in [
             ("read", "#9aa0a6"),
@@ -620,28 +620,6 @@ fn marker(kind: SpanEventKind, x: f64, y: f64, tip: &str) -> String {
             x + 5.0,
             y - 5.0
         ),
-    }
-}
-
-/// Steps the x axis must keep readable: lock ops on sleeping locks and page_table_lock,
-/// lifetime events, IPIs, RCU grace periods, TLB flushes.
-fn is_busy(e: &Event) -> bool {
-    match e.access {
-        Access::LockRead | Access::LockWrite | Access::UnlockRead | Access::UnlockWrite => {
-            !matches!(e.object, Object::PtLock(_))
-        }
-        Access::Alloc
-        | Access::Share
-        | Access::Unshare
-        | Access::LockFree
-        | Access::QueueFree
-        | Access::Free
-        | Access::IpiSend
-        | Access::IpiHandle
-        | Access::IpiWait
-        | Access::GracePeriod
-        | Access::TlbFlush => true,
-        _ => false,
     }
 }
 

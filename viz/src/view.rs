@@ -6,7 +6,7 @@
 
 use std::collections::BTreeSet;
 
-use mmsim_traces::{Event, Report, Trace};
+use mmsim_traces::{Access, Event, Object, Report, Trace};
 
 use crate::graph::{EdgeKind, EventGraph, StepEdge};
 use crate::label::{pfn_of, Lane};
@@ -169,5 +169,29 @@ impl<'t> View<'t> {
                 Some((from.step, r.at.step, *r))
             })
             .collect()
+    }
+}
+
+/// Steps that must stay individually visible when a renderer squeezes long runs: lock ops on
+/// every lock but the split ptlock (taken per entry in loops), lifetime events, IPIs, RCU grace
+/// periods and TLB flushes. Everything else (entry reads and writes, ptlock ops, local steps)
+/// may be summarised.
+pub(crate) fn is_landmark(e: &Event) -> bool {
+    match e.access {
+        Access::LockRead | Access::LockWrite | Access::UnlockRead | Access::UnlockWrite => {
+            !matches!(e.object, Object::PtLock(_))
+        }
+        Access::Alloc
+        | Access::Share
+        | Access::Unshare
+        | Access::LockFree
+        | Access::QueueFree
+        | Access::Free
+        | Access::IpiSend
+        | Access::IpiHandle
+        | Access::IpiWait
+        | Access::GracePeriod
+        | Access::TlbFlush => true,
+        _ => false,
     }
 }
