@@ -524,7 +524,7 @@ impl<'v, 't> Svg<'v, 't> {
             r##"<line x1="9" y1="-9" x2="9" y2="3" stroke="#777"/><text x="22" y="1">entry / ptlock access</text>"##.into(),
         );
         items.push(format!(
-            r#"<line x1="9" y1="-9" x2="9" y2="3" stroke="{RACE}" stroke-width="2.5"/><text x="22" y="1">reported access, or use of a freed page</text>"#
+            r#"<line x1="9" y1="-9" x2="9" y2="3" stroke="{RACE}" stroke-width="2.5"/><text x="22" y="1">reported or use-after-free access</text>"#
         ));
         for (name, c) in [
             ("read", "#9aa0a6"),
@@ -547,7 +547,7 @@ impl<'v, 't> Svg<'v, 't> {
         items.push(
             r##"<path d="M0,-3 L18,-3" stroke="#9467bd" stroke-dasharray="3 2" marker-end="url(#arrow-gp)"/><text x="22" y="1">queued → grace period → free</text>"##.into(),
         );
-        let col_w = 210.0;
+        let col_w = 225.0;
         let cols = (((width - 20.0) / col_w).floor() as usize).max(1);
         let _ = writeln!(
             self.out,
