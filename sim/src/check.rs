@@ -239,6 +239,23 @@ pub fn assert_unshare_locks(cx: &mut Ctx, mm: u8, vma: u16) {
     }
 }
 
+/// The framed text of an end-of-run report.
+fn frame_text(title: &str, what: &str, allocated: Option<&Site>) -> String {
+    let mut t =
+        String::from("==================================================================\n");
+    t.push_str(title);
+    t.push('\n');
+    t.push_str(what);
+    t.push('\n');
+    if let Some(s) = allocated {
+        t.push_str("\nAllocated by:\n");
+        t.push_str(&site_line(s));
+        t.push('\n');
+    }
+    t.push_str("==================================================================\n");
+    t
+}
+
 /// End of the concurrent phase: every PMD table's share count must equal the number of PUD
 /// entries pointing at it, minus one (oracle fact 1).
 pub fn check_share_counts(k: &Kernel, env: &Env, step: u64, reports: &mut Checker) {
@@ -278,16 +295,18 @@ pub fn check_share_counts(k: &Kernel, env: &Env, step: u64, reports: &mut Checke
                 "PMD table pfn 0x{pfn:x}: {} PUD entries point at it, but its share count says {} sharers beyond the first",
                 pointers, counted
             );
+            let title = "BUG: bad PMD table share count".to_string();
+            let text = frame_text(&title, &what, f.allocated.map(|s| site(env, s)).as_ref());
             reports.push(Report {
                 kind: ReportKind::ShareCount,
-                title: "BUG: bad PMD table share count".into(),
+                title,
                 object: Some(Object::Table(pfn)),
                 at,
                 allocated: f.allocated.map(|s| site(env, s)),
                 queued: None,
                 freed: None,
                 held: vec![],
-                text: what,
+                text,
             });
         }
     }
@@ -302,9 +321,11 @@ pub fn check_leaks(k: &Kernel, env: &Env, step: u64, reports: &mut Checker) {
                 "page-table page pfn 0x{pfn:x} ({lvl} table) is still {} after every mm exited",
                 if f.state == FrameState::Allocated { "allocated" } else { "queued for freeing" }
             );
+            let title = "BUG: page-table page leaked".to_string();
+            let text = frame_text(&title, &text, f.allocated.map(|s| site(env, s)).as_ref());
             reports.push(Report {
                 kind: ReportKind::Leak,
-                title: "BUG: page-table page leaked".into(),
+                title,
                 object: Some(Object::Table(pfn)),
                 at: Site {
                     step,

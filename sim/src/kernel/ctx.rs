@@ -217,8 +217,10 @@ impl<'a> Ctx<'a> {
 
     // ---- page-table entries ------------------------------------------------------------
 
-    fn check_table_use(&mut self, func: &'static str, p: EntryPtr, mm: u8, write: bool) {
-        let Some(f) = self.k.mem.frame(p.pfn) else { return };
+    /// KASAN's check: the page behind `p` must still be the allocation `p` was derived from.
+    /// Returns false if it reported.
+    fn check_table_alive(&mut self, func: &'static str, p: EntryPtr, write: bool) -> bool {
+        let Some(f) = self.k.mem.frame(p.pfn) else { return true };
         let kind = if write { "Write" } else { "Read" };
         if f.gen != p.gen || f.state == FrameState::Freed {
             let why = if f.gen != p.gen { " (the page has since been reused)" } else { "" };
@@ -231,7 +233,19 @@ impl<'a> Ctx<'a> {
                     p.index, p.pfn
                 ),
             );
-        } else if f.owners & (1 << mm) == 0 && f.state == FrameState::Allocated {
+            return false;
+        }
+        true
+    }
+
+    /// A walk of mm `mm`'s tables must only reach tables that mm still maps.
+    fn check_table_use(&mut self, func: &'static str, p: EntryPtr, mm: u8, write: bool) {
+        if !self.check_table_alive(func, p, write) {
+            return;
+        }
+        let Some(f) = self.k.mem.frame(p.pfn) else { return };
+        let kind = if write { "Write" } else { "Read" };
+        if f.owners & (1 << mm) == 0 && f.state == FrameState::Allocated {
             let owners: Vec<String> = (0..8)
                 .filter(|m| f.owners & (1 << m) != 0)
                 .map(|m| self.env.mm_name(m as u8).to_string())
@@ -325,7 +339,7 @@ impl<'a> Ctx<'a> {
     /// `get_page()` / `ptdesc_pmd_pts_inc()` on the table `p` points into.
     pub fn table_share(&mut self, func: &'static str, p: EntryPtr) -> R<()> {
         self.begin(func, Object::Table(p.pfn), Access::Share)?;
-        self.check_table_use(func, p, self.owner_for_check(p), false);
+        self.check_table_alive(func, p, true);
         let sc = self.env.sw.share_count;
         if let Some(f) = self.k.mem.frame_mut(p.pfn) {
             match sc {
@@ -339,7 +353,7 @@ impl<'a> Ctx<'a> {
     /// `put_page()` / `ptdesc_pmd_pts_dec()`.
     pub fn table_unshare(&mut self, func: &'static str, p: EntryPtr) -> R<()> {
         self.begin(func, Object::Table(p.pfn), Access::Unshare)?;
-        self.check_table_use(func, p, self.owner_for_check(p), true);
+        self.check_table_alive(func, p, true);
         let sc = self.env.sw.share_count;
         if let Some(f) = self.k.mem.frame_mut(p.pfn) {
             match sc {
@@ -350,16 +364,6 @@ impl<'a> Ctx<'a> {
             }
         }
         Ok(())
-    }
-
-    /// Share counting touches the page, not an mm's view of it: only lifetime matters.
-    fn owner_for_check(&self, p: EntryPtr) -> u8 {
-        let owners = self.k.mem.frame(p.pfn).map_or(0, |f| f.owners);
-        if owners == 0 {
-            self.who.mm
-        } else {
-            owners.trailing_zeros() as u8
-        }
     }
 
     /// `pagetable_pmd_dtor()` -> `ptlock_free()`: the split ptlock dies.

@@ -1,0 +1,66 @@
+//! Every checker fires on a scenario built to break its rule, and stays silent on the fix.
+
+use mmsim::run::{Prepared, Request};
+use mmsim::scenario::Source;
+use mmsim_traces::{ReportKind, Verdict};
+
+fn prepared(scenario: &str, profile: &str, set: &[&str]) -> Prepared {
+    let req = Request {
+        source: Source::load(scenario).unwrap(),
+        arch: Some("x86_64".into()),
+        profile: Some(profile.into()),
+        set: set.iter().map(|s| s.to_string()).collect(),
+    };
+    Prepared::new(&req).unwrap()
+}
+
+/// Report kinds seen over `seeds`, in order of first appearance.
+fn kinds(p: &Prepared, seeds: std::ops::Range<u64>) -> Vec<ReportKind> {
+    let mut seen = Vec::new();
+    for s in seeds {
+        let (t, _) = p.run_seed(s, false).unwrap();
+        for r in &t.reports {
+            if !seen.contains(&r.kind) {
+                seen.push(r.kind);
+            }
+        }
+    }
+    seen
+}
+
+#[test]
+fn share_count_and_leak_fire_when_two_locks_fill_one_pud() {
+    let k = kinds(&prepared("share-pud-lock", "v6.1", &[]), 0..2000);
+    assert!(k.contains(&ReportKind::ShareCount), "{k:?}");
+    assert!(k.contains(&ReportKind::Leak), "{k:?}");
+    let fixed = kinds(&prepared("share-pud-lock", "v6.5", &[]), 0..2000);
+    assert!(fixed.is_empty(), "v6.5 fills the PUD under page_table_lock: {fixed:?}");
+}
+
+#[test]
+fn wrong_mm_fires_when_a_fault_writes_into_an_unshared_table() {
+    let p = prepared("fault-vs-unshare", "v4.20", &[]);
+    let found = (0..2000).any(|s| {
+        let (t, _) = p.run_seed(s, false).unwrap();
+        t.reports.iter().any(|r| {
+            r.kind == ReportKind::WrongMm
+                && ["hugetlb_fault", "hugetlb_no_page", "set_huge_pte_at"]
+                    .contains(&r.at.func.as_str())
+        })
+    });
+    assert!(found, "the fault path reaches a table its mm no longer maps");
+}
+
+#[test]
+fn hugetlb_walk_contract_fires_like_lockdep_when_the_walker_skips_the_vma_lock() {
+    // v6.3 checks hugetlb_walk(); a walker without the vma lock breaks the contract every time
+    let p = prepared("gup-vs-unshare", "v6.3", &["walker_vma_lock=false"]);
+    let (t, out) = p.run_seed(0, false).unwrap();
+    assert_eq!(out.verdict, Verdict::Violation);
+    let r = t.reports.iter().find(|r| r.kind == ReportKind::LockContract).expect("contract report");
+    assert_eq!(r.at.func, "hugetlb_walk");
+    assert!(r.text.contains("mmap_lock(mm0) (read)"), "lockdep lists held locks: {}", r.text);
+    // and with the vma lock (the real v6.3) it never fires
+    let ok = prepared("gup-vs-unshare", "v6.3", &[]);
+    assert!(kinds(&ok, 0..200).is_empty());
+}
