@@ -185,6 +185,7 @@ pub const BUILTIN: &[(&str, &str)] = &[
     ("gup-vs-unshare", include_str!("../scenarios/gup-vs-unshare.ron")),
     ("fault-vs-unshare", include_str!("../scenarios/fault-vs-unshare.ron")),
     ("share-pud-lock", include_str!("../scenarios/share-pud-lock.ron")),
+    ("gup-vs-mprotect", include_str!("../scenarios/gup-vs-mprotect.ron")),
 ];
 
 /// Scenario text and where it came from.

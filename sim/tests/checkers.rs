@@ -64,3 +64,11 @@ fn hugetlb_walk_contract_fires_like_lockdep_when_the_walker_skips_the_vma_lock()
     let ok = prepared("gup-vs-unshare", "v6.3", &[]);
     assert!(kinds(&ok, 0..200).is_empty());
 }
+
+#[test]
+fn mprotect_unsharing_under_mmap_lock_write_is_clean_on_every_profile() {
+    for profile in ["v4.20", "v6.1", "v6.3"] {
+        let k = kinds(&prepared("gup-vs-mprotect", profile, &[]), 0..300);
+        assert!(k.is_empty(), "{profile}: {k:?}");
+    }
+}

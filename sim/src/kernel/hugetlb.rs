@@ -675,8 +675,9 @@ impl HugetlbChangeProtection {
 /// `hugetlb_fault(mm, vma, address, flags)` (v6.1) for a file-backed shared VMA: fault mutex,
 /// the profile's fault lock (vma lock read in v6.1, `i_mmap_rwsem` read in v5.7, nothing
 /// before), `huge_pte_alloc()`, then `hugetlb_no_page()` installs the page cache page under
-/// `huge_pte_lock()`. Simplification: a present entry needs no work (shared mappings need no
-/// COW); the v6.1 unlocked pre-check of the entry is left out.
+/// `huge_pte_lock()`; a write fault on a present read-only entry goes to `hugetlb_wp()`, which
+/// for a shared mapping only makes it writable (no COW). Left out: the v6.1 unlocked pre-check
+/// of the entry, reservations, migration and hwpoison entries.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct HugetlbFault {
     mm: u8,
@@ -754,7 +755,43 @@ impl HugetlbFault {
             // entry = huge_ptep_get(ptep); if (huge_pte_none(entry)) -> hugetlb_no_page()
             3 => {
                 let e = cx.read_entry(F, self.ptep.expect("allocated"), mm)?;
-                self.pc = if e == Entry::None { 4 } else { 9 };
+                let vma_write = cx.k.mms[mm as usize].vma(vma).is_some_and(|v| v.flags.write);
+                self.pc = match e {
+                    Entry::None => 4,
+                    // write fault on a read-only entry of a writable shared VMA: hugetlb_wp()
+                    Entry::Leaf { flags, .. } if self.write && !flags.write && vma_write => 11,
+                    _ => 9,
+                };
+            }
+            // hugetlb_wp() on a shared mapping: ptl = huge_pte_lock(); make the entry writable
+            11 => {
+                cx.ptl_lock("hugetlb_wp", self.ptep.expect("allocated"))?;
+                self.pc = 12;
+            }
+            12 => {
+                let e = cx.read_entry("hugetlb_wp", self.ptep.expect("allocated"), mm)?;
+                self.pc = 14;
+                if let Entry::Leaf { pfn, flags } = e {
+                    if !flags.write {
+                        self.page = pfn;
+                        self.pc = 13;
+                    }
+                }
+            }
+            // set_huge_pte_at(mm, haddr, ptep, huge_pte_mkwrite(huge_pte_mkdirty(entry)))
+            13 => {
+                let flags = LeafFlags { write: true, dirty: true, ..LeafFlags::USER_RW };
+                cx.write_entry(
+                    "hugetlb_wp",
+                    self.ptep.expect("allocated"),
+                    mm,
+                    Entry::Leaf { pfn: self.page, flags },
+                )?;
+                self.pc = 14;
+            }
+            14 => {
+                cx.ptl_unlock("hugetlb_wp", self.ptep.expect("allocated"))?;
+                self.pc = 9;
             }
             // hugetlb_no_page(): find the page cache folio or allocate and add one
             4 => {
@@ -817,10 +854,11 @@ impl HugetlbFault {
                 self.pc = 10;
             }
             // mutex_unlock(&hugetlb_fault_mutex_table[hash])
-            _ => {
+            10 => {
                 cx.up_write(F, mutex)?;
                 return Ok(Poll::Ready(()));
             }
+            _ => unreachable!("hugetlb_fault pc {}", self.pc),
         }
         Ok(Poll::Pending)
     }

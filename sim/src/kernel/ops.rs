@@ -219,8 +219,9 @@ impl FollowHugetlbPage {
             // mmap_read_lock(mm); vma = vma_lookup(mm, start)
             0 => {
                 cx.down_read("faultin_page_range", mmap_lock)?;
+                // check_vma_flags(): FOLL_WRITE on a VMA without VM_WRITE is -EFAULT
                 match cx.k.mms[mm as usize].find_vma(self.at) {
-                    Some(v) if v.flags.hugetlb => {
+                    Some(v) if v.flags.hugetlb && v.flags.write => {
                         self.vma = v.id;
                         self.pc = 1;
                     }
