@@ -180,6 +180,9 @@ pub enum ScenarioError {
     Io { origin: String, source: std::io::Error },
 }
 
+/// Mappings one mm may have (bounded so kernel paths keep fixed-size state).
+pub const MAX_MAPPINGS: usize = 8;
+
 /// Built-in scenarios: (name, RON source).
 pub const BUILTIN: &[(&str, &str)] = &[
     ("gup-vs-unshare", include_str!("../scenarios/gup-vs-unshare.ron")),
@@ -408,6 +411,15 @@ impl Scenario {
         let mut maps: Vec<(u8, u64, u64)> = Vec::new();
         for (m, op) in &r.setup {
             if let Op::MapFile { at, len, .. } = *op {
+                if maps.iter().filter(|&&(mm, _, _)| mm == *m).count() >= MAX_MAPPINGS {
+                    return Err((
+                        "setup".into(),
+                        format!(
+                            "more than {MAX_MAPPINGS} mappings in mm {}",
+                            r.mm_names[*m as usize]
+                        ),
+                    ));
+                }
                 if maps.iter().any(|&(mm, a, l)| mm == *m && at < a + l && a < at + len) {
                     return Err((
                         "setup".into(),
