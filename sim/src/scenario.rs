@@ -498,3 +498,43 @@ mod tests {
         assert!(e.contains("mis.ron: setup[0].at") && e.contains("not aligned"), "{e}");
     }
 }
+
+#[cfg(test)]
+mod robustness {
+    use super::*;
+    use crate::run::{Prepared, Request};
+
+    /// Deterministic single-character mutations of every built-in scenario: each must give a
+    /// clear error or a runnable scenario, never a panic.
+    #[test]
+    fn mutated_scenarios_never_panic() {
+        let replacements = ["", "0", "9", "\"", ")", ",", "x", "PUD", "0xfffffffffffff000", "-"];
+        let mut ran = 0;
+        for (name, text) in BUILTIN {
+            let body = &text[text.find("Scenario(").unwrap()..];
+            let mut pos = 7usize;
+            for i in 0..120 {
+                pos = (pos * 31 + 17 + i) % body.len();
+                while !body.is_char_boundary(pos) {
+                    pos -= 1;
+                }
+                let mut end = pos + body[pos..].chars().next().map_or(0, char::len_utf8);
+                end = end.min(body.len());
+                let mutated = format!(
+                    "{}{}{}",
+                    &body[..pos],
+                    replacements[i % replacements.len()],
+                    &body[end..]
+                );
+                let src = Source { origin: format!("{name}-mutant-{i}"), text: mutated };
+                let req = Request { source: src, arch: None, profile: None, set: vec![] };
+                if let Ok(p) = Prepared::new(&req) {
+                    if ran < 12 {
+                        let _ = p.run_seed(i as u64, false).unwrap();
+                        ran += 1;
+                    }
+                }
+            }
+        }
+    }
+}
