@@ -72,3 +72,36 @@ fn mprotect_unsharing_under_mmap_lock_write_is_clean_on_every_profile() {
         assert!(k.is_empty(), "{profile}: {k:?}");
     }
 }
+
+#[test]
+fn private_hugetlb_mappings_never_share_and_get_private_pages() {
+    use mmsim_traces::{Access, Object};
+    let text = r#"Scenario(name: "private", setup: [
+        MapFile(mm: "A", file: "f", at: "PUD", len: "PUD", shared: false),
+        MapFile(mm: "B", file: "f", at: "PUD", len: "PUD", shared: false),
+        Touch(mm: "A", at: "PUD"), Touch(mm: "B", at: "PUD")],
+        cpus: [(mm: "A", ops: [Munmap(at: "PUD", len: "PUD")]), (mm: "B", ops: [GupSlow(at: "PUD")])])"#;
+    let req = Request {
+        source: Source { origin: "private.ron".into(), text: text.into() },
+        arch: None,
+        profile: Some("v6.1".into()),
+        set: vec![],
+    };
+    let p = Prepared::new(&req).unwrap();
+    for seed in 0..50 {
+        let (t, out) = p.run_seed(seed, true).unwrap();
+        assert_eq!(out.verdict, Verdict::Clean, "{:#?}", t.reports);
+        assert!(
+            !t.events.iter().any(|e| e.access == Access::Share),
+            "private mappings never share"
+        );
+        let pages: Vec<Object> = t
+            .events
+            .iter()
+            .filter(|e| e.access == Access::Alloc && matches!(e.object, Object::Page(_)))
+            .map(|e| e.object)
+            .collect();
+        assert_eq!(pages.len(), 2, "each write fault gets its own page: {pages:?}");
+        assert_ne!(pages[0], pages[1]);
+    }
+}

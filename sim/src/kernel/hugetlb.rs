@@ -793,19 +793,21 @@ impl HugetlbFault {
                 cx.ptl_unlock("hugetlb_wp", self.ptep.expect("allocated"))?;
                 self.pc = 9;
             }
-            // hugetlb_no_page(): find the page cache folio or allocate and add one
+            // hugetlb_no_page(): find the page cache folio or allocate and add one; a write
+            // fault on a MAP_PRIVATE mapping gets a private copy instead (not in the cache)
             4 => {
+                let private = !cx.k.mms[mm as usize].vma(vma).is_some_and(|v| v.flags.mayshare);
                 let cached =
                     cx.k.files[self.file as usize].pages.get(self.idx as usize).copied().flatten();
-                let pfn = cached.unwrap_or_else(|| cx.k.mem.peek_huge_page());
-                let access = if cached.is_some() { Access::Read } else { Access::Alloc };
+                let use_cache = cached.is_some() && !(private && self.write);
+                let pfn = if use_cache { cached.unwrap_or(0) } else { cx.k.mem.peek_huge_page() };
+                let access = if use_cache { Access::Read } else { Access::Alloc };
                 cx.touch("hugetlb_no_page", Object::Page(pfn), access)?;
-                if cached.is_none() {
+                if !use_cache {
                     let got = cx.k.mem.alloc_huge_page();
                     debug_assert_eq!(got, pfn);
-                    if let Some(slot) =
-                        cx.k.files[self.file as usize].pages.get_mut(self.idx as usize)
-                    {
+                    let slot = cx.k.files[self.file as usize].pages.get_mut(self.idx as usize);
+                    if let (Some(slot), false) = (slot, private) {
                         *slot = Some(pfn);
                     }
                 }
