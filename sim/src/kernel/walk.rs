@@ -8,6 +8,11 @@ use mmsim_arch::Entry;
 use mmsim_traces::{Object, ReportKind};
 use std::task::Poll;
 
+/// `pgd_offset(mm, addr)`: the top-level entry mapping `addr` (`mm->pgd` never changes).
+pub fn pgd_offset(cx: &Ctx, mm: u8, addr: u64) -> EntryPtr {
+    cx.ptr(cx.k.mms[mm as usize].pgd, 0, addr)
+}
+
 /// `huge_pte_offset(mm, addr, sz)` (mm/hugetlb.c, v6.1 generic version): descend from the PGD
 /// to the entry of level `target` that maps `addr`, without taking any lock. Returns `None`
 /// when an upper level is not a table. Simplification: PMD-size pages only.
@@ -37,15 +42,7 @@ impl Walk {
     }
 
     pub fn step(&mut self, cx: &mut Ctx, func: &'static str) -> R<Poll<Option<EntryPtr>>> {
-        let cur = match self.cur {
-            Some(c) => c,
-            None => {
-                let pgd = cx.k.mms[self.mm as usize].pgd;
-                let p = cx.ptr(pgd, 0, self.addr);
-                self.cur = Some(p);
-                p
-            }
-        };
+        let cur = *self.cur.get_or_insert_with(|| pgd_offset(cx, self.mm, self.addr));
         if cur.level == self.target {
             return Ok(Poll::Ready(Some(cur)));
         }
@@ -125,15 +122,7 @@ impl AllocWalk {
     }
 
     pub fn step(&mut self, cx: &mut Ctx) -> R<Poll<EntryPtr>> {
-        let cur = match self.cur {
-            Some(c) => c,
-            None => {
-                let pgd = cx.k.mms[self.mm as usize].pgd;
-                let p = cx.ptr(pgd, 0, self.addr);
-                self.cur = Some(p);
-                p
-            }
-        };
+        let cur = *self.cur.get_or_insert_with(|| pgd_offset(cx, self.mm, self.addr));
         if cur.level == self.target {
             return Ok(Poll::Ready(cur));
         }
