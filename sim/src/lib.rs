@@ -10,6 +10,7 @@ pub mod cli;
 pub mod engine;
 pub mod env;
 pub mod kernel;
+pub mod minimize;
 pub mod model;
 pub mod profile;
 pub mod run;

@@ -6,11 +6,11 @@
 //! silently: a byte value that is misaligned for the chosen arch is an error saying so.
 
 use mmsim_arch::Arch;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::fmt;
 
 /// A scenario as written.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Scenario {
     pub name: String,
@@ -31,14 +31,14 @@ pub struct Scenario {
 }
 
 /// An address or length: bytes, or an expression in arch units.
-#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(untagged)]
 pub enum Quantity {
     Bytes(u64),
     Expr(String),
 }
 
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub enum SetupOp {
     /// `mmap()` of a hugetlbfs file (huge pages of `PMD_SIZE`).
@@ -63,7 +63,7 @@ fn yes() -> bool {
     true
 }
 
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct CpuSpec {
     pub mm: String,
@@ -71,7 +71,7 @@ pub struct CpuSpec {
 }
 
 /// An operation a CPU runs in the concurrent phase.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub enum CpuOp {
     /// Slow GUP: `MADV_POPULATE_WRITE` -> `__get_user_pages()` -> `follow_hugetlb_page()`.
@@ -266,6 +266,13 @@ fn parse_number(s: &str) -> Option<u64> {
 }
 
 impl Scenario {
+    /// The scenario as RON text (used when a tool derives a new scenario, e.g. minimisation).
+    pub fn to_ron(&self) -> String {
+        let cfg = ron::ser::PrettyConfig::new().depth_limit(3).struct_names(true);
+        ron::ser::to_string_pretty(self, cfg)
+            .unwrap_or_else(|e| format!("// cannot serialise: {e}"))
+    }
+
     /// Resolve names and quantities for `arch`, checking what the kernel would refuse.
     pub fn resolve(&self, origin: &str, arch: &dyn Arch) -> Result<Resolved, ScenarioError> {
         let invalid = |field: String, msg: String| ScenarioError::Invalid {
@@ -535,6 +542,22 @@ mod robustness {
                     }
                 }
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod round_trip {
+    use super::*;
+
+    #[test]
+    fn serialised_scenarios_parse_back_to_the_same_resolution() {
+        let arch = &mmsim_arch::x86_64::X86_64_4LEVEL;
+        for (name, _) in BUILTIN {
+            let s = Source::load(name).unwrap();
+            let sc = s.parse().unwrap();
+            let again = Source { origin: "again".into(), text: sc.to_ron() }.parse().unwrap();
+            assert_eq!(sc.resolve("a", arch).unwrap(), again.resolve("a", arch).unwrap(), "{name}");
         }
     }
 }

@@ -151,3 +151,23 @@ fn scenarios_lists_the_builtins() {
     let out = String::from_utf8_lossy(&r.stdout);
     assert!(out.contains("gup-vs-unshare") && out.contains("fault-vs-unshare"), "{out}");
 }
+
+#[test]
+fn minimize_keeps_the_violation_and_prints_its_chain() {
+    let a = tmp("min-in.ron");
+    let r = mmsim(&["run", "gup-vs-unshare", "--seeds", "1000", "-o", a.to_str().unwrap()]);
+    assert_eq!(r.status.code(), Some(1));
+    let out = tmp("min-out.ron");
+    let m = mmsim(&["minimize", a.to_str().unwrap(), "-o", out.to_str().unwrap(), "--budget", "200"]);
+    assert_eq!(m.status.code(), Some(1), "{}", stderr(&m));
+    let text = String::from_utf8_lossy(&m.stdout);
+    assert!(text.contains("signature:") && text.contains("chain:") && text.contains(" free"), "{text}");
+    let rep = mmsim(&["replay", out.to_str().unwrap()]);
+    assert_eq!(rep.status.code(), Some(1), "the minimised trace replays: {}", stderr(&rep));
+    // a clean trace has nothing to minimise
+    let clean = tmp("clean.ron");
+    mmsim(&["run", "gup-vs-unshare", "--profile", "v6.3", "-o", clean.to_str().unwrap()]);
+    let c = mmsim(&["minimize", clean.to_str().unwrap()]);
+    assert_eq!(c.status.code(), Some(2));
+    assert!(stderr(&c).contains("no violation"), "{}", stderr(&c));
+}

@@ -5,6 +5,7 @@
 //! module beside it, so commands can grow without touching each other.
 
 mod lists;
+mod minimize;
 mod run;
 
 use clap::{Parser, Subcommand};
@@ -60,6 +61,16 @@ pub enum Cmd {
         #[arg(long)]
         events: bool,
     },
+    /// Shrink a failing trace: fewest operations, CPUs and preemptions with the same violation.
+    Minimize {
+        trace: PathBuf,
+        /// Write the minimised trace here.
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+        /// Seeds tried for each smaller scenario.
+        #[arg(long, default_value_t = crate::minimize::SEED_BUDGET)]
+        budget: u64,
+    },
     /// List the built-in scenarios.
     Scenarios,
     /// List the kernel profiles and their switches.
@@ -87,6 +98,9 @@ pub fn main() -> i32 {
             run::run(&target, seed, seeds, output.as_deref())
         }
         Cmd::Replay { trace, events } => run::replay(&trace, events),
+        Cmd::Minimize { trace, output, budget } => {
+            minimize::minimize(&trace, output.as_deref(), budget)
+        }
         Cmd::Scenarios => lists::scenarios(),
         Cmd::Profiles => lists::profiles(),
     }
