@@ -21,7 +21,7 @@ mod format;
 pub mod riscv64;
 pub mod x86_64;
 
-pub use config::{ArchConfig, TableFree, TlbFlush};
+pub use config::{configs, ArchConfig, TableFree, TlbFlush};
 pub use entry::{DecodeError, Entry, LeafFlags};
 pub use format::{describe, human_size, Arch, HugeSize, LevelInfo, LinuxLevel, NoShare};
 

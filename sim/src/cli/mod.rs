@@ -4,6 +4,7 @@
 //! This file holds the clap definitions and the dispatch; each command's body lives in its own
 //! module beside it, so commands can grow without touching each other.
 
+mod arch;
 mod lists;
 mod minimize;
 mod run;
@@ -75,6 +76,9 @@ pub enum Cmd {
     Scenarios,
     /// List the kernel profiles and their switches.
     Profiles,
+    /// Architecture configurations: `arch list`, `arch show NAME`.
+    #[command(subcommand)]
+    Arch(arch::ArchCmd),
 }
 
 /// Print an error the way every command does, and return the usage/input exit status.
@@ -103,6 +107,7 @@ pub fn main() -> i32 {
         }
         Cmd::Scenarios => lists::scenarios(),
         Cmd::Profiles => lists::profiles(),
+        Cmd::Arch(cmd) => arch::arch(&cmd),
     }
 }
 
