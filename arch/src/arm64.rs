@@ -473,6 +473,7 @@ mod tests {
         // Starting levels and VA limits.
         for f in ALL {
             assert_eq!(f.va_limit(), 1 << f.va_bits(), "{}", f.name);
+            assert_eq!(f.task_size(), 1 << f.va_bits(), "{}", f.name);
             let expect = ((f.va_bits - 4) / (f.page_shift - 3)) as usize;
             assert_eq!(f.levels().len(), expect, "{}", f.name);
             assert_eq!(f.levels().last().unwrap().arch_name, "L3");

@@ -128,6 +128,12 @@ pub trait Arch: Sync + std::fmt::Debug {
         let top = self.levels()[0];
         1u64 << (top.shift + top.bits)
     }
+    /// `TASK_SIZE`: one past the highest user virtual address. The default is the whole
+    /// VA width (arm64 gives user space its own TTBR0 tables); x86_64 and riscv64 keep the upper
+    /// half for the kernel and override it.
+    fn task_size(&self) -> u64 {
+        self.va_limit()
+    }
     /// A human description of the format, as `mmsim arch show NAME` prints it; see [`describe`].
     fn describe(&self) -> String {
         describe(self)

@@ -104,6 +104,11 @@ impl Arch for Riscv64 {
     fn pmd_sharing(&self) -> Result<(), NoShare> {
         Ok(())
     }
+    /// `TASK_SIZE_64` = `PGDIR_SIZE * PTRS_PER_PGD / 2`: the lower half of the VA space
+    /// (arch/riscv/include/asm/pgtable.h).
+    fn task_size(&self) -> u64 {
+        self.va_limit() / 2
+    }
     /// Non-leaf: `_PAGE_TABLE` = V only. Leaf: V R, W if write, X if exec, U, A, D as given,
     /// and for `cont` at the last level the Svnapot form (N=1, `ppn[3:0]=0b1000`, all 16 PTEs of
     /// the group identical, as `pte_mknapot()` builds them).
@@ -274,6 +279,7 @@ mod tests {
         assert_eq!(SV39.va_limit(), 1 << 39);
         assert_eq!(SV48.va_limit(), 1 << 48);
         assert_eq!(SV57.va_limit(), 1 << 57);
+        assert_eq!(SV39.task_size(), 1 << 38);
         // VPN[2] of 0x40_2060_3000 is bits 38:30.
         let va = 0x40_2060_3000u64;
         assert_eq!(SV39.levels()[0].index(va), 0x100);

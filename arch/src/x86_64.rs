@@ -74,6 +74,11 @@ impl Arch for X86_64La57 {
     fn pmd_sharing(&self) -> Result<(), NoShare> {
         Ok(())
     }
+    /// `TASK_SIZE_MAX` = `(1 << __VIRTUAL_MASK_SHIFT) - PAGE_SIZE`: the lower canonical half,
+    /// minus the guard page below the non-canonical hole (arch/x86/include/asm/page_64.h).
+    fn task_size(&self) -> u64 {
+        self.va_limit() / 2 - self.page_size()
+    }
     fn encode(&self, level: usize, entry: Entry) -> u64 {
         encode(&LEVELS_5, level, entry)
     }
@@ -97,6 +102,11 @@ impl Arch for X86_64FourLevel {
     }
     fn pmd_sharing(&self) -> Result<(), NoShare> {
         Ok(())
+    }
+    /// `TASK_SIZE_MAX` = `(1 << __VIRTUAL_MASK_SHIFT) - PAGE_SIZE`: the lower canonical half,
+    /// minus the guard page below the non-canonical hole (arch/x86/include/asm/page_64.h).
+    fn task_size(&self) -> u64 {
+        self.va_limit() / 2 - self.page_size()
     }
     fn encode(&self, level: usize, entry: Entry) -> u64 {
         encode(&LEVELS_4, level, entry)
@@ -208,6 +218,7 @@ mod tests {
         assert_eq!(X86_64_4LEVEL.pmd_size(), 2 << 20);
         assert_eq!(X86_64_4LEVEL.pud_size(), 1 << 30);
         assert_eq!(X86_64_4LEVEL.va_limit(), 1 << 48);
+        assert_eq!(X86_64_4LEVEL.task_size(), 0x7fff_ffff_f000);
     }
 
     #[test]
@@ -216,6 +227,7 @@ mod tests {
         let names: Vec<_> = f.levels().iter().map(|l| l.arch_name).collect();
         assert_eq!(names, ["PML5", "PML4", "PDPT", "PD", "PT"]);
         assert_eq!(f.va_limit(), 1 << 57);
+        assert_eq!(f.task_size(), (1 << 56) - 4096);
         assert_eq!(f.pmd_level(), 3);
         assert_eq!(f.pmd_size(), 2 << 20);
         assert_eq!(f.pud_size(), 1 << 30);

@@ -289,7 +289,7 @@ impl Scenario {
             cpus: Vec::new(),
         };
         let huge = arch.pmd_size();
-        let limit = arch.va_limit();
+        let limit = arch.task_size();
         let mm_index = |names: &mut Vec<String>, n: &str| -> u8 {
             match names.iter().position(|x| x == n) {
                 Some(i) => i as u8,
@@ -314,8 +314,11 @@ impl Scenario {
             if len == 0 || at.checked_add(len).is_none_or(|end| end > limit) {
                 return Err(invalid(
                     field,
-                    format!("range 0x{at:x}+0x{len:x} is empty or beyond the {}-bit user address space of {}",
-                        limit.trailing_zeros(), arch.name()),
+                    format!(
+                        "range 0x{at:x}+0x{len:x} is empty or beyond the user address space of {} \
+                        (TASK_SIZE 0x{limit:x})",
+                        arch.name()
+                    ),
                 ));
             }
             if at == 0 {
@@ -514,6 +517,30 @@ mod robustness {
     /// Deterministic single-character mutations of every built-in scenario: each must give a
     /// clear error or a runnable scenario, never a panic.
     #[test]
+    #[test]
+    fn ranges_beyond_task_size_are_refused_per_arch() {
+        let text = |at: &str| {
+            format!(
+                "Scenario(name: \"x\", setup: [MapFile(mm: \"A\", file: \"f\", at: {at}, len: \"PUD\")], cpus: [ (mm: \"A\", ops: []) ])"
+            )
+        };
+        let resolve = |at: &str, arch: &dyn Arch| {
+            let s = Source { origin: "big.ron".into(), text: text(at) };
+            s.parse().unwrap().resolve(&s.origin, arch).map(|_| ())
+        };
+        // Sv39 user space is the lower 256 GiB; x86_64 stops one page below 128 TiB.
+        let sv39 = mmsim_arch::format_by_name("riscv64-sv39").unwrap();
+        assert!(resolve("\"255*G\"", sv39).is_ok());
+        let e = resolve("\"256*G\"", sv39).unwrap_err().to_string();
+        assert!(e.contains("beyond the user address space of riscv64-sv39"), "{e}");
+        assert!(e.contains("TASK_SIZE 0x4000000000"), "{e}");
+        assert!(resolve("\"131070*G\"", &X86_64_4LEVEL).is_ok());
+        assert!(resolve("\"131071*G\"", &X86_64_4LEVEL).is_err());
+        // arm64 user space has TTBR0 to itself: all of VA_BITS.
+        let a = mmsim_arch::format_by_name("arm64-4k-va39").unwrap();
+        assert!(resolve("\"511*G\"", a).is_ok());
+    }
+
     fn mutated_scenarios_never_panic() {
         let replacements = ["", "0", "9", "\"", ")", ",", "x", "PUD", "0xfffffffffffff000", "-"];
         let mut ran = 0;
