@@ -34,6 +34,22 @@ impl Env {
             Irq(_) | Rcu => None,
         }
     }
+    /// The table-free policy of `cfg` under the profile switches `sw`: `--set rcu_table_free`
+    /// wins; else x86 configurations that free after the flush use RCU from v6.15
+    /// (`x86_rcu_table_free`); else the configuration's default.
+    pub fn table_free_for(cfg: &ArchConfig, sw: &Switches) -> TableFree {
+        match sw.rcu_table_free {
+            Some(true) => TableFree::Rcu,
+            Some(false) => TableFree::AfterFlush,
+            None if sw.x86_rcu_table_free
+                && cfg.table_free == TableFree::AfterFlush
+                && cfg.format.name().starts_with("x86_64") =>
+            {
+                TableFree::Rcu
+            }
+            None => cfg.table_free,
+        }
+    }
     pub fn pmd_level(&self) -> usize {
         self.arch.pmd_level()
     }

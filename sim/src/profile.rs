@@ -79,6 +79,16 @@ pub struct Switches {
     pub ptlock_dies: PtlockDies,
     pub share_pud_lock: SharePudLock,
     pub unshare_addr: UnshareAddr,
+    /// x86 bare metal frees page tables through RCU as well (v6.15, a37259732a7d: `x86/mm: enable
+    /// RCU based page table freeing` selects `MMU_GATHER_RCU_TABLE_FREE` unconditionally and drops
+    /// the `pv_ops.mmu.tlb_remove_table` hook). Before, native x86 freed tables with
+    /// `tlb_remove_page()` after the IPI flush (§6.4, §6.6). Only configurations whose default
+    /// is free-after-flush on x86 (`x86_64`, `x86_64-la57`) change.
+    pub x86_rcu_table_free: bool,
+    /// Override of the configuration's table-free policy (`--set rcu_table_free=true|false`);
+    /// `None` (`arch`) keeps the configuration's default for the profile. Lets a run model an
+    /// arch without `MMU_GATHER_RCU_TABLE_FREE` (e.g. `arm64-4k --set rcu_table_free=false`).
+    pub rcu_table_free: Option<bool>,
     /// `huge_pmd_unshare()` calls `tlb_remove_table_sync_one()` (v6.16, 1013af4f585f).
     pub unshare_sync_one: bool,
     /// Keep freed page-table pages poisoned instead of reusing them (KASAN quarantine).
@@ -114,6 +124,8 @@ const BASE: Switches = Switches {
     quarantine: false,
 };
 
+    x86_rcu_table_free: false,
+    rcu_table_free: None,
 const TIMELINE: &[Change] = &[
     Change {
         name: "v4.20",
@@ -169,6 +181,11 @@ const TIMELINE: &[Change] = &[
         name: "v6.16",
         doc: "huge_pmd_unshare() calls tlb_remove_table_sync_one() (1013af4f585f)",
         apply: |s| s.unshare_sync_one = true,
+    },
+    Change {
+        name: "v6.15",
+        doc: "x86 frees page tables by RCU on bare metal too; pv tlb_remove_table hook gone (a37259732a7d)",
+        apply: |s| s.x86_rcu_table_free = true,
     },
 ];
 
@@ -281,6 +298,14 @@ impl Switches {
         ];
         v.sort();
         v
+            ("x86_rcu_table_free".into(), b(self.x86_rcu_table_free)),
+            (
+                "rcu_table_free".into(),
+                match self.rcu_table_free {
+                    None => "arch".into(),
+                    Some(v) => b(v),
+                },
+            ),
     }
 
     /// Apply one `name=value` override.
@@ -322,6 +347,17 @@ impl Switches {
         }
         Ok(())
     }
+            "x86_rcu_table_free" => self.x86_rcu_table_free = boolean(value)?,
+            "rcu_table_free" => {
+                self.rcu_table_free = match value {
+                    "arch" | "default" => None,
+                    v => Some(boolean(v).map_err(|_| SetError::BadValue {
+                        name: name.into(),
+                        value: v.into(),
+                        expected: "arch true false",
+                    })?),
+                }
+            }
 }
 
 impl fmt::Display for Profile {
@@ -361,6 +397,20 @@ mod tests {
         for (n, v) in p.list() {
             s.set(&format!("{n}={v}")).unwrap();
         }
+    #[test]
+    fn v6_15_frees_x86_tables_by_rcu_and_rcu_table_free_overrides() {
+        assert!(!by_name("v6.14").unwrap().switches.x86_rcu_table_free);
+        assert!(by_name("v6.15").unwrap().switches.x86_rcu_table_free);
+        assert!(latest().switches.x86_rcu_table_free);
+        let mut s = by_name("v6.1").unwrap().switches;
+        assert_eq!(s.rcu_table_free, None);
+        s.set("rcu_table_free=false").unwrap();
+        assert_eq!(s.rcu_table_free, Some(false));
+        s.set("rcu_table_free=arch").unwrap();
+        assert_eq!(s.rcu_table_free, None);
+        assert!(matches!(s.set("rcu_table_free=maybe"), Err(SetError::BadValue { .. })));
+    }
+
         assert_eq!(s, p);
     }
 }

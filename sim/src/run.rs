@@ -76,7 +76,7 @@ pub fn prepare(req: &Request) -> Result<Env, RunError> {
         cfg,
         profile: prof.name,
         sw,
-        table_free: cfg.table_free,
+        table_free: Env::table_free_for(cfg, &sw),
         scenario,
         serial_cpu,
     })

@@ -45,6 +45,24 @@ fn arch_list_has_one_row_per_config_with_sizes_policies_and_sharing() {
 }
 
 #[test]
+fn arch_list_table_free_follows_the_profile_and_set() {
+    let col = |args: &[&str], name: &str| {
+        let out = stdout(&mmsim(args));
+        let row = out.lines().find(|l| l.split_whitespace().next() == Some(name)).unwrap();
+        row.split_whitespace().collect::<Vec<_>>().join(" ")
+    };
+    assert!(col(&["arch", "list", "--profile", "v6.14"], "x86_64").contains("after flush IPI"));
+    assert!(col(&["arch", "list", "--profile", "v6.15"], "x86_64").contains("1 GiB RCU IPI"));
+    assert!(col(&["arch", "list", "--profile", "v6.15"], "x86_64-la57").contains("RCU IPI"));
+    let no_rcu = ["arch", "list", "--set", "rcu_table_free=false"];
+    assert!(col(&no_rcu, "arm64-4k").contains("after flush broadcast"));
+    let r = mmsim(&["arch", "list", "--profile", "v9.9"]);
+    assert_eq!(r.status.code(), Some(2));
+    let r = mmsim(&["arch", "list", "--set", "rcu_table_free=maybe"]);
+    assert_eq!(r.status.code(), Some(2));
+}
+
+#[test]
 fn arch_show_describes_levels_sizes_and_why_not_shared() {
     let r = mmsim(&["arch", "show", "arm64-16k"]);
     assert_eq!(r.status.code(), Some(0));

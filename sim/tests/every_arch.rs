@@ -91,6 +91,33 @@ fn sharing_scenarios_are_not_applicable_where_pmd_tables_cannot_be_shared() {
 }
 
 #[test]
+fn table_free_policy_follows_profile_and_override() {
+    use mmsim_arch::TableFree::{AfterFlush, Rcu};
+    let policy = |arch: &str, profile: &str, set: &[&str]| {
+        let mut req = request("gup-vs-unshare", arch, profile);
+        req.set = set.iter().map(|s| s.to_string()).collect();
+        Prepared::new(&req).unwrap().env.table_free
+    };
+    assert_eq!(policy("x86_64", "v6.14", &[]), AfterFlush);
+    assert_eq!(policy("x86_64", "v6.15", &[]), Rcu);
+    assert_eq!(policy("x86_64-la57", "latest", &[]), Rcu);
+    assert_eq!(policy("x86_64", "v6.15", &["x86_rcu_table_free=false"]), AfterFlush);
+    assert_eq!(policy("x86_64", "v6.1", &["rcu_table_free=true"]), Rcu);
+    assert_eq!(policy("arm64-4k", "v6.1", &[]), Rcu);
+    assert_eq!(policy("arm64-4k", "v6.1", &["rcu_table_free=false"]), AfterFlush);
+    assert_eq!(policy("riscv64-sv39", "v6.14", &[]), Rcu);
+    // the resolved switch travels in the trace header, so replay reproduces the policy
+    let mut req = request("gup-vs-unshare", "arm64-4k", "v6.3");
+    req.set = vec!["rcu_table_free=false".into()];
+    let (t, _) = Prepared::new(&req).unwrap().run_seed(0, true).unwrap();
+    assert!(t.header.switches.contains(&("rcu_table_free".into(), "false".into())));
+    assert!(matches!(
+        mmsim::run::replay(&t, "test").unwrap(),
+        mmsim::run::ReplayResult::Identical(_)
+    ));
+}
+
+#[test]
 fn fault_vs_unshare_breaks_before_v5_7_only_on_every_sharing_config() {
     for c in sharing_configs() {
         let old = prepared("fault-vs-unshare", c.name, "v4.20");

@@ -2,13 +2,23 @@
 //! page-table formats and their table-free and TLB-flush policies.
 
 use super::fail;
+use crate::env::Env;
+use crate::profile::Switches;
 use mmsim_arch::{human_size, ArchConfig, NoShare, TableFree, TlbFlush};
 
 /// The `arch` subcommands.
 #[derive(clap::Subcommand, Debug, Clone)]
 pub enum ArchCmd {
     /// One line per configuration: format, levels, PMD_SIZE, PUD_SIZE, policies, sharing.
-    List,
+    List {
+        /// Show the table-free policy a run with this kernel profile uses (default: each
+        /// configuration's own default, as before v6.15).
+        #[arg(long)]
+        profile: Option<String>,
+        /// Override a profile switch, e.g. --set rcu_table_free=false (repeatable).
+        #[arg(long = "set")]
+        set: Vec<String>,
+    },
     /// Everything about one configuration: its levels with the manual's names, sizes, policies.
     Show {
         /// Configuration name (see `mmsim arch list`).
@@ -18,8 +28,18 @@ pub enum ArchCmd {
 
 pub fn arch(cmd: &ArchCmd) -> i32 {
     match cmd {
-        ArchCmd::List => {
-            print!("{}", list());
+        ArchCmd::List { profile, set } => {
+            let sw = match switches(profile.as_deref(), set) {
+                Ok(sw) => sw,
+                Err(e) => return fail(e),
+            };
+            print!("{}", list(sw.as_ref()));
+            if sw.is_none() {
+                println!(
+                    "\ntable free: each configuration's default; from v6.15 x86_64 and x86_64-la57 \
+                     free by RCU too (see --profile, and --set rcu_table_free=true|false)"
+                );
+            }
             0
         }
         ArchCmd::Show { name } => match ArchConfig::by_name(name) {
@@ -33,6 +53,21 @@ pub fn arch(cmd: &ArchCmd) -> i32 {
             )),
         },
     }
+}
+
+/// The switches of `profile` with `set` applied; `None` when neither is given.
+fn switches(profile: Option<&str>, set: &[String]) -> Result<Option<Switches>, String> {
+    if profile.is_none() && set.is_empty() {
+        return Ok(None);
+    }
+    let name = profile.unwrap_or("latest");
+    let mut sw = crate::profile::by_name(name)
+        .ok_or_else(|| format!("unknown kernel profile `{name}` (see `mmsim profiles`)"))?
+        .switches;
+    for s in set {
+        sw.set(s).map_err(|e| format!("--set: {e}"))?;
+    }
+    Ok(Some(sw))
 }
 
 /// How a table-free policy is named in tables.
@@ -61,8 +96,8 @@ fn short_reason(why: NoShare) -> String {
     }
 }
 
-/// The `arch list` table.
-pub fn list() -> String {
+/// The `arch list` table; with `sw`, the table-free policy those switches select.
+pub fn list(sw: Option<&Switches>) -> String {
     let header = [
         "config",
         "format",
@@ -83,7 +118,8 @@ pub fn list() -> String {
                 f.levels().len().to_string(),
                 human_size(f.pmd_size()),
                 human_size(f.pud_size()),
-                table_free_name(c.table_free).to_string(),
+                table_free_name(sw.map_or(c.table_free, |sw| Env::table_free_for(c, sw)))
+                    .to_string(),
                 tlb_flush_name(c.tlb_flush).to_string(),
                 match f.pmd_sharing() {
                     Ok(()) => "yes".to_string(),
