@@ -82,6 +82,13 @@ pub enum CpuOp {
     Munmap { at: Quantity, len: Quantity },
     /// `mprotect()`; `write: false` makes the range read-only.
     Mprotect { at: Quantity, len: Quantity, write: bool },
+    /// A user load (`write: false`) or store through the MMU: TLB, hardware walk, and a page
+    /// fault if the translation is missing.
+    Access {
+        at: Quantity,
+        #[serde(default)]
+        write: bool,
+    },
     /// A user access that faults: `hugetlb_fault()`.
     Fault {
         at: Quantity,
@@ -102,6 +109,10 @@ pub enum Op {
         fail_vma_lock_alloc: bool,
     },
     Fault {
+        at: u64,
+        write: bool,
+    },
+    Access {
         at: u64,
         write: bool,
     },
@@ -135,6 +146,9 @@ impl fmt::Display for Op {
             ),
             Op::Fault { at, write } => {
                 write!(f, "{} fault 0x{at:x}", if write { "write" } else { "read" })
+            }
+            Op::Access { at, write } => {
+                write!(f, "user {} 0x{at:x}", if write { "store" } else { "load" })
             }
             Op::GupSlow { at } => write!(f, "madvise(0x{at:x}, MADV_POPULATE_WRITE)"),
             Op::MadviseDontneed { at, len } => {
@@ -189,6 +203,7 @@ pub const BUILTIN: &[(&str, &str)] = &[
     ("fault-vs-unshare", include_str!("../scenarios/fault-vs-unshare.ron")),
     ("share-pud-lock", include_str!("../scenarios/share-pud-lock.ron")),
     ("gup-vs-mprotect", include_str!("../scenarios/gup-vs-mprotect.ron")),
+    ("tlb-walk-cache", include_str!("../scenarios/tlb-walk-cache.ron")),
 ];
 
 /// Scenario text and where it came from.
@@ -386,6 +401,9 @@ impl Scenario {
                 let field = |f: &str| format!("cpus[{c}].ops[{i}].{f}");
                 ops.push(match op {
                     CpuOp::GupSlow { at } => Op::GupSlow { at: q(field("at"), at)? },
+                    CpuOp::Access { at, write } => {
+                        Op::Access { at: q(field("at"), at)?, write: *write }
+                    }
                     CpuOp::Fault { at, write } => {
                         Op::Fault { at: q(field("at"), at)?, write: *write }
                     }
@@ -502,22 +520,6 @@ mod tests {
     }
 
     #[test]
-    fn misaligned_range_says_why() {
-        let s = Source { origin: "mis.ron".into(), text: "Scenario(name: \"x\", setup: [MapFile(mm: \"A\", file: \"f\", at: 0x40001000, len: \"PUD\")], cpus: [ (mm: \"A\", ops: []) ])".into() };
-        let e = s.parse().unwrap().resolve(&s.origin, &X86_64_4LEVEL).unwrap_err().to_string();
-        assert!(e.contains("mis.ron: setup[0].at") && e.contains("not aligned"), "{e}");
-    }
-}
-
-#[cfg(test)]
-mod robustness {
-    use super::*;
-    use crate::run::{Prepared, Request};
-
-    /// Deterministic single-character mutations of every built-in scenario: each must give a
-    /// clear error or a runnable scenario, never a panic.
-    #[test]
-    #[test]
     fn ranges_beyond_task_size_are_refused_per_arch() {
         let text = |at: &str| {
             format!(
@@ -541,6 +543,22 @@ mod robustness {
         assert!(resolve("\"511*G\"", a).is_ok());
     }
 
+    #[test]
+    fn misaligned_range_says_why() {
+        let s = Source { origin: "mis.ron".into(), text: "Scenario(name: \"x\", setup: [MapFile(mm: \"A\", file: \"f\", at: 0x40001000, len: \"PUD\")], cpus: [ (mm: \"A\", ops: []) ])".into() };
+        let e = s.parse().unwrap().resolve(&s.origin, &X86_64_4LEVEL).unwrap_err().to_string();
+        assert!(e.contains("mis.ron: setup[0].at") && e.contains("not aligned"), "{e}");
+    }
+}
+
+#[cfg(test)]
+mod robustness {
+    use super::*;
+    use crate::run::{Prepared, Request};
+
+    /// Deterministic single-character mutations of every built-in scenario: each must give a
+    /// clear error or a runnable scenario, never a panic.
+    #[test]
     fn mutated_scenarios_never_panic() {
         let replacements = ["", "0", "9", "\"", ")", ",", "x", "PUD", "0xfffffffffffff000", "-"];
         let mut ran = 0;

@@ -105,3 +105,20 @@ fn private_hugetlb_mappings_never_share_and_get_private_pages() {
         assert_ne!(pages[0], pages[1]);
     }
 }
+
+#[test]
+fn stale_walk_cache_fires_only_when_the_unshare_flush_is_leaf_only() {
+    let arm = |set: &[&str]| {
+        let req = Request {
+            source: Source::load("tlb-walk-cache").unwrap(),
+            arch: Some("arm64-4k".into()),
+            profile: Some("v6.3".into()),
+            set: set.iter().map(|s| s.to_string()).collect(),
+        };
+        let p = Prepared::new(&req).unwrap();
+        kinds(&p, 0..1500)
+    };
+    assert!(arm(&[]).is_empty(), "a non-leaf flush drops the walk cache");
+    let k = arm(&["unshare_flush_leaf_only=true"]);
+    assert!(k.contains(&ReportKind::StaleTlb), "{k:?}");
+}

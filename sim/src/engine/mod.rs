@@ -102,6 +102,7 @@ impl<'e> Engine<'e> {
                 nr_pmds: 0,
                 cpumask,
                 next_vma_id: 0,
+                flushed_at: 0,
             });
         }
         let files = env

@@ -275,6 +275,18 @@ impl<'a> Ctx<'a> {
         Ok(e)
     }
 
+    /// A further entry read inside a step that already made its declared access: the MMU's
+    /// multi-level walk within one translation, which no flush can split. Only the table's
+    /// lifetime is checked: between an unshare and its flush, walking a cached pointer into
+    /// the other mm's table is the window the kernel allows (the stale-TLB checker judges uses
+    /// after the flush).
+    pub fn hw_read_entry(&mut self, func: &'static str, p: EntryPtr) -> Entry {
+        debug_assert!(self.accessed, "hw_read_entry outside an executed step");
+        self.check_table_alive(func, p, false);
+        let raw = self.k.mem.load(p);
+        self.env.arch.decode(p.level as usize, raw).unwrap_or(Entry::None)
+    }
+
     /// Write `e` into the entry `p` points at, in the tables of mm `mm`. Keeps table ownership.
     pub fn write_entry(&mut self, func: &'static str, p: EntryPtr, mm: u8, e: Entry) -> R<()> {
         self.begin(func, Object::Entry { pfn: p.pfn, index: p.index }, Access::Write)?;

@@ -565,8 +565,10 @@ impl ZapHugetlbVma {
             }
             // if (force_flush) tlb_flush_mmu_tlbonly(tlb): before i_mmap_rwsem is dropped
             3 => {
-                let fl =
-                    self.flush.get_or_insert_with(|| FlushTlb::mm(cx, mm, "tlb_flush_mmu_tlbonly"));
+                let leaf_only = cx.env.sw.unshare_flush_leaf_only;
+                let fl = self.flush.get_or_insert_with(|| {
+                    FlushTlb::mm(cx, mm, "tlb_flush_mmu_tlbonly").leaf_only(leaf_only)
+                });
                 if fl.step(cx, false)?.is_ready() {
                     self.pc = 4;
                 }

@@ -17,7 +17,12 @@ pub fn irq_enabled(cx_cpus: &[crate::model::cpu::Cpu], cpu: usize) -> bool {
 pub fn handle_ipi(cx: &mut Ctx) -> R<()> {
     let me = cx.who.cpu;
     cx.touch("flush_smp_call_function_queue", Object::Cpu(me), Access::IpiHandle)?;
-    let from = std::mem::take(&mut cx.k.cpus[me as usize].ipi_from);
+    let cpu = &mut cx.k.cpus[me as usize];
+    let from = std::mem::take(&mut cpu.ipi_from);
+    let flush = std::mem::take(&mut cpu.ipi_flush);
+    for mm in (0..8).filter(|m| flush & (1 << m) != 0) {
+        cpu.tlb.flush_mm(mm, cpu.ipi_flush_leaf_only);
+    }
     for s in 0..cx.k.cpus.len() {
         if from & (1 << s) != 0 {
             cx.k.cpus[s].ipi_waiting &= !(1 << me);

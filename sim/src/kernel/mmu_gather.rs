@@ -63,41 +63,67 @@ impl MmuGather {
     }
 }
 
-/// `flush_tlb_mm_range()` / `flush_tlb_multi()`: invalidate other CPUs' TLBs for an mm.
-/// With IPIs (x86 native, riscv IPI mode) the sender interrupts every CPU in the mask and waits
-/// for each to acknowledge, which a CPU with IRQs disabled delays; broadcast invalidation, PV
-/// hypercalls and SBI remote fences complete without the target taking an interrupt.
+/// `flush_tlb_mm_range()` / `flush_tlb_multi()`: invalidate the TLBs that may cache an mm.
+/// With IPIs (x86 native, riscv IPI mode) the sender flushes locally, interrupts every other CPU
+/// in `mm_cpumask()` and waits for each to acknowledge, which a CPU with IRQs disabled delays;
+/// broadcast invalidation (arm64 TLBI IS, x86 INVLPGB), PV hypercalls and SBI remote fences
+/// reach every CPU at once without interrupting it. A leaf-only flush (arm64 `VALE1IS`) keeps
+/// walk-cache entries. When the flush returns, the mm's `flushed_at` records the claim.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct FlushTlb {
+    /// The mm to flush; `None` for a pure synchronisation IPI (`tlb_remove_table_sync_one()`).
+    mm: Option<u8>,
+    leaf_only: bool,
     targets: u8,
     pc: u8,
     func: &'static str,
 }
 
 impl FlushTlb {
-    /// Flush `mm` on the CPUs in its `mm_cpumask()` other than this one.
+    /// Flush `mm` here and on the CPUs in its `mm_cpumask()`.
     pub fn mm(cx: &Ctx, mm: u8, func: &'static str) -> Self {
         let targets = cx.k.mms[mm as usize].cpumask & !(1 << cx.who.cpu);
-        FlushTlb { targets, pc: 0, func }
+        FlushTlb { mm: Some(mm), leaf_only: false, targets, pc: 0, func }
     }
 
-    /// `smp_call_function(tlb_remove_table_smp_sync, NULL, 1)`: every other online CPU.
+    /// Only invalidate leaf entries (arm64 `tlb_flush()` with `last_level`).
+    pub fn leaf_only(mut self, leaf_only: bool) -> Self {
+        self.leaf_only = leaf_only;
+        self
+    }
+
+    /// `smp_call_function(tlb_remove_table_smp_sync, NULL, 1)`: an empty IPI to every other
+    /// online CPU, waiting for each; flushes nothing.
     pub fn all_others(cx: &Ctx, func: &'static str) -> Self {
         let online = ((1u16 << cx.env.ncpus()) - 1) as u8;
-        FlushTlb { targets: online & !(1 << cx.who.cpu), pc: 0, func }
+        FlushTlb { mm: None, leaf_only: false, targets: online & !(1 << cx.who.cpu), pc: 0, func }
     }
 
     fn uses_ipi(cx: &Ctx) -> bool {
         cx.env.cfg.tlb_flush == TlbFlush::Ipi
     }
 
+    /// `sync_only` is kept for callers that build a sync IPI with [`FlushTlb::all_others`].
     pub fn step(&mut self, cx: &mut Ctx, sync_only: bool) -> R<Poll<()>> {
         let me = cx.who.cpu;
+        let sync_only = sync_only || self.mm.is_none();
         match self.pc {
-            // local flush first (flush_tlb_func() on this CPU), or the broadcast instruction
+            // flush_tlb_func() on this CPU, or the broadcast instruction / hypercall / SBI call
             0 if !sync_only => {
                 cx.touch(self.func, Object::Tlb(me), Access::TlbFlush)?;
-                self.pc = if Self::uses_ipi(cx) || sync_only { 1 } else { 3 };
+                let mm = self.mm.expect("not a sync IPI");
+                let ipi = Self::uses_ipi(cx);
+                for (c, cpu) in cx.k.cpus.iter_mut().enumerate() {
+                    if c == me as usize || !ipi {
+                        cpu.tlb.flush_mm(mm, self.leaf_only);
+                    }
+                }
+                if ipi && self.targets != 0 {
+                    self.pc = 1;
+                } else {
+                    cx.k.mms[mm as usize].flushed_at = cx.step;
+                    self.pc = 3;
+                }
             }
             0 => self.pc = 1,
             // send one IPI per target
@@ -108,7 +134,12 @@ impl FlushTlb {
                 }
                 let t = self.targets.trailing_zeros() as u8;
                 cx.touch(self.func, Object::Cpu(t), Access::IpiSend)?;
-                cx.k.cpus[t as usize].ipi_from |= 1 << me;
+                let target = &mut cx.k.cpus[t as usize];
+                target.ipi_from |= 1 << me;
+                if let Some(mm) = self.mm {
+                    target.ipi_flush |= 1 << mm;
+                    target.ipi_flush_leaf_only = self.leaf_only;
+                }
                 cx.k.cpus[me as usize].ipi_waiting |= 1 << t;
                 self.targets &= !(1 << t);
                 if self.targets == 0 {
@@ -118,6 +149,9 @@ impl FlushTlb {
             // wait for every acknowledgement (csd_lock_wait())
             2 => {
                 cx.touch(self.func, Object::Cpu(me), Access::IpiWait)?;
+                if let Some(mm) = self.mm {
+                    cx.k.mms[mm as usize].flushed_at = cx.step;
+                }
                 self.pc = 3;
             }
             _ => return Ok(Poll::Ready(())),

@@ -10,4 +10,5 @@ pub mod hugetlb;
 pub mod interrupts;
 pub mod mmu_gather;
 pub mod ops;
+pub mod user_access;
 pub mod walk;

@@ -6,6 +6,7 @@
 use super::ctx::{Ctx, R};
 use super::hugetlb::{HugetlbChangeProtection, HugetlbFault, ZapHugetlbVma};
 use super::mmu_gather::{FreePgdRange, MmuGather, TlbFinishMmu};
+use super::user_access::UserAccess;
 use super::walk::Walk;
 use crate::model::mem::EntryPtr;
 use crate::model::mm::{VmFlags, Vma};
@@ -19,6 +20,7 @@ use std::task::Poll;
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Running {
     MapFile(MapFile),
+    Access(UserAccess),
     Fault(UserFault),
     GupSlow(FollowHugetlbPage),
     MadviseDontneed(MadviseDontneed),
@@ -43,9 +45,8 @@ impl Running {
                     vma: 0,
                 })
             }
-            Op::Fault { at, write } => {
-                Running::Fault(UserFault { mm, at, write, pc: 0, fault: None })
-            }
+            Op::Fault { at, write } => Running::Fault(UserFault::new(mm, at, write)),
+            Op::Access { at, write } => Running::Access(UserAccess::new(mm, at, write)),
             Op::GupSlow { at } => Running::GupSlow(FollowHugetlbPage::new(mm, at)),
             Op::MadviseDontneed { at, len } => Running::MadviseDontneed(MadviseDontneed {
                 mm,
@@ -68,6 +69,7 @@ impl Running {
     pub fn step(&mut self, cx: &mut Ctx) -> R<Poll<()>> {
         match self {
             Running::MapFile(m) => m.step(cx),
+            Running::Access(m) => m.step(cx),
             Running::Fault(m) => m.step(cx),
             Running::GupSlow(m) => m.step(cx),
             Running::MadviseDontneed(m) => m.step(cx),
@@ -155,7 +157,11 @@ pub struct UserFault {
 }
 
 impl UserFault {
-    fn step(&mut self, cx: &mut Ctx) -> R<Poll<()>> {
+    pub fn new(mm: u8, at: u64, write: bool) -> Self {
+        UserFault { mm, at, write, pc: 0, fault: None }
+    }
+
+    pub fn step(&mut self, cx: &mut Ctx) -> R<Poll<()>> {
         let lock = Object::MmapLock(self.mm);
         match self.pc {
             0 => {

@@ -182,3 +182,29 @@ impl AllocWalk {
         self.cur = Some(cx.ptr(pfn, cur.level as usize + 1, self.addr));
     }
 }
+
+/// What the page tables of `mm` map at `va` now, read without steps: the oracle the stale-TLB
+/// checker compares cached translations against. Returns the frame of the base page at `va`
+/// (inside a huge mapping, the head pfn plus the offset) and the leaf's flags.
+pub fn translate(
+    k: &crate::model::Kernel,
+    arch: &dyn mmsim_arch::Arch,
+    mm: u8,
+    va: u64,
+) -> Option<(u64, mmsim_arch::LeafFlags)> {
+    let mut table = k.mms.get(mm as usize)?.pgd;
+    for (l, info) in arch.levels().iter().enumerate() {
+        let f = k.mem.frame(table)?;
+        if f.state != crate::model::mem::FrameState::Allocated {
+            return None;
+        }
+        match arch.decode(l, f.entries[info.index(va)]).ok()? {
+            Entry::Table { pfn } => table = pfn,
+            Entry::Leaf { pfn, flags } => {
+                return Some((pfn + ((va & (info.entry_size() - 1)) >> arch.page_shift()), flags))
+            }
+            Entry::None => return None,
+        }
+    }
+    None
+}

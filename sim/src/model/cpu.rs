@@ -1,4 +1,6 @@
-//! Per-CPU state: interrupt masking, RCU read-side nesting, and the IPI mailbox.
+//! Per-CPU state: interrupt masking, RCU read-side nesting, the IPI mailbox and the TLB.
+
+use super::tlb::Tlb;
 
 /// Upper bound on simulated CPUs (masks are `u8`).
 pub const MAX_CPUS: usize = 8;
@@ -16,6 +18,11 @@ pub struct Cpu {
     pub ipi_from: u8,
     /// CPUs this CPU sent an IPI to and still waits on.
     pub ipi_waiting: u8,
+    /// mms whose TLB entries the pending IPI asks this CPU to flush (bit per mm).
+    pub ipi_flush: u8,
+    /// The pending flush keeps walk-cache entries (a leaf-only invalidation).
+    pub ipi_flush_leaf_only: bool,
+    pub tlb: Tlb,
 }
 
 impl Cpu {

@@ -68,6 +68,8 @@ pub struct Mm {
     /// `mm_cpumask()`: CPUs that run (or ran) this mm.
     pub cpumask: u8,
     pub next_vma_id: u16,
+    /// Step at which the last TLB flush of this mm claimed completion (0: none yet).
+    pub flushed_at: u64,
 }
 
 impl Mm {

@@ -6,6 +6,7 @@ pub mod mem;
 pub mod mm;
 pub mod rcu;
 pub mod sync;
+pub mod tlb;
 
 use cpu::Cpu;
 use mem::PhysMem;

@@ -1,0 +1,128 @@
+//! Per-CPU TLBs: cached leaf translations and walk-cache (non-leaf) entries, tagged by mm.
+//!
+//! Hardware fills them on user accesses; the kernel drops them with local flushes, flush IPIs
+//! and broadcast invalidations, leaf-only or including walk caches. A fixed number of entries
+//! replaced round-robin keeps the state small, copyable and deterministic. Simplification:
+//! flushes drop every entry of the mm (no per-range invalidation).
+
+/// Entries per TLB (leaf and walk-cache entries share the array).
+pub const TLB_ENTRIES: usize = 8;
+
+/// One cached translation.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct TlbEntry {
+    pub valid: bool,
+    pub mm: u8,
+    /// A leaf translation (page), or a walk-cache entry (pointer to a lower table).
+    pub leaf: bool,
+    /// Start and size of the virtual range the entry covers.
+    pub va: u64,
+    pub size: u64,
+    /// Leaf: page frame; walk cache: the table the walk continues in.
+    pub target: u64,
+    /// Walk cache: level (index into the arch's levels) of the cached table.
+    pub level: u8,
+    /// Walk cache: generation of the cached table page when it was cached.
+    pub gen: u32,
+    pub write: bool,
+    /// Step at which hardware filled it.
+    pub filled: u64,
+}
+
+impl TlbEntry {
+    fn covers(&self, mm: u8, va: u64) -> bool {
+        self.valid && self.mm == mm && self.va <= va && va - self.va < self.size
+    }
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Tlb {
+    pub entries: [TlbEntry; TLB_ENTRIES],
+    next: u8,
+}
+
+impl Tlb {
+    pub fn lookup_leaf(&self, mm: u8, va: u64) -> Option<TlbEntry> {
+        self.entries.iter().copied().find(|e| e.leaf && e.covers(mm, va))
+    }
+
+    /// The deepest walk-cache entry covering `va`.
+    pub fn lookup_walk(&self, mm: u8, va: u64) -> Option<TlbEntry> {
+        self.entries.iter().copied().filter(|e| !e.leaf && e.covers(mm, va)).max_by_key(|e| e.level)
+    }
+
+    /// Insert, replacing an entry for the same range and kind, else round-robin.
+    pub fn fill(&mut self, e: TlbEntry) {
+        let same = self.entries.iter().position(|x| {
+            x.valid && x.mm == e.mm && x.leaf == e.leaf && x.va == e.va && x.size == e.size
+        });
+        let slot = match same {
+            Some(i) => i,
+            None => {
+                let i = self.next as usize;
+                self.next = ((i + 1) % TLB_ENTRIES) as u8;
+                i
+            }
+        };
+        self.entries[slot] = TlbEntry { valid: true, ..e };
+    }
+
+    /// Drop the mm's leaf entries, and its walk-cache entries too unless `leaf_only`.
+    pub fn flush_mm(&mut self, mm: u8, leaf_only: bool) {
+        for e in self.entries.iter_mut().filter(|e| e.valid && e.mm == mm) {
+            if e.leaf || !leaf_only {
+                e.valid = false;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn walk(mm: u8, va: u64, size: u64, level: u8) -> TlbEntry {
+        TlbEntry {
+            valid: true,
+            mm,
+            leaf: false,
+            va,
+            size,
+            target: 0x1000 + u64::from(level),
+            level,
+            gen: 1,
+            write: false,
+            filled: 0,
+        }
+    }
+
+    #[test]
+    fn leaf_only_flush_keeps_walk_cache_entries() {
+        let mut t = Tlb::default();
+        t.fill(walk(0, 0, 1 << 39, 1));
+        t.fill(TlbEntry {
+            leaf: true,
+            va: 0x4000_0000,
+            size: 2 << 20,
+            target: 7,
+            ..walk(0, 0, 0, 0)
+        });
+        t.flush_mm(0, true);
+        assert!(t.lookup_leaf(0, 0x4000_0000).is_none());
+        assert!(t.lookup_walk(0, 0x4000_0000).is_some());
+        t.flush_mm(0, false);
+        assert!(t.lookup_walk(0, 0x4000_0000).is_none());
+    }
+
+    #[test]
+    fn deepest_walk_entry_wins_and_other_mms_are_untouched() {
+        let mut t = Tlb::default();
+        t.fill(walk(0, 0, 1 << 39, 1));
+        t.fill(walk(0, 0x4000_0000, 1 << 30, 2));
+        t.fill(walk(1, 0x4000_0000, 1 << 30, 2));
+        assert_eq!(t.lookup_walk(0, 0x4000_1000).unwrap().level, 2);
+        t.flush_mm(0, false);
+        assert!(t.lookup_walk(0, 0x4000_1000).is_none());
+        assert!(t.lookup_walk(1, 0x4000_1000).is_some());
+    }
+}
