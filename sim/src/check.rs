@@ -164,6 +164,7 @@ pub fn report(cx: &mut Ctx, kind: ReportKind, func: &'static str, object: Object
             format!("WARNING: lock held when calling {func}() is not enough")
         }
         ReportKind::LockRule => format!("BUG: locking rule violated in {func}"),
+        ReportKind::ShareCount => format!("BUG: Bad page state in {func}"),
         ReportKind::StaleTlb => {
             "BUG: stale TLB entry used after the flush claimed completion".to_string()
         }

@@ -89,6 +89,8 @@ pub enum CpuOp {
         #[serde(default)]
         write: bool,
     },
+    /// A PFN walker takes and drops a temporary reference on the PMD table mapping `at`.
+    TempRef { at: Quantity },
     /// A user access that faults: `hugetlb_fault()`.
     Fault {
         at: Quantity,
@@ -115,6 +117,9 @@ pub enum Op {
     Access {
         at: u64,
         write: bool,
+    },
+    TempRef {
+        at: u64,
     },
     GupSlow {
         at: u64,
@@ -150,6 +155,7 @@ impl fmt::Display for Op {
             Op::Access { at, write } => {
                 write!(f, "user {} 0x{at:x}", if write { "store" } else { "load" })
             }
+            Op::TempRef { at } => write!(f, "get_page/put_page on the PMD table of 0x{at:x}"),
             Op::GupSlow { at } => write!(f, "madvise(0x{at:x}, MADV_POPULATE_WRITE)"),
             Op::MadviseDontneed { at, len } => {
                 write!(f, "madvise(0x{at:x}, 0x{len:x}, MADV_DONTNEED)")
@@ -204,6 +210,7 @@ pub const BUILTIN: &[(&str, &str)] = &[
     ("share-pud-lock", include_str!("../scenarios/share-pud-lock.ron")),
     ("gup-vs-mprotect", include_str!("../scenarios/gup-vs-mprotect.ron")),
     ("tlb-walk-cache", include_str!("../scenarios/tlb-walk-cache.ron")),
+    ("refcount-share", include_str!("../scenarios/refcount-share.ron")),
 ];
 
 /// Scenario text and where it came from.
@@ -401,6 +408,7 @@ impl Scenario {
                 let field = |f: &str| format!("cpus[{c}].ops[{i}].{f}");
                 ops.push(match op {
                     CpuOp::GupSlow { at } => Op::GupSlow { at: q(field("at"), at)? },
+                    CpuOp::TempRef { at } => Op::TempRef { at: q(field("at"), at)? },
                     CpuOp::Access { at, write } => {
                         Op::Access { at: q(field("at"), at)?, write: *write }
                     }

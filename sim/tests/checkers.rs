@@ -122,3 +122,11 @@ fn stale_walk_cache_fires_only_when_the_unshare_flush_is_leaf_only() {
     let k = arm(&["unshare_flush_leaf_only=true"]);
     assert!(k.contains(&ReportKind::StaleTlb), "{k:?}");
 }
+
+#[test]
+fn a_temporary_reference_breaks_refcount_sharing_before_v6_13_only() {
+    let old = kinds(&prepared("refcount-share", "v6.1", &[]), 0..500);
+    assert!(old.contains(&ReportKind::ShareCount), "Bad page state before v6.13: {old:?}");
+    let fixed = kinds(&prepared("refcount-share", "v6.13", &[]), 0..500);
+    assert!(fixed.is_empty(), "pt_share_count is immune to temporary references: {fixed:?}");
+}

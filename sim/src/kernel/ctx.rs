@@ -400,11 +400,65 @@ impl<'a> Ctx<'a> {
         Ok(())
     }
 
-    /// Return a table page to the page allocator.
+    /// Drop a free path's reference to a table page (`pagetable_free()` -> `put_page()`): the
+    /// page returns to the allocator when its refcount reaches zero; a reference held elsewhere
+    /// (a PFN walker's `get_page()`) keeps it until that one is dropped.
     pub fn free_table(&mut self, func: &'static str, pfn: u64) -> R<()> {
-        self.begin(func, Object::Table(pfn), Access::Free)?;
+        let refs = self.k.mem.frame(pfn).map_or(1, |f| f.refcount);
+        let access = if refs <= 1 { Access::Free } else { Access::Write };
+        self.begin(func, Object::Table(pfn), access)?;
+        if refs > 1 {
+            if let Some(f) = self.k.mem.frame_mut(pfn) {
+                f.refcount -= 1;
+                if f.state == FrameState::Allocated {
+                    f.state = FrameState::PendingFree;
+                }
+            }
+            self.detail(|| format!("put_page: refcount {refs} -> {}, still referenced", refs - 1));
+            return Ok(());
+        }
+        let site = self.site(func);
+        if let Some(f) = self.k.mem.frame_mut(pfn) {
+            f.refcount = 0;
+        }
+        self.k.mem.free_table(pfn, site);
+        Ok(())
+    }
+
+    /// A temporary reference from outside the page tables (`get_page_unless_zero()` by a PFN
+    /// walker). Fails, returning false, if the page is already free.
+    pub fn table_get_ref(&mut self, func: &'static str, pfn: u64) -> R<bool> {
+        self.begin(func, Object::Table(pfn), Access::Write)?;
+        let Some(f) = self.k.mem.frame_mut(pfn) else { return Ok(false) };
+        if f.refcount == 0 || f.state == FrameState::Freed {
+            return Ok(false);
+        }
+        f.refcount += 1;
+        let r = f.refcount;
+        self.detail(|| format!("get_page_unless_zero: refcount {r}"));
+        Ok(true)
+    }
+
+    /// Drop a temporary reference (`put_page()`). If it was the last one while the page is
+    /// still a live page table, the page reaches the allocator in use: "Bad page state".
+    pub fn table_put_ref(&mut self, func: &'static str, pfn: u64) -> R<()> {
+        let refs = self.k.mem.frame(pfn).map_or(0, |f| f.refcount);
+        let access = if refs == 1 { Access::Free } else { Access::Write };
+        self.begin(func, Object::Table(pfn), access)?;
+        let Some(f) = self.k.mem.frame_mut(pfn) else { return Ok(()) };
+        f.refcount = f.refcount.saturating_sub(1);
+        if f.refcount > 0 {
+            return Ok(());
+        }
+        let live = f.state == FrameState::Allocated;
         let site = self.site(func);
         self.k.mem.free_table(pfn, site);
+        if live {
+            let msg = format!(
+                "page-table page pfn 0x{pfn:x} freed by the last put_page() while it is still a page table (never unlinked by free_pgtables())"
+            );
+            crate::check::report(self, ReportKind::ShareCount, func, Object::Table(pfn), msg);
+        }
         Ok(())
     }
 

@@ -20,6 +20,7 @@ use std::task::Poll;
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Running {
     MapFile(MapFile),
+    TempRef(TempRef),
     Access(UserAccess),
     Fault(UserFault),
     GupSlow(FollowHugetlbPage),
@@ -47,6 +48,7 @@ impl Running {
             }
             Op::Fault { at, write } => Running::Fault(UserFault::new(mm, at, write)),
             Op::Access { at, write } => Running::Access(UserAccess::new(mm, at, write)),
+            Op::TempRef { at } => Running::TempRef(TempRef { mm, at, pc: 0, pfn: None }),
             Op::GupSlow { at } => Running::GupSlow(FollowHugetlbPage::new(mm, at)),
             Op::MadviseDontneed { at, len } => Running::MadviseDontneed(MadviseDontneed {
                 mm,
@@ -69,6 +71,7 @@ impl Running {
     pub fn step(&mut self, cx: &mut Ctx) -> R<Poll<()>> {
         match self {
             Running::MapFile(m) => m.step(cx),
+            Running::TempRef(m) => m.step(cx),
             Running::Access(m) => m.step(cx),
             Running::Fault(m) => m.step(cx),
             Running::GupSlow(m) => m.step(cx),
@@ -606,6 +609,48 @@ impl Mprotect {
             }
             _ => {
                 cx.up_write("do_mprotect_pkey", lock)?;
+                return Ok(Poll::Ready(()));
+            }
+        }
+        Ok(Poll::Pending)
+    }
+}
+
+/// A PFN walker's temporary reference to the PMD table mapping `at` (compaction, memory
+/// failure or the `split_huge_pages` debugfs scanner: `get_page_unless_zero()` ...
+/// `put_page()`), kernel-notes §10.4. The walker finds the page by pfn, not through the page
+/// tables, so locating it takes no step.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct TempRef {
+    mm: u8,
+    at: u64,
+    pc: u8,
+    pfn: Option<u64>,
+}
+
+impl TempRef {
+    fn step(&mut self, cx: &mut Ctx) -> R<Poll<()>> {
+        match self.pc {
+            // the walker reaches the table's pfn (no step: it scans pfns, not page tables)
+            0 => {
+                let level = cx.env.pmd_level();
+                self.pfn = super::walk::table_at(cx.k, cx.env.arch, self.mm, self.at, level);
+                if self.pfn.is_none() {
+                    return Ok(Poll::Ready(()));
+                }
+                self.pc = 1;
+            }
+            // get_page_unless_zero(page)
+            1 => {
+                let pfn = self.pfn.expect("found");
+                if !cx.table_get_ref("get_page_unless_zero", pfn)? {
+                    return Ok(Poll::Ready(()));
+                }
+                self.pc = 2;
+            }
+            // ... put_page(page)
+            _ => {
+                cx.table_put_ref("put_page", self.pfn.expect("found"))?;
                 return Ok(Poll::Ready(()));
             }
         }

@@ -208,3 +208,23 @@ pub fn translate(
     }
     None
 }
+
+/// The table page at `level` (index into the arch's levels) that `mm`'s tables lead to for
+/// `va`, read without steps: how a PFN walker or a test finds "the PMD table of this range".
+pub fn table_at(
+    k: &crate::model::Kernel,
+    arch: &dyn mmsim_arch::Arch,
+    mm: u8,
+    va: u64,
+    level: usize,
+) -> Option<u64> {
+    let mut table = k.mms.get(mm as usize)?.pgd;
+    for (l, info) in arch.levels().iter().enumerate().take(level) {
+        let f = k.mem.frame(table)?;
+        match arch.decode(l, f.entries[info.index(va)]).ok()? {
+            Entry::Table { pfn } => table = pfn,
+            _ => return None,
+        }
+    }
+    Some(table)
+}
