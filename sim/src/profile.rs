@@ -97,6 +97,11 @@ pub struct Switches {
     /// PUD: arm64 after the v6.19 unshare rework (8ce720d5bd91) until c2ff4764e03e (2026).
     /// No profile sets it, because the rest of that rework is not modelled; use `--set`.
     pub unshare_flush_leaf_only: bool,
+    /// Slow GUP protects its walk with `rcu_read_lock()` instead of the vma lock: the
+    /// "walker lock" of Peter Xu's RFC v2 (Nov 2022), dropped before v6.3 because
+    /// `__pmd_free_tlb()` freed the ptlock before the RCU-deferred page free (§10.3).
+    /// No profile sets it; use `--set` together with `walker_vma_lock=false`.
+    pub walker_rcu: bool,
 }
 
 /// A named profile.
@@ -129,6 +134,7 @@ const BASE: Switches = Switches {
     unshare_sync_one: false,
     quarantine: false,
     unshare_flush_leaf_only: false,
+    walker_rcu: false,
 };
 
 const TIMELINE: &[Change] = &[
@@ -309,6 +315,7 @@ impl Switches {
             ("unshare_sync_one".into(), b(self.unshare_sync_one)),
             ("quarantine".into(), b(self.quarantine)),
             ("unshare_flush_leaf_only".into(), b(self.unshare_flush_leaf_only)),
+            ("walker_rcu".into(), b(self.walker_rcu)),
         ];
         v.sort();
         v
@@ -361,6 +368,7 @@ impl Switches {
             "unshare_sync_one" => self.unshare_sync_one = boolean(value)?,
             "quarantine" => self.quarantine = boolean(value)?,
             "unshare_flush_leaf_only" => self.unshare_flush_leaf_only = boolean(value)?,
+            "walker_rcu" => self.walker_rcu = boolean(value)?,
             _ => return Err(SetError::Unknown(name.into())),
         }
         Ok(())

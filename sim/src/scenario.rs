@@ -76,6 +76,8 @@ pub struct CpuSpec {
 pub enum CpuOp {
     /// Slow GUP: `MADV_POPULATE_WRITE` -> `__get_user_pages()` -> `follow_hugetlb_page()`.
     GupSlow { at: Quantity },
+    /// GUP-fast: `get_user_pages_fast()` -> `gup_fast()`, lockless with IRQs off.
+    GupFast { at: Quantity },
     /// `madvise(MADV_DONTNEED)`.
     MadviseDontneed { at: Quantity, len: Quantity },
     /// `munmap()`.
@@ -124,6 +126,9 @@ pub enum Op {
     GupSlow {
         at: u64,
     },
+    GupFast {
+        at: u64,
+    },
     MadviseDontneed {
         at: u64,
         len: u64,
@@ -157,6 +162,7 @@ impl fmt::Display for Op {
             }
             Op::TempRef { at } => write!(f, "get_page/put_page on the PMD table of 0x{at:x}"),
             Op::GupSlow { at } => write!(f, "madvise(0x{at:x}, MADV_POPULATE_WRITE)"),
+            Op::GupFast { at } => write!(f, "get_user_pages_fast(0x{at:x})"),
             Op::MadviseDontneed { at, len } => {
                 write!(f, "madvise(0x{at:x}, 0x{len:x}, MADV_DONTNEED)")
             }
@@ -211,6 +217,8 @@ pub const BUILTIN: &[(&str, &str)] = &[
     ("gup-vs-mprotect", include_str!("../scenarios/gup-vs-mprotect.ron")),
     ("tlb-walk-cache", include_str!("../scenarios/tlb-walk-cache.ron")),
     ("refcount-share", include_str!("../scenarios/refcount-share.ron")),
+    ("gup-fast-vs-munmap", include_str!("../scenarios/gup-fast-vs-munmap.ron")),
+    ("ptlock-early-free", include_str!("../scenarios/ptlock-early-free.ron")),
 ];
 
 /// Scenario text and where it came from.
@@ -408,6 +416,7 @@ impl Scenario {
                 let field = |f: &str| format!("cpus[{c}].ops[{i}].{f}");
                 ops.push(match op {
                     CpuOp::GupSlow { at } => Op::GupSlow { at: q(field("at"), at)? },
+                    CpuOp::GupFast { at } => Op::GupFast { at: q(field("at"), at)? },
                     CpuOp::TempRef { at } => Op::TempRef { at: q(field("at"), at)? },
                     CpuOp::Access { at, write } => {
                         Op::Access { at: q(field("at"), at)?, write: *write }

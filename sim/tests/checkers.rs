@@ -130,3 +130,28 @@ fn a_temporary_reference_breaks_refcount_sharing_before_v6_13_only() {
     let fixed = kinds(&prepared("refcount-share", "v6.13", &[]), 0..500);
     assert!(fixed.is_empty(), "pt_share_count is immune to temporary references: {fixed:?}");
 }
+
+#[test]
+fn rcu_walker_hits_the_early_freed_ptlock_only_before_v6_14() {
+    let run = |profile: &str| {
+        let req = Request {
+            source: Source::load("ptlock-early-free").unwrap(),
+            arch: None,
+            profile: Some(profile.into()),
+            set: vec![],
+        };
+        kinds(&Prepared::new(&req).unwrap(), 0..2000)
+    };
+    let old = run("v6.13");
+    assert!(old.contains(&ReportKind::UseAfterFreePtlock), "{old:?}");
+    assert!(
+        !old.contains(&ReportKind::UseAfterFreeTable),
+        "RCU keeps the table page itself alive: {old:?}"
+    );
+    let new = run("v6.14");
+    assert!(
+        !new.contains(&ReportKind::UseAfterFreePtlock)
+            && !new.contains(&ReportKind::UseAfterFreeTable),
+        "the ptlock dies with the table after the grace period: {new:?}"
+    );
+}

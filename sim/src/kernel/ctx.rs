@@ -215,6 +215,27 @@ impl<'a> Ctx<'a> {
         }
     }
 
+    // ---- RCU ---------------------------------------------------------------------------
+
+    /// `rcu_read_lock()`.
+    pub fn rcu_read_lock(&mut self, func: &'static str) -> R<()> {
+        self.begin(func, Object::Rcu, Access::RcuReadLock)?;
+        self.k.cpus[self.who.cpu as usize].rcu_nesting += 1;
+        Ok(())
+    }
+
+    /// `rcu_read_unlock()`: leaving the outermost read-side section (with IRQs on) is a
+    /// quiescent state that lets pending grace periods end.
+    pub fn rcu_read_unlock(&mut self, func: &'static str) -> R<()> {
+        self.begin(func, Object::Rcu, Access::RcuReadUnlock)?;
+        let c = &mut self.k.cpus[self.who.cpu as usize];
+        c.rcu_nesting = c.rcu_nesting.saturating_sub(1);
+        if !c.in_rcu_reader() {
+            c.qs += 1;
+        }
+        Ok(())
+    }
+
     // ---- page-table entries ------------------------------------------------------------
 
     /// KASAN's check: the page behind `p` must still be the allocation `p` was derived from.

@@ -24,6 +24,7 @@ pub enum Running {
     Access(UserAccess),
     Fault(UserFault),
     GupSlow(FollowHugetlbPage),
+    GupFast(super::gup_fast::GupFast),
     MadviseDontneed(MadviseDontneed),
     Munmap(Unmap),
     Mprotect(Mprotect),
@@ -50,6 +51,7 @@ impl Running {
             Op::Access { at, write } => Running::Access(UserAccess::new(mm, at, write)),
             Op::TempRef { at } => Running::TempRef(TempRef { mm, at, pc: 0, pfn: None }),
             Op::GupSlow { at } => Running::GupSlow(FollowHugetlbPage::new(mm, at)),
+            Op::GupFast { at } => Running::GupFast(super::gup_fast::GupFast::new(mm, at)),
             Op::MadviseDontneed { at, len } => Running::MadviseDontneed(MadviseDontneed {
                 mm,
                 at,
@@ -75,6 +77,7 @@ impl Running {
             Running::Access(m) => m.step(cx),
             Running::Fault(m) => m.step(cx),
             Running::GupSlow(m) => m.step(cx),
+            Running::GupFast(m) => m.step(cx),
             Running::MadviseDontneed(m) => m.step(cx),
             Running::Munmap(m) | Running::ExitMmap(m) => m.step(cx),
             Running::Mprotect(m) => m.step(cx),
@@ -190,7 +193,7 @@ impl UserFault {
 /// `__get_user_pages()` -> `follow_hugetlb_page()` (v6.1, removed ~v6.5): `huge_pte_offset()`,
 /// `huge_pte_lock()`, read the entry and grab the page; if the entry is missing, drop the locks
 /// and call `hugetlb_fault()`, then retry. From v6.3 (eefc7fa53608) it holds the hugetlb vma
-/// lock for read around the walk.
+/// lock for read around the walk; the `walker_rcu` switch holds `rcu_read_lock()` instead.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct FollowHugetlbPage {
     mm: u8,
@@ -198,6 +201,7 @@ pub struct FollowHugetlbPage {
     vma: u16,
     pc: u8,
     vma_locked: bool,
+    rcu_held: bool,
     walk: Option<Walk>,
     ptep: Option<EntryPtr>,
     page: u64,
@@ -212,6 +216,7 @@ impl FollowHugetlbPage {
             vma: 0,
             pc: 0,
             vma_locked: false,
+            rcu_held: false,
             walk: None,
             ptep: None,
             page: 0,
@@ -237,13 +242,18 @@ impl FollowHugetlbPage {
                     _ => self.pc = 12,
                 }
             }
-            // hugetlb_vma_lock_read(vma) (v6.3)
+            // hugetlb_vma_lock_read(vma) (v6.3), or rcu_read_lock() with the walker_rcu switch
             1 => {
-                let has_lock =
-                    cx.k.mms[mm as usize].vma(self.vma).is_some_and(|v| v.vma_lock.is_some());
-                self.vma_locked = cx.env.sw.walker_vma_lock && has_lock;
-                if self.vma_locked {
-                    cx.down_read("hugetlb_vma_lock_read", vlock)?;
+                if cx.env.sw.walker_rcu {
+                    cx.rcu_read_lock("follow_hugetlb_page")?;
+                    self.rcu_held = true;
+                } else {
+                    let has_lock =
+                        cx.k.mms[mm as usize].vma(self.vma).is_some_and(|v| v.vma_lock.is_some());
+                    if cx.env.sw.walker_vma_lock && has_lock {
+                        cx.down_read("hugetlb_vma_lock_read", vlock)?;
+                        self.vma_locked = true;
+                    }
                 }
                 self.pc = 2;
             }
@@ -296,7 +306,10 @@ impl FollowHugetlbPage {
             }
             // hugetlb_vma_unlock_read(vma) before faulting (v6.3)
             8 => {
-                if self.vma_locked {
+                if self.rcu_held {
+                    cx.rcu_read_unlock("follow_hugetlb_page")?;
+                    self.rcu_held = false;
+                } else if self.vma_locked {
                     cx.up_read("hugetlb_vma_unlock_read", vlock)?;
                     self.vma_locked = false;
                 }
@@ -310,9 +323,12 @@ impl FollowHugetlbPage {
                     self.pc = 1;
                 }
             }
-            // hugetlb_vma_unlock_read(vma)
+            // hugetlb_vma_unlock_read(vma) / rcu_read_unlock()
             11 => {
-                if self.vma_locked {
+                if self.rcu_held {
+                    cx.rcu_read_unlock("follow_hugetlb_page")?;
+                    self.rcu_held = false;
+                } else if self.vma_locked {
                     cx.up_read("hugetlb_vma_unlock_read", vlock)?;
                     self.vma_locked = false;
                 }
