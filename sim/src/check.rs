@@ -223,14 +223,21 @@ pub fn report(cx: &mut Ctx, kind: ReportKind, func: &'static str, object: Object
 
 /// `huge_pmd_unshare()`'s assertions (v6.1): `i_mmap_rwsem` held for write and, where the
 /// profile has vma locks, the vma lock held for write.
+/// With `unshare_asserts_first` (v6.1 to 2025-07) they run before the sharing check, and a
+/// `VM_MAYSHARE` VMA without a vma lock fails them; afterwards they run only for a shared table.
 pub fn assert_unshare_locks(cx: &mut Ctx, mm: u8, vma: u16) {
     let cpu = cx.who.cpu;
     let Some(v) = cx.k.mms[mm as usize].vma(vma) else { return };
     let i_mmap_ok = v
         .file
         .is_some_and(|f| cx.k.files[f as usize].i_mmap_rwsem.held_by(cpu) == Some(Held::Write));
+    let held = |l: &crate::model::sync::RwLock| l.held_by(cpu) == Some(Held::Write);
     let vma_ok = !cx.env.sw.unsharer_vma_lock
-        || v.vma_lock.is_none_or(|l| l.held_by(cpu) == Some(Held::Write));
+        || !v.flags.mayshare
+        || match v.vma_lock.as_ref() {
+            Some(l) => held(l),
+            None => !cx.env.sw.unshare_asserts_first,
+        };
     if !i_mmap_ok || !vma_ok {
         let missing = if !i_mmap_ok { "i_mmap_rwsem" } else { "the hugetlb vma lock" };
         report(

@@ -102,6 +102,10 @@ pub struct Switches {
     /// `__pmd_free_tlb()` freed the ptlock before the RCU-deferred page free (§10.3).
     /// No profile sets it; use `--set` together with `walker_vma_lock=false`.
     pub walker_rcu: bool,
+    /// `huge_pmd_unshare()` asserts `i_mmap_rwsem` and the vma lock before checking whether
+    /// the table is shared, so a `VM_MAYSHARE` VMA whose vma lock failed to allocate trips the
+    /// assertion when hole punch or truncate unmaps it (v6.1 to 2025-07, §10.7).
+    pub unshare_asserts_first: bool,
 }
 
 /// A named profile.
@@ -135,6 +139,7 @@ const BASE: Switches = Switches {
     quarantine: false,
     unshare_flush_leaf_only: false,
     walker_rcu: false,
+    unshare_asserts_first: false,
 };
 
 const TIMELINE: &[Change] = &[
@@ -163,6 +168,7 @@ const TIMELINE: &[Change] = &[
             s.fault_lock = FaultLock::VmaLock;
             s.share_scan_lock = ShareScanLock::Read;
             s.unsharer_vma_lock = true;
+            s.unshare_asserts_first = true;
         },
     },
     Change {
@@ -197,6 +203,11 @@ const TIMELINE: &[Change] = &[
         name: "v6.16",
         doc: "huge_pmd_unshare() calls tlb_remove_table_sync_one() (1013af4f585f)",
         apply: |s| s.unshare_sync_one = true,
+    },
+    Change {
+        name: "2025-10",
+        doc: "huge_pmd_unshare() asserts its locks only after the early returns, for a really shared table (Deepanshu Kartikey; 91a830422707, unverified)",
+        apply: |s| s.unshare_asserts_first = false,
     },
 ];
 
@@ -316,6 +327,7 @@ impl Switches {
             ("quarantine".into(), b(self.quarantine)),
             ("unshare_flush_leaf_only".into(), b(self.unshare_flush_leaf_only)),
             ("walker_rcu".into(), b(self.walker_rcu)),
+            ("unshare_asserts_first".into(), b(self.unshare_asserts_first)),
         ];
         v.sort();
         v
@@ -369,6 +381,7 @@ impl Switches {
             "quarantine" => self.quarantine = boolean(value)?,
             "unshare_flush_leaf_only" => self.unshare_flush_leaf_only = boolean(value)?,
             "walker_rcu" => self.walker_rcu = boolean(value)?,
+            "unshare_asserts_first" => self.unshare_asserts_first = boolean(value)?,
             _ => return Err(SetError::Unknown(name.into())),
         }
         Ok(())

@@ -93,6 +93,8 @@ pub enum CpuOp {
     },
     /// A PFN walker takes and drops a temporary reference on the PMD table mapping `at`.
     TempRef { at: Quantity },
+    /// `fallocate(FALLOC_FL_PUNCH_HOLE)` on a file: unmaps the hole from every process.
+    PunchHole { file: String, offset: Quantity, len: Quantity },
     /// A user access that faults: `hugetlb_fault()`.
     Fault {
         at: Quantity,
@@ -122,6 +124,12 @@ pub enum Op {
     },
     TempRef {
         at: u64,
+    },
+    /// Punch the file pages `[first, last)` (in huge pages) out of file `file`.
+    PunchHole {
+        file: u8,
+        first: u64,
+        last: u64,
     },
     GupSlow {
         at: u64,
@@ -161,6 +169,9 @@ impl fmt::Display for Op {
                 write!(f, "user {} 0x{at:x}", if write { "store" } else { "load" })
             }
             Op::TempRef { at } => write!(f, "get_page/put_page on the PMD table of 0x{at:x}"),
+            Op::PunchHole { file, first, last } => {
+                write!(f, "fallocate(file{file}, PUNCH_HOLE, huge pages {first}..{last})")
+            }
             Op::GupSlow { at } => write!(f, "madvise(0x{at:x}, MADV_POPULATE_WRITE)"),
             Op::GupFast { at } => write!(f, "get_user_pages_fast(0x{at:x})"),
             Op::MadviseDontneed { at, len } => {
@@ -219,6 +230,7 @@ pub const BUILTIN: &[(&str, &str)] = &[
     ("refcount-share", include_str!("../scenarios/refcount-share.ron")),
     ("gup-fast-vs-munmap", include_str!("../scenarios/gup-fast-vs-munmap.ron")),
     ("ptlock-early-free", include_str!("../scenarios/ptlock-early-free.ron")),
+    ("punch-hole-nolock", include_str!("../scenarios/punch-hole-nolock.ron")),
 ];
 
 /// Scenario text and where it came from.
@@ -418,6 +430,19 @@ impl Scenario {
                     CpuOp::GupSlow { at } => Op::GupSlow { at: q(field("at"), at)? },
                     CpuOp::GupFast { at } => Op::GupFast { at: q(field("at"), at)? },
                     CpuOp::TempRef { at } => Op::TempRef { at: q(field("at"), at)? },
+                    CpuOp::PunchHole { file, offset, len } => {
+                        let (o, l) = (q(field("offset"), offset)?, q(field("len"), len)?);
+                        let f = r.file_names.iter().position(|n| n == file).ok_or_else(|| {
+                            invalid(field("file"), format!("no file `{file}` is mapped in setup"))
+                        })?;
+                        if !o.is_multiple_of(huge) || !l.is_multiple_of(huge) || l == 0 {
+                            return Err(invalid(
+                                field("offset"),
+                                format!("hole 0x{o:x}+0x{l:x} is not a whole number of huge pages (0x{huge:x})"),
+                            ));
+                        }
+                        Op::PunchHole { file: f as u8, first: o / huge, last: (o + l) / huge }
+                    }
                     CpuOp::Access { at, write } => {
                         Op::Access { at: q(field("at"), at)?, write: *write }
                     }

@@ -155,3 +155,23 @@ fn rcu_walker_hits_the_early_freed_ptlock_only_before_v6_14() {
         "the ptlock dies with the table after the grace period: {new:?}"
     );
 }
+
+#[test]
+fn hole_punch_on_a_lockless_vma_trips_the_early_assertion_until_2025_10() {
+    use mmsim_traces::{Access, Actor};
+    let old = kinds(&prepared("punch-hole-nolock", "v6.1", &[]), 0..50);
+    assert!(old.contains(&ReportKind::LockRule), "{old:?}");
+    let p = prepared("punch-hole-nolock", "2025-10", &[]);
+    for seed in 0..100 {
+        let (t, out) = p.run_seed(seed, true).unwrap();
+        assert_eq!(out.verdict, Verdict::Clean, "{:#?}", t.reports);
+        // the lock-less VMA never shares, yet the punch must zap it
+        let zapped = t.events.iter().any(|e| {
+            e.actor == Actor::Cpu(0)
+                && e.func == "__unmap_hugepage_range"
+                && e.access == Access::Write
+                && e.detail.ends_with(":= 0x0")
+        });
+        assert!(zapped, "seed {seed}: the hole was not unmapped");
+    }
+}

@@ -146,6 +146,23 @@ impl<'a> Ctx<'a> {
         Ok(())
     }
 
+    /// `down_write_trylock()`: never waits; returns whether the lock was taken.
+    pub fn down_write_trylock(&mut self, func: &'static str, lock: Object) -> R<bool> {
+        let free = self.k.lock(lock).is_none_or(|l| l.can_write());
+        // declared as a read of the lock word: a trylock never blocks the CPU
+        let access = if self.declare || !free { Access::Read } else { Access::LockWrite };
+        self.begin(func, lock, access)?;
+        if !free {
+            self.detail(|| "trylock failed".to_string());
+            return Ok(false);
+        }
+        let cpu = self.who.cpu;
+        if let Some(l) = self.k.lock_mut(lock) {
+            l.writer = Some(cpu);
+        }
+        Ok(true)
+    }
+
     pub fn up_write(&mut self, func: &'static str, lock: Object) -> R<()> {
         self.begin(func, lock, Access::UnlockWrite)?;
         if let Some(l) = self.k.lock_mut(lock) {
@@ -169,14 +186,24 @@ impl<'a> Ctx<'a> {
     }
 
     /// The split ptlock of the table `ptep` points into, as `huge_pte_lockptr()`/`pmd_lockptr()`
-    /// compute it from the pointer: the lock lives in that page's `struct ptdesc`.
+    /// compute it from the pointer: the lock lives in that page's `struct ptdesc`. With the PMD
+    /// folded into the PGD (two levels: arm64-16k-va36, arm64-64k-va42) there are no split PMD
+    /// locks (`USE_SPLIT_PMD_PTLOCKS` needs more than two levels) and it is
+    /// `&mm->page_table_lock`.
     pub fn ptl_of(&self, ptep: EntryPtr) -> Object {
-        Object::PtLock(ptep.pfn)
+        if ptep.level == 0 {
+            Object::PageTableLock(self.who.mm)
+        } else {
+            Object::PtLock(ptep.pfn)
+        }
     }
 
     /// `spin_lock(ptl)` on the split ptlock of the page `ptep` points into.
     pub fn ptl_lock(&mut self, func: &'static str, ptep: EntryPtr) -> R<()> {
         let obj = self.ptl_of(ptep);
+        if let Object::PageTableLock(_) = obj {
+            return self.spin_lock(func, obj);
+        }
         self.begin(func, obj, Access::LockWrite)?;
         self.check_ptlock(func, ptep, "lock");
         let cpu = self.who.cpu;
@@ -188,6 +215,9 @@ impl<'a> Ctx<'a> {
 
     pub fn ptl_unlock(&mut self, func: &'static str, ptep: EntryPtr) -> R<()> {
         let obj = self.ptl_of(ptep);
+        if let Object::PageTableLock(_) = obj {
+            return self.spin_unlock(func, obj);
+        }
         self.begin(func, obj, Access::UnlockWrite)?;
         self.check_ptlock(func, ptep, "unlock");
         if let Some(f) = self.k.mem.frame_mut(ptep.pfn) {

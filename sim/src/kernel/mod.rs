@@ -6,7 +6,9 @@
 //! therefore plain data: cloneable, hashable and comparable, as the explorer needs.
 
 pub mod ctx;
+pub mod gup_fast;
 pub mod hugetlb;
+pub mod hugetlbfs;
 pub mod interrupts;
 pub mod mmu_gather;
 pub mod ops;

@@ -20,6 +20,7 @@ use std::task::Poll;
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Running {
     MapFile(MapFile),
+    PunchHole(super::hugetlbfs::PunchHole),
     TempRef(TempRef),
     Access(UserAccess),
     Fault(UserFault),
@@ -49,6 +50,9 @@ impl Running {
             }
             Op::Fault { at, write } => Running::Fault(UserFault::new(mm, at, write)),
             Op::Access { at, write } => Running::Access(UserAccess::new(mm, at, write)),
+            Op::PunchHole { file, first, last } => {
+                Running::PunchHole(super::hugetlbfs::PunchHole::new(mm, file, first, last))
+            }
             Op::TempRef { at } => Running::TempRef(TempRef { mm, at, pc: 0, pfn: None }),
             Op::GupSlow { at } => Running::GupSlow(FollowHugetlbPage::new(mm, at)),
             Op::GupFast { at } => Running::GupFast(super::gup_fast::GupFast::new(mm, at)),
@@ -73,6 +77,7 @@ impl Running {
     pub fn step(&mut self, cx: &mut Ctx) -> R<Poll<()>> {
         match self {
             Running::MapFile(m) => m.step(cx),
+            Running::PunchHole(m) => m.step(cx),
             Running::TempRef(m) => m.step(cx),
             Running::Access(m) => m.step(cx),
             Running::Fault(m) => m.step(cx),
