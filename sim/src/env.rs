@@ -53,7 +53,10 @@ impl Env {
     pub fn pmd_level(&self) -> usize {
         self.arch.pmd_level()
     }
+    /// The level whose entries point at PMD tables. With two levels (arm64-16k-va36,
+    /// arm64-64k-va42) the PMD is folded into the PGD and this is the PMD level itself:
+    /// `pud_offset()` of the folded levels returns the PGD entry (pgtable-nopud.h).
     pub fn pud_level(&self) -> usize {
-        self.arch.pmd_level() - 1
+        self.arch.pmd_level().saturating_sub(1)
     }
 }

@@ -12,6 +12,30 @@ pub fn irq_enabled(cx_cpus: &[crate::model::cpu::Cpu], cpu: usize) -> bool {
     c.ipi_from != 0 && c.irqs_off == 0
 }
 
+/// `local_irq_disable()` / `local_irq_save()`: from now on this CPU takes no IPI (the engine
+/// delivers none while `irqs_off > 0`) and is an RCU reader (IRQs-off holds off grace periods
+/// since the RCU flavours merged, v4.20).
+pub fn local_irq_disable(cx: &mut Ctx, func: &'static str) -> R<()> {
+    let me = cx.who.cpu;
+    cx.touch(func, Object::Cpu(me), Access::IrqDisable)?;
+    cx.k.cpus[me as usize].irqs_off += 1;
+    Ok(())
+}
+
+/// `local_irq_enable()` / `local_irq_restore()`: leaving the outermost IRQs-off region with
+/// no `rcu_read_lock()` held is a quiescent state (`Cpu::qs` moves on), and pending IPIs can
+/// now be taken.
+pub fn local_irq_enable(cx: &mut Ctx, func: &'static str) -> R<()> {
+    let me = cx.who.cpu;
+    cx.touch(func, Object::Cpu(me), Access::IrqEnable)?;
+    let c = &mut cx.k.cpus[me as usize];
+    c.irqs_off = c.irqs_off.saturating_sub(1);
+    if !c.in_rcu_reader() {
+        c.qs += 1;
+    }
+    Ok(())
+}
+
 /// The IPI handler (`flush_tlb_func()` / `tlb_remove_table_smp_sync()`), then the
 /// acknowledgement each sender waits for in `csd_lock_wait()`.
 pub fn handle_ipi(cx: &mut Ctx) -> R<()> {
