@@ -9,6 +9,7 @@ pub mod check;
 pub mod cli;
 pub mod engine;
 pub mod env;
+pub mod explore;
 pub mod kernel;
 pub mod minimize;
 pub mod model;

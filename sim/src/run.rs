@@ -96,13 +96,35 @@ pub struct Prepared {
     pub env: Env,
     /// Steps each CPU takes when run alone in order (calibrates change points).
     pub lengths: Vec<u32>,
+    /// Steps of the concurrent phase in that calibration run: PCT's k.
+    pub steps_estimate: u64,
+    /// Actors that can be scheduled: the CPUs, plus the interrupt and RCU actors the
+    /// calibration run scheduled (PCT's n).
+    pub actors: u32,
 }
 
 impl Prepared {
     pub fn new(req: &Request) -> Result<Prepared, RunError> {
         let env = prepare(req)?;
-        let lengths = calibrate(&env)?;
-        Ok(Prepared { req: req.clone(), env, lengths })
+        let c = calibration(&env)?;
+        Ok(Prepared {
+            req: req.clone(),
+            env,
+            lengths: c.lengths,
+            steps_estimate: c.steps,
+            actors: c.actors,
+        })
+    }
+
+    /// Run one seed under `strategy` (built for that seed); `tracing` keeps every event.
+    pub fn run_with(
+        &self,
+        seed: u64,
+        strategy: &mut dyn Strategy,
+        tracing: bool,
+    ) -> Result<Trace, RunError> {
+        let out = execute(&self.env, strategy, tracing)?;
+        Ok(trace_of(&self.req, &self.env, &strategy.name(), seed, out))
     }
 
     /// Run one seed of the default random strategy; `tracing` keeps every event.
@@ -121,14 +143,36 @@ impl Prepared {
 
 /// Steps per CPU when every CPU runs its operations alone, CPU 0 first.
 pub fn calibrate(env: &Env) -> Result<Vec<u32>, RunError> {
+    Ok(calibration(env)?.lengths)
+}
+
+/// What one run with every CPU alone in order (CPU 0 first) measures.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Calibration {
+    /// Steps per CPU.
+    pub lengths: Vec<u32>,
+    /// Steps of the concurrent phase, interrupts and RCU included.
+    pub steps: u64,
+    /// The CPUs plus the distinct interrupt and RCU actors scheduled.
+    pub actors: u32,
+}
+
+pub fn calibration(env: &Env) -> Result<Calibration, RunError> {
     let out = execute(env, &mut FirstRunnable, false)?;
     let mut lengths = vec![0u32; env.ncpus()];
+    let mut others: Vec<mmsim_traces::Actor> = Vec::new();
     for d in &out.decisions {
-        if let mmsim_traces::Actor::Cpu(c) = d.actor {
-            lengths[c as usize] += 1;
+        match d.actor {
+            mmsim_traces::Actor::Cpu(c) => lengths[c as usize] += 1,
+            a if !others.contains(&a) => others.push(a),
+            _ => {}
         }
     }
-    Ok(lengths)
+    Ok(Calibration {
+        lengths,
+        steps: out.decisions.len() as u64,
+        actors: (env.ncpus() + others.len()) as u32,
+    })
 }
 
 /// Run one seed of the default random strategy and build its trace.

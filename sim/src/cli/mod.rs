@@ -5,7 +5,9 @@
 //! module beside it, so commands can grow without touching each other.
 
 mod arch;
+mod explore;
 mod lists;
+mod merge;
 mod minimize;
 mod run;
 
@@ -62,6 +64,10 @@ pub enum Cmd {
         #[arg(long)]
         events: bool,
     },
+    /// Run many seeds of a strategy and group the violations by signature.
+    Explore(explore::ExploreArgs),
+    /// Merge the JSON summaries of `explore --shard` parts.
+    Merge(merge::MergeArgs),
     /// Shrink a failing trace: fewest operations, CPUs and preemptions with the same violation.
     Minimize {
         trace: PathBuf,
@@ -105,6 +111,8 @@ pub fn main() -> i32 {
         Cmd::Minimize { trace, output, budget } => {
             minimize::minimize(&trace, output.as_deref(), budget)
         }
+        Cmd::Explore(a) => explore::explore(&a),
+        Cmd::Merge(a) => merge::merge(&a),
         Cmd::Scenarios => lists::scenarios(),
         Cmd::Profiles => lists::profiles(),
         Cmd::Arch(cmd) => arch::arch(&cmd),

@@ -1,0 +1,78 @@
+//! `random`: random priorities with per-CPU change points, the default strategy.
+
+use super::{slot, Choice, Diverged, Strategy, MAX_CHANGE_POINTS, SLOTS};
+use crate::engine::rng::Rng;
+use crate::model::cpu::MAX_CPUS;
+use mmsim_traces::Actor;
+
+/// Random priorities with per-CPU change points (PCT-style, Burckhardt et al. 2010, with
+/// change points drawn per CPU rather than over the global step count).
+///
+/// Each seed draws a random priority order of all actors and `depth - 1` change points, each
+/// a (CPU, step-of-that-CPU) pair drawn uniformly over the CPU's length measured by a
+/// calibration run. The highest-priority runnable actor always runs; when a CPU reaches a
+/// change point its priority drops below everyone's. One CPU stalling at one exact point while
+/// the others run to completion, the shape of most page-table races, then has probability
+/// about 1/(actors x steps of that CPU) per seed, independent of how long the others run.
+pub struct RandomPriorities {
+    /// Priority per actor slot: higher runs first.
+    prio: [u32; SLOTS],
+    /// Change points: (CPU, its step index); `u32::MAX` marks an unused one.
+    change: [(u8, u32); MAX_CHANGE_POINTS],
+    /// Steps taken per CPU.
+    taken: [u32; MAX_CPUS],
+    next_low: u32,
+    depth: u32,
+}
+
+impl RandomPriorities {
+    /// `lengths[c]`: steps CPU c takes in a calibration run (see `engine::calibrate`);
+    /// `depth`: bug depth d, giving d - 1 change points.
+    pub fn new(seed: u64, lengths: &[u32], depth: u32) -> Self {
+        let mut rng = Rng::new(seed);
+        // a random permutation of priorities SLOTS..2*SLOTS (Fisher-Yates, our own sampling)
+        let mut prio = [0u32; SLOTS];
+        for (i, p) in prio.iter_mut().enumerate() {
+            *p = (SLOTS + i) as u32;
+        }
+        for i in (1..SLOTS).rev() {
+            let j = rng.below(i as u32 + 1) as usize;
+            prio.swap(i, j);
+        }
+        let mut change = [(0u8, u32::MAX); MAX_CHANGE_POINTS];
+        let points = (depth.saturating_sub(1) as usize).min(MAX_CHANGE_POINTS);
+        let total: u32 = lengths.iter().sum();
+        for cp in change.iter_mut().take(points) {
+            if total == 0 {
+                break;
+            }
+            // a uniformly random step of a uniformly random CPU that has steps
+            let busy: Vec<usize> = (0..lengths.len()).filter(|&c| lengths[c] > 0).collect();
+            let c = busy[rng.below(busy.len() as u32) as usize];
+            *cp = (c as u8, rng.below(lengths[c]));
+        }
+        RandomPriorities { prio, change, taken: [0; MAX_CPUS], next_low: SLOTS as u32 - 1, depth }
+    }
+}
+
+impl Strategy for RandomPriorities {
+    fn name(&self) -> String {
+        format!("random(depth={})", self.depth)
+    }
+    fn choose(&mut self, _step: u64, runnable: &[Choice]) -> Result<usize, Diverged> {
+        let (i, c) = runnable
+            .iter()
+            .enumerate()
+            .max_by_key(|(_, c)| self.prio[slot(c.actor)])
+            .expect("runnable is never empty");
+        if let Actor::Cpu(cpu) = c.actor {
+            let n = self.taken[cpu as usize];
+            if self.change.iter().any(|&(cc, at)| cc == cpu && at == n) {
+                self.prio[cpu as usize] = self.next_low;
+                self.next_low = self.next_low.saturating_sub(1);
+            }
+            self.taken[cpu as usize] = n + 1;
+        }
+        Ok(i)
+    }
+}

@@ -1,0 +1,670 @@
+//! Exploration: run many seeds of one strategy over one prepared scenario, on any number of
+//! threads, and group what they find by violation signature.
+//!
+//! Invariant: the [`Summary`] depends only on the scenario, the strategy and the seeds, never on
+//! the number of threads, their timing or the shard split. Seeds run in chunks; the results of a
+//! chunk are folded in seed order, and everything a summary holds is a sum, a minimum or a
+//! sorted prefix, so [`merge`] of the shards' summaries equals the unsharded summary.
+//!
+//! A panic inside one execution (a model bug) is caught, reported with its seed, and the
+//! exploration goes on.
+
+use crate::engine::strategy::{Pct, RandomPriorities, RandomWalk, Strategy};
+use crate::run::{self, Prepared, RunError};
+use mmsim_traces::{Report, Verdict};
+use serde::{Deserialize, Serialize};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+
+/// The strategies exploration can run, by their CLI names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum StrategyKind {
+    /// Random priorities with per-CPU change points (the default).
+    Random,
+    /// Uniform random walk: a uniformly random runnable actor at every step.
+    Urw,
+    /// PCT (Burckhardt et al. 2010) with bug depth `--depth`.
+    Pct,
+}
+
+impl StrategyKind {
+    pub fn cli_name(self) -> &'static str {
+        match self {
+            StrategyKind::Random => "random",
+            StrategyKind::Urw => "urw",
+            StrategyKind::Pct => "pct",
+        }
+    }
+
+    /// The strategy for one seed.
+    pub fn build(self, p: &Prepared, seed: u64, depth: u32) -> Box<dyn Strategy> {
+        match self {
+            StrategyKind::Random => Box::new(RandomPriorities::new(seed, &p.lengths, depth)),
+            StrategyKind::Urw => Box::new(RandomWalk::new(seed)),
+            StrategyKind::Pct => Box::new(Pct::new(seed, p.steps_estimate, depth)),
+        }
+    }
+}
+
+/// One part of a seed range split `count` ways: the seeds with `seed % count == index - 1`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Shard {
+    /// 1-based.
+    pub index: u64,
+    pub count: u64,
+}
+
+impl std::str::FromStr for Shard {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Shard, String> {
+        let bad = || format!("--shard `{s}`: expected i/N with 1 <= i <= N, e.g. 1/4");
+        let (i, n) = s.split_once('/').ok_or_else(bad)?;
+        let index: u64 = i.trim().parse().map_err(|_| bad())?;
+        let count: u64 = n.trim().parse().map_err(|_| bad())?;
+        if count == 0 || index == 0 || index > count {
+            return Err(bad());
+        }
+        Ok(Shard { index, count })
+    }
+}
+
+impl Shard {
+    pub fn contains(self, seed: u64) -> bool {
+        seed % self.count == self.index - 1
+    }
+}
+
+/// What to explore.
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub strategy: StrategyKind,
+    /// Bug depth: d - 1 change points (random, pct).
+    pub depth: u32,
+    pub seed_start: u64,
+    /// Size of the seed range (before sharding).
+    pub runs: u64,
+    /// Worker threads; the summary does not depend on it.
+    pub jobs: usize,
+    pub shard: Option<Shard>,
+    /// Stop after the lowest violating seed (all lower seeds are still run and counted).
+    pub stop_on_first: bool,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            strategy: StrategyKind::Random,
+            depth: run::DEFAULT_DEPTH,
+            seed_start: 0,
+            runs: 1000,
+            jobs: 1,
+            shard: None,
+            stop_on_first: false,
+        }
+    }
+}
+
+impl Config {
+    /// The seeds this configuration runs, ascending.
+    pub fn seeds(&self) -> impl Iterator<Item = u64> + '_ {
+        let end = self.seed_start.saturating_add(self.runs);
+        (self.seed_start..end).filter(move |&s| self.shard.is_none_or(|sh| sh.contains(s)))
+    }
+}
+
+/// What one seed did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SeedOutcome {
+    Clean,
+    StepLimit,
+    /// A checker fired: the violation signature.
+    Violation(Vec<String>),
+    /// The execution panicked (or failed to run): the message.
+    Panic(String),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SeedResult {
+    pub seed: u64,
+    pub steps: u64,
+    pub outcome: SeedOutcome,
+}
+
+/// What identifies a failure across schedules: each report's kind with the kernel function of
+/// the violating access (`kind@func`), sorted and deduplicated (as `minimize::signature`).
+pub fn signature(reports: &[Report]) -> Vec<String> {
+    let mut s: Vec<String> = reports.iter().map(|r| format!("{}@{}", r.kind, r.at.func)).collect();
+    s.sort();
+    s.dedup();
+    s
+}
+
+/// Builds the strategy for a seed; tests substitute their own.
+pub type MakeStrategy<'a> = dyn Fn(u64) -> Box<dyn Strategy> + Sync + 'a;
+
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "panic with a non-string payload".into()
+    }
+}
+
+/// Run one seed without tracing, catching a panic.
+pub fn run_one(p: &Prepared, make: &MakeStrategy, seed: u64) -> SeedResult {
+    let r = catch_unwind(AssertUnwindSafe(|| {
+        let mut s = make(seed);
+        run::execute(&p.env, &mut *s, false)
+    }));
+    let (steps, outcome) = match r {
+        Ok(Ok(out)) => (
+            out.steps,
+            match out.verdict {
+                Verdict::Clean => SeedOutcome::Clean,
+                Verdict::StepLimit => SeedOutcome::StepLimit,
+                Verdict::Violation => SeedOutcome::Violation(signature(&out.check.reports)),
+            },
+        ),
+        Ok(Err(e)) => (0, SeedOutcome::Panic(RunError::from(e).to_string())),
+        Err(payload) => (0, SeedOutcome::Panic(panic_message(&*payload))),
+    };
+    SeedResult { seed, steps, outcome }
+}
+
+/// Seeds per chunk: results are folded in seed order one chunk at a time.
+const CHUNK_SEEDS: usize = 1024;
+
+/// Run the configured seeds on `cfg.jobs` threads, calling `each` (from any thread, in any
+/// order) after every seed, and return the results in seed order. With `stop_on_first`, the
+/// results end at the lowest violating seed.
+pub fn run_seeds(
+    p: &Prepared,
+    cfg: &Config,
+    make: &MakeStrategy,
+    each: &(dyn Fn(&SeedResult) + Sync),
+) -> Vec<SeedResult> {
+    let seeds: Vec<u64> = cfg.seeds().collect();
+    let jobs = cfg.jobs.max(1);
+    let mut all = Vec::with_capacity(seeds.len().min(1 << 20));
+    for chunk in seeds.chunks(CHUNK_SEEDS) {
+        let next = AtomicUsize::new(0);
+        // lowest index in this chunk that violated, when stopping on the first
+        let stop = AtomicUsize::new(usize::MAX);
+        let results: Mutex<Vec<SeedResult>> = Mutex::new(Vec::with_capacity(chunk.len()));
+        let work = || {
+            let mut mine = Vec::new();
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                // indices are handed out in order, so every index below `stop` is run
+                if i >= chunk.len() || i > stop.load(Ordering::Relaxed) {
+                    break;
+                }
+                let r = run_one(p, make, chunk[i]);
+                if cfg.stop_on_first && matches!(r.outcome, SeedOutcome::Violation(_)) {
+                    stop.fetch_min(i, Ordering::Relaxed);
+                }
+                each(&r);
+                mine.push(r);
+            }
+            results.lock().expect("no worker panics outside catch_unwind").extend(mine);
+        };
+        if jobs == 1 {
+            work();
+        } else {
+            std::thread::scope(|s| {
+                for _ in 0..jobs {
+                    s.spawn(work);
+                }
+            });
+        }
+        let mut results = results.into_inner().expect("workers joined");
+        results.sort_by_key(|r| r.seed);
+        let stop_seed = chunk.get(stop.into_inner()).copied();
+        if let Some(last) = stop_seed {
+            results.retain(|r| r.seed <= last);
+            all.extend(results);
+            break;
+        }
+        all.extend(results);
+    }
+    all
+}
+
+/// PCT's probability bound for the explored scenario.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PctBound {
+    /// n: actors (CPUs, plus the interrupt and RCU actors the calibration run scheduled).
+    pub actors: u32,
+    /// k: steps of the concurrent phase in the calibration run.
+    pub steps: u64,
+    pub depth: u32,
+    /// 1/(n k^(d-1)): a lower bound on finding a given depth-d bug in one run.
+    pub per_run: f64,
+}
+
+/// One violation signature and the seeds that showed it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Group {
+    pub signature: Vec<String>,
+    pub runs: u64,
+    pub first_seed: u64,
+    /// The lowest seeds showing it (at most [`EXAMPLE_SEEDS`]).
+    pub seeds: Vec<u64>,
+    /// The first seed's trace, as a file name inside the `--out` directory.
+    pub trace: Option<String>,
+}
+
+/// A panicked execution.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PanicReport {
+    pub seed: u64,
+    pub message: String,
+}
+
+/// How many seeds of each signature a summary lists.
+pub const EXAMPLE_SEEDS: usize = 8;
+/// How many panics a summary lists (all are counted).
+pub const PANICS_LISTED: usize = 32;
+
+/// The result of an exploration, or of merging the shards of one.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Summary {
+    pub scenario: String,
+    pub arch: String,
+    pub profile: String,
+    pub switches: Vec<(String, String)>,
+    pub strategy: StrategyKind,
+    pub depth: u32,
+    /// As written into trace headers (`pct(depth=3, k=57)`).
+    pub strategy_name: String,
+    pub seed_start: u64,
+    /// Size of the whole seed range.
+    pub seed_count: u64,
+    /// Into how many shards the range was split, and which of them this summary covers
+    /// (`1` and `[1]`: the whole range).
+    pub shard_count: u64,
+    pub shards: Vec<u64>,
+    pub stop_on_first: bool,
+    pub pct: Option<PctBound>,
+    /// Executions run, and how they ended.
+    pub runs: u64,
+    pub clean: u64,
+    pub violations: u64,
+    pub step_limits: u64,
+    pub panics: u64,
+    /// Steps over all executions.
+    pub steps: u64,
+    /// Sorted by first seed.
+    pub groups: Vec<Group>,
+    /// The lowest-seeded panics (at most [`PANICS_LISTED`]).
+    pub panicked: Vec<PanicReport>,
+}
+
+impl Summary {
+    /// An empty summary for `cfg` over `p`.
+    pub fn new(p: &Prepared, cfg: &Config) -> Summary {
+        let name = cfg.strategy.build(p, cfg.seed_start, cfg.depth).name();
+        let pct = (cfg.strategy == StrategyKind::Pct).then(|| {
+            let depth = cfg.depth.clamp(1, crate::engine::strategy::MAX_CHANGE_POINTS as u32 + 1);
+            PctBound {
+                actors: p.actors,
+                steps: p.steps_estimate,
+                depth,
+                per_run: crate::engine::strategy::pct_guarantee(p.actors, p.steps_estimate, depth),
+            }
+        });
+        let shard = cfg.shard.unwrap_or(Shard { index: 1, count: 1 });
+        Summary {
+            scenario: p.env.scenario.name.clone(),
+            arch: p.env.cfg.name.to_string(),
+            profile: p.env.profile.to_string(),
+            switches: p.env.sw.list(),
+            strategy: cfg.strategy,
+            depth: cfg.depth,
+            strategy_name: name,
+            seed_start: cfg.seed_start,
+            seed_count: cfg.runs,
+            shard_count: shard.count,
+            shards: vec![shard.index],
+            stop_on_first: cfg.stop_on_first,
+            pct,
+            runs: 0,
+            clean: 0,
+            violations: 0,
+            step_limits: 0,
+            panics: 0,
+            steps: 0,
+            groups: Vec::new(),
+            panicked: Vec::new(),
+        }
+    }
+
+    /// Fold one result in; results must come in ascending seed order.
+    pub fn add(&mut self, r: &SeedResult) {
+        self.runs += 1;
+        self.steps += r.steps;
+        match &r.outcome {
+            SeedOutcome::Clean => self.clean += 1,
+            SeedOutcome::StepLimit => self.step_limits += 1,
+            SeedOutcome::Violation(sig) => {
+                self.violations += 1;
+                match self.groups.iter_mut().find(|g| &g.signature == sig) {
+                    Some(g) => {
+                        g.runs += 1;
+                        if g.seeds.len() < EXAMPLE_SEEDS {
+                            g.seeds.push(r.seed);
+                        }
+                    }
+                    None => self.groups.push(Group {
+                        signature: sig.clone(),
+                        runs: 1,
+                        first_seed: r.seed,
+                        seeds: vec![r.seed],
+                        trace: None,
+                    }),
+                }
+            }
+            SeedOutcome::Panic(message) => {
+                self.panics += 1;
+                if self.panicked.len() < PANICS_LISTED {
+                    self.panicked.push(PanicReport { seed: r.seed, message: message.clone() });
+                }
+            }
+        }
+    }
+
+    /// Whether the exploration found anything: a violation or a panic.
+    pub fn found(&self) -> bool {
+        self.violations > 0 || self.panics > 0
+    }
+
+    /// Exit status of `explore` and `merge`: 1 if anything was found.
+    pub fn exit_code(&self) -> i32 {
+        i32::from(self.found())
+    }
+}
+
+/// The file name of a signature's first trace.
+pub fn trace_file_name(s: &Summary, seed: u64) -> String {
+    format!("{}-{}-{}-{}-seed{seed}.ron", s.scenario, s.arch, s.profile, s.strategy.cli_name())
+}
+
+/// Explore: run the seeds, summarise, and (with `out`) write each signature's first trace
+/// (re-run with tracing) and `summary.json` into `out`, atomically.
+pub fn explore(
+    p: &Prepared,
+    cfg: &Config,
+    make: &MakeStrategy,
+    each: &(dyn Fn(&SeedResult) + Sync),
+    out: Option<&Path>,
+) -> Result<Summary, String> {
+    let results = run_seeds(p, cfg, make, each);
+    let mut sum = Summary::new(p, cfg);
+    for r in &results {
+        sum.add(r);
+    }
+    if let Some(dir) = out {
+        std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        for i in 0..sum.groups.len() {
+            let seed = sum.groups[i].first_seed;
+            let traced = catch_unwind(AssertUnwindSafe(|| {
+                let mut s = make(seed);
+                p.run_with(seed, &mut *s, true)
+            }));
+            let Ok(Ok(t)) = traced else {
+                return Err(format!("seed {seed} no longer runs when traced: a model bug"));
+            };
+            let name = trace_file_name(&sum, seed);
+            mmsim_traces::write_atomic(&dir.join(&name), &t).map_err(|e| e.to_string())?;
+            sum.groups[i].trace = Some(name);
+        }
+        write_json(&dir.join("summary.json"), &sum)?;
+    }
+    Ok(sum)
+}
+
+/// Explore with the configured strategy.
+pub fn explore_config(
+    p: &Prepared,
+    cfg: &Config,
+    each: &(dyn Fn(&SeedResult) + Sync),
+    out: Option<&Path>,
+) -> Result<Summary, String> {
+    let make = |seed| cfg.strategy.build(p, seed, cfg.depth);
+    explore(p, cfg, &make, each, out)
+}
+
+pub fn to_json(s: &Summary) -> String {
+    let mut j = serde_json::to_string_pretty(s).expect("a summary serialises");
+    j.push('\n');
+    j
+}
+
+pub fn write_json(path: &Path, s: &Summary) -> Result<(), String> {
+    mmsim_traces::write_atomic_bytes(path, to_json(s).as_bytes()).map_err(|e| e.to_string())
+}
+
+pub fn read_json(path: &Path) -> Result<Summary, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    serde_json::from_str(&text)
+        .map_err(|e| format!("{}: not an `mmsim explore` JSON summary: {e}", path.display()))
+}
+
+/// Merge the summaries of disjoint shards of one exploration. When the shards cover the whole
+/// range the result equals the unsharded exploration's summary.
+pub fn merge(parts: &[Summary]) -> Result<Summary, String> {
+    let (first, rest) = parts.split_first().ok_or("nothing to merge")?;
+    let mut m = first.clone();
+    if first.stop_on_first {
+        return Err("summaries of --stop-on-first explorations cannot be merged: each shard stopped at its own first violation".into());
+    }
+    for (i, p) in rest.iter().enumerate() {
+        let same = |what: &str, a: String, b: String| {
+            if a == b {
+                Ok(())
+            } else {
+                Err(format!("part {} differs from part 1 in {what}: {b} vs {a}", i + 2))
+            }
+        };
+        same("scenario", m.scenario.clone(), p.scenario.clone())?;
+        same("arch", m.arch.clone(), p.arch.clone())?;
+        same("profile", m.profile.clone(), p.profile.clone())?;
+        same("switches", format!("{:?}", m.switches), format!("{:?}", p.switches))?;
+        same("strategy", m.strategy_name.clone(), p.strategy_name.clone())?;
+        same("depth", m.depth.to_string(), p.depth.to_string())?;
+        same(
+            "seed range",
+            format!("{}+{}", m.seed_start, m.seed_count),
+            format!("{}+{}", p.seed_start, p.seed_count),
+        )?;
+        same("shard count", m.shard_count.to_string(), p.shard_count.to_string())?;
+        same("--stop-on-first", m.stop_on_first.to_string(), p.stop_on_first.to_string())?;
+        if let Some(dup) = p.shards.iter().find(|s| m.shards.contains(s)) {
+            return Err(format!("shard {dup}/{} is given twice", m.shard_count));
+        }
+        m.shards.extend(&p.shards);
+        m.runs += p.runs;
+        m.clean += p.clean;
+        m.violations += p.violations;
+        m.step_limits += p.step_limits;
+        m.panics += p.panics;
+        m.steps += p.steps;
+        for g in &p.groups {
+            match m.groups.iter_mut().find(|h| h.signature == g.signature) {
+                Some(h) => {
+                    h.runs += g.runs;
+                    if g.first_seed < h.first_seed {
+                        h.first_seed = g.first_seed;
+                        h.trace = g.trace.clone();
+                    }
+                    h.seeds.extend(&g.seeds);
+                    h.seeds.sort_unstable();
+                    h.seeds.truncate(EXAMPLE_SEEDS);
+                }
+                None => m.groups.push(g.clone()),
+            }
+        }
+        m.panicked.extend(p.panicked.iter().cloned());
+        m.panicked.sort_by_key(|p| p.seed);
+        m.panicked.truncate(PANICS_LISTED);
+    }
+    m.shards.sort_unstable();
+    m.groups.sort_by_key(|g| g.first_seed);
+    if m.shards.len() as u64 == m.shard_count {
+        m.shard_count = 1;
+        m.shards = vec![1];
+    }
+    Ok(m)
+}
+
+impl std::fmt::Display for Summary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let end = self.seed_start.saturating_add(self.seed_count);
+        write!(
+            f,
+            "explored {} on {} with profile {}, strategy {}, seeds {}..{}",
+            self.scenario, self.arch, self.profile, self.strategy_name, self.seed_start, end
+        )?;
+        if self.shard_count > 1 {
+            let list: Vec<String> = self.shards.iter().map(|s| s.to_string()).collect();
+            write!(f, " (shard {}/{})", list.join(","), self.shard_count)?;
+        }
+        if self.stop_on_first {
+            write!(f, ", stopping at the first violation")?;
+        }
+        writeln!(f)?;
+        if let Some(b) = &self.pct {
+            let miss = (1.0 - b.per_run).powf(self.runs as f64);
+            writeln!(
+                f,
+                "PCT guarantee: n = {} actors, k = {} steps (calibration run), d = {}: each run finds a given depth-{} bug with probability >= 1/(n k^(d-1)) = {:.3e}; {} runs all miss it with probability <= {:.3}",
+                b.actors, b.steps, b.depth, b.depth, b.per_run, self.runs, miss
+            )?;
+        }
+        writeln!(
+            f,
+            "{} runs: {} clean, {} violations, {} step limits, {} panics; {} steps",
+            self.runs, self.clean, self.violations, self.step_limits, self.panics, self.steps
+        )?;
+        if self.groups.is_empty() {
+            writeln!(f, "no violation found")?;
+        }
+        for g in &self.groups {
+            let seeds: Vec<String> = g.seeds.iter().map(|s| s.to_string()).collect();
+            writeln!(
+                f,
+                "violation {} in {} runs, first seed {} (seeds {}{})",
+                g.signature.join(" + "),
+                g.runs,
+                g.first_seed,
+                seeds.join(", "),
+                if g.runs as usize > g.seeds.len() { ", ..." } else { "" }
+            )?;
+            if let Some(t) = &g.trace {
+                writeln!(f, "  trace: {t}")?;
+            }
+        }
+        for p in &self.panicked {
+            writeln!(
+                f,
+                "PANIC at seed {} (rerun: mmsim explore {} --strategy {} --depth {} --seed-start {} --runs 1): {}",
+                p.seed,
+                self.scenario,
+                self.strategy.cli_name(),
+                self.depth,
+                p.seed,
+                p.message
+            )?;
+        }
+        if self.panics > self.panicked.len() as u64 {
+            writeln!(f, "... and {} more panics", self.panics - self.panicked.len() as u64)?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::run::Request;
+    use crate::scenario::Source;
+
+    fn prepared(profile: &str) -> Prepared {
+        Prepared::new(&Request {
+            source: Source::load("gup-vs-unshare").unwrap(),
+            arch: None,
+            profile: Some(profile.into()),
+            set: vec![],
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn shard_parses_and_partitions_the_range() {
+        assert_eq!("2/3".parse::<Shard>(), Ok(Shard { index: 2, count: 3 }));
+        for bad in ["0/3", "4/3", "1/0", "x", "1/"] {
+            assert!(bad.parse::<Shard>().is_err(), "{bad}");
+        }
+        let cfg = |shard| Config { seed_start: 5, runs: 10, shard, ..Config::default() };
+        let whole: Vec<u64> = cfg(None).seeds().collect();
+        let mut parts: Vec<u64> = (1..=3)
+            .flat_map(|i| cfg(Some(Shard { index: i, count: 3 })).seeds().collect::<Vec<_>>())
+            .collect();
+        parts.sort();
+        assert_eq!(parts, whole);
+        assert_eq!(whole, (5..15).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn signature_matches_minimize() {
+        let p = prepared("v6.1");
+        let t = (0..2000)
+            .map(|s| p.run_seed(s, false).unwrap().0)
+            .find(|t| t.verdict == Verdict::Violation)
+            .expect("a violation in 2000 seeds");
+        assert_eq!(signature(&t.reports), crate::minimize::signature(&t));
+        assert!(!signature(&t.reports).is_empty());
+    }
+
+    #[test]
+    fn stop_on_first_ends_at_the_lowest_violating_seed_for_any_jobs() {
+        let p = prepared("v6.1");
+        let run = |jobs| {
+            let cfg = Config { runs: 3000, jobs, stop_on_first: true, ..Config::default() };
+            run_seeds(&p, &cfg, &|s| cfg.strategy.build(&p, s, cfg.depth), &|_| {})
+        };
+        let one = run(1);
+        let last = one.last().expect("some results");
+        assert!(matches!(last.outcome, SeedOutcome::Violation(_)), "{last:?}");
+        assert!(one[..one.len() - 1]
+            .iter()
+            .all(|r| !matches!(r.outcome, SeedOutcome::Violation(_))));
+        assert_eq!(
+            one.iter().map(|r| r.seed).collect::<Vec<_>>(),
+            (0..one.len() as u64).collect::<Vec<_>>()
+        );
+        assert_eq!(run(3), one);
+    }
+
+    #[test]
+    fn merge_refuses_mismatched_parts() {
+        let p = prepared("v6.3");
+        let a = Summary::new(
+            &p,
+            &Config { shard: Some(Shard { index: 1, count: 2 }), ..Config::default() },
+        );
+        let mut b = a.clone();
+        assert!(merge(&[a.clone(), b.clone()]).unwrap_err().contains("given twice"));
+        b.shards = vec![2];
+        b.profile = "v6.1".into();
+        assert!(merge(&[a.clone(), b.clone()]).unwrap_err().contains("profile"));
+        b.profile = a.profile.clone();
+        let m = merge(&[a, b]).unwrap();
+        assert_eq!((m.shard_count, m.shards), (1, vec![1]));
+    }
+}
