@@ -71,7 +71,7 @@ pub fn render_dot(trace: &Trace, opts: &RenderOptions) -> String {
     out.push_str("  edge [fontname=\"Helvetica\", fontsize=9];\n");
 
     let bad: BTreeSet<u64> = v.reports.iter().map(|r| r.at.step).collect();
-    let freed: BTreeSet<u64> = v.race_edges().iter().map(|&(f, _, _)| f).collect();
+    let freed: BTreeSet<u64> = v.race_edges().iter().map(|&(f, ..)| f).collect();
     // Steps that keep a node of their own; runs of the rest collapse into one node.
     let mut keep: BTreeSet<u64> =
         v.events.iter().filter(|e| is_landmark(e)).map(|e| e.step).collect();
@@ -182,7 +182,7 @@ pub fn render_dot(trace: &Trace, opts: &RenderOptions) -> String {
         };
         let _ = writeln!(out, "  {} -> {} [{attrs}];", node(e.from), node(e.to));
     }
-    for (from, to, r) in v.race_edges() {
+    for (from, to, r, _) in v.race_edges() {
         if v.is_visible(from) && v.is_visible(to) {
             let _ = writeln!(
                 out,

@@ -1,16 +1,16 @@
 //! The happens-before graph of a trace: one node per event, edges for program order, lock
 //! handoff, IPI send/handle/ack, RCU grace periods (queue -> grace period -> free) and the
-//! reported free-to-use race.
+//! reported race: the free (or the unshare) of the object -> the offending access.
 //!
 //! Owns the edge rules. Edges are computed into a sorted, deduplicated list before insertion,
 //! so node and edge iteration order is a function of the trace alone.
 
 use std::collections::{BTreeMap, VecDeque};
 
-use mmsim_traces::{Access, Actor, Object, Trace};
+use mmsim_traces::{Access, Actor, Object, Report, Trace};
 use petgraph::stable_graph::{NodeIndex, StableGraph};
 
-use crate::label::{Lane, LockKind};
+use crate::label::{pfn_of, Lane, LockKind};
 
 /// Why one event happens before another.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -23,8 +23,47 @@ pub enum EdgeKind {
     Ipi,
     /// Queued free -> the grace period that ran it -> the free (or queue -> free when batched).
     GracePeriod,
-    /// A report's free (or queued free) -> the offending access: the race.
+    /// A report's free (or queued free) -> the offending access: the race. For a walk into a
+    /// table its mm no longer maps (nothing freed yet), the unshare that took the table away.
     FreeToUse,
+}
+
+/// Where a report's race edge starts, and what happened there.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RaceCause {
+    Freed,
+    QueuedFree,
+    Unshared,
+}
+
+impl RaceCause {
+    pub fn name(self) -> &'static str {
+        match self {
+            RaceCause::Freed => "freed",
+            RaceCause::QueuedFree => "queued for free",
+            RaceCause::Unshared => "unshared",
+        }
+    }
+}
+
+/// The step a report's race edge starts from: the object's free, else its queued free, else
+/// (a page-table page used by an mm that no longer maps it) the last unshare of that page at or
+/// before the offending access. `None` when the report names none of these.
+pub fn race_origin(trace: &Trace, r: &Report) -> Option<(u64, RaceCause)> {
+    if let Some(s) = &r.freed {
+        return Some((s.step, RaceCause::Freed));
+    }
+    if let Some(s) = &r.queued {
+        return Some((s.step, RaceCause::QueuedFree));
+    }
+    let pfn = r.object.and_then(pfn_of)?;
+    trace
+        .events
+        .iter()
+        .take_while(|e| e.step <= r.at.step)
+        .filter(|e| e.access == Access::Unshare && e.object == Object::Table(pfn))
+        .last()
+        .map(|e| (e.step, RaceCause::Unshared))
 }
 
 impl EdgeKind {
@@ -210,8 +249,8 @@ fn grace_period(trace: &Trace, out: &mut Vec<StepEdge>) {
 
 fn free_to_use(trace: &Trace, out: &mut Vec<StepEdge>) {
     for r in &trace.reports {
-        if let Some(from) = r.freed.as_ref().or(r.queued.as_ref()) {
-            out.push(StepEdge { from: from.step, to: r.at.step, kind: EdgeKind::FreeToUse });
+        if let Some((from, _)) = race_origin(trace, r) {
+            out.push(StepEdge { from, to: r.at.step, kind: EdgeKind::FreeToUse });
         }
     }
 }

@@ -32,7 +32,7 @@ mod xscale;
 mod fixture;
 
 pub use dot::render_dot;
-pub use graph::{build_graph, EdgeKind, EventGraph, StepEdge};
+pub use graph::{build_graph, race_origin, EdgeKind, EventGraph, RaceCause, StepEdge};
 pub use label::{HoldMode, Lane, LockKind};
 pub use lifetime::{Lifetimes, LockHold, SpanEvent, SpanEventKind, TableSpan};
 pub use mermaid::render_mermaid;

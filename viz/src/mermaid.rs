@@ -226,6 +226,17 @@ impl<'t> Seq<'t> {
                     let by = Lane::of(f.actor).name(self.trace);
                     let _ =
                         write!(note, " - freed at s{} by {} in {}", f.step, txt(&by), txt(&f.func));
+                } else if let Some((s, cause)) = crate::graph::race_origin(self.trace, r) {
+                    if let Some(u) = self.trace.events.iter().find(|e| e.step == s) {
+                        let by = Lane::of(u.actor).name(self.trace);
+                        let _ = write!(
+                            note,
+                            " - {} at s{s} by {} in {}",
+                            cause.name(),
+                            txt(&by),
+                            txt(&u.func)
+                        );
+                    }
                 }
                 let over = if target == me { me.clone() } else { format!("{me},{target}") };
                 self.push(lane, format!("Note over {over}: {note}"));

@@ -60,7 +60,7 @@ pub fn render_perfetto(trace: &Trace, opts: &RenderOptions) -> String {
     // Flow endpoints become slices so the arrows have something to bind to.
     let mut flows: Vec<(u64, u64, &str)> =
         v.edges.iter().filter(|e| e.kind == EdgeKind::Ipi).map(|e| (e.from, e.to, "ipi")).collect();
-    for (from, to, _) in v.race_edges() {
+    for (from, to, ..) in v.race_edges() {
         if v.is_visible(from) && v.is_visible(to) {
             flows.push((from, to, "race"));
         }

@@ -53,8 +53,8 @@ impl<'v, 't> Svg<'v, 't> {
             v.events.iter().filter(|e| is_landmark(e)).map(|e| e.step).collect();
         for r in &v.reports {
             busy.insert(r.at.step);
-            busy.extend(r.freed.iter().chain(&r.queued).map(|s| s.step));
         }
+        busy.extend(v.race_edges().iter().map(|&(from, ..)| from));
         let scale = XScale::new(v.lo, v.hi, LEFT, &busy);
         Svg { v, opts: *opts, scale, out: String::new(), mark_y: BTreeMap::new() }
     }
@@ -475,20 +475,21 @@ impl<'v, 't> Svg<'v, 't> {
 
     /// The race: a red arrow from the free to the use, for each visible report.
     fn races(&mut self) {
-        for (from, to, r) in self.v.race_edges() {
+        for (from, to, r, cause) in self.v.race_edges() {
             let (Some(a), Some(b)) = (self.point(from), self.point(to)) else { continue };
             let lift = 26.0 + (b.0 - a.0).abs() * 0.08;
             let top = a.1.min(b.1) - lift;
             let _ = writeln!(
                 self.out,
-                r#"<path class="race" d="M{:.1},{:.1} C{:.1},{top:.1} {:.1},{top:.1} {:.1},{:.1}" stroke="{RACE}" stroke-width="2.2" fill="none" marker-end="url(#arrow-race)"><title>{}: freed at step {from}, used at step {to}</title></path>"#,
+                r#"<path class="race" d="M{:.1},{:.1} C{:.1},{top:.1} {:.1},{top:.1} {:.1},{:.1}" stroke="{RACE}" stroke-width="2.2" fill="none" marker-end="url(#arrow-race)"><title>{}: {} at step {from}, used at step {to}</title></path>"#,
                 a.0,
                 a.1,
                 a.0,
                 b.0,
                 b.0,
                 b.1,
-                esc(&r.title)
+                esc(&r.title),
+                cause.name()
             );
             let _ = writeln!(
                 self.out,
@@ -539,7 +540,7 @@ impl<'v, 't> Svg<'v, 't> {
             ));
         }
         items.push(format!(
-            r#"<path d="M0,-3 L18,-3" stroke="{RACE}" stroke-width="2.2" marker-end="url(#arrow-race)"/><text x="22" y="1">race: free → use</text>"#
+            r#"<path d="M0,-3 L18,-3" stroke="{RACE}" stroke-width="2.2" marker-end="url(#arrow-race)"/><text x="22" y="1">race: free (or unshare) → use</text>"#
         ));
         items.push(
             r##"<path d="M0,-3 L18,-3" stroke="#2ca02c" marker-end="url(#arrow-ipi)"/><text x="22" y="1">IPI send → handle → ack</text>"##.into(),

@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 
 use mmsim_traces::{Access, Event, Object, Report, Trace};
 
-use crate::graph::{EdgeKind, EventGraph, StepEdge};
+use crate::graph::{race_origin, EdgeKind, EventGraph, RaceCause, StepEdge};
 use crate::label::{pfn_of, Lane};
 use crate::lifetime::{Lifetimes, LockHold, TableSpan};
 
@@ -160,13 +160,14 @@ impl<'t> View<'t> {
         }
     }
 
-    /// The `(from, to)` steps of each visible report's race edge.
-    pub fn race_edges(&self) -> Vec<(u64, u64, &'t Report)> {
+    /// The `(from, to)` steps of each visible report's race edge (see [`race_origin`]), and
+    /// what happened at `from`.
+    pub fn race_edges(&self) -> Vec<(u64, u64, &'t Report, RaceCause)> {
         self.reports
             .iter()
             .filter_map(|r| {
-                let from = r.freed.as_ref().or(r.queued.as_ref())?;
-                Some((from.step, r.at.step, *r))
+                let (from, cause) = race_origin(self.trace, r)?;
+                Some((from, r.at.step, *r, cause))
             })
             .collect()
     }

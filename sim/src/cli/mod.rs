@@ -9,6 +9,7 @@ mod explore;
 mod lists;
 mod merge;
 mod minimize;
+mod render;
 mod run;
 
 use clap::{Parser, Subcommand};
@@ -78,6 +79,8 @@ pub enum Cmd {
         #[arg(long, default_value_t = crate::minimize::SEED_BUDGET)]
         budget: u64,
     },
+    /// Draw a trace: SVG swimlane, Graphviz DOT, Mermaid sequence diagram or Perfetto JSON.
+    Render(render::RenderArgs),
     /// List the built-in scenarios.
     Scenarios,
     /// List the kernel profiles and their switches.
@@ -113,6 +116,7 @@ pub fn main() -> i32 {
         }
         Cmd::Explore(a) => explore::explore(&a),
         Cmd::Merge(a) => merge::merge(&a),
+        Cmd::Render(a) => render::render(&a),
         Cmd::Scenarios => lists::scenarios(),
         Cmd::Profiles => lists::profiles(),
         Cmd::Arch(cmd) => arch::arch(&cmd),
