@@ -55,8 +55,10 @@ pub enum SetupOp {
         #[serde(default)]
         fail_vma_lock_alloc: bool,
     },
-    /// A write fault at `at` (`hugetlb_fault()`).
+    /// A write fault at `at` (`hugetlb_fault()`, or `do_anonymous_page()` in anonymous memory).
     Touch { mm: String, at: Quantity },
+    /// `mmap(MAP_PRIVATE | MAP_ANONYMOUS)`: ordinary pages in PTE tables.
+    MapAnon { mm: String, at: Quantity, len: Quantity },
 }
 
 fn yes() -> bool {
@@ -114,6 +116,10 @@ pub enum Op {
         pgoff: u64,
         fail_vma_lock_alloc: bool,
     },
+    MapAnon {
+        at: u64,
+        len: u64,
+    },
     Fault {
         at: u64,
         write: bool,
@@ -162,6 +168,9 @@ impl fmt::Display for Op {
                 "mmap(0x{at:x}, 0x{len:x}, {}, file{file})",
                 if shared { "MAP_SHARED" } else { "MAP_PRIVATE" }
             ),
+            Op::MapAnon { at, len } => {
+                write!(f, "mmap(0x{at:x}, 0x{len:x}, MAP_PRIVATE|MAP_ANONYMOUS)")
+            }
             Op::Fault { at, write } => {
                 write!(f, "{} fault 0x{at:x}", if write { "write" } else { "read" })
             }
@@ -231,6 +240,7 @@ pub const BUILTIN: &[(&str, &str)] = &[
     ("gup-fast-vs-munmap", include_str!("../scenarios/gup-fast-vs-munmap.ron")),
     ("ptlock-early-free", include_str!("../scenarios/ptlock-early-free.ron")),
     ("punch-hole-nolock", include_str!("../scenarios/punch-hole-nolock.ron")),
+    ("anon-fault-munmap", include_str!("../scenarios/anon-fault-munmap.ron")),
 ];
 
 /// Scenario text and where it came from.
@@ -342,32 +352,38 @@ impl Scenario {
             }
         };
         let q = |field: String, v: &Quantity| eval(v, arch).map_err(|m| invalid(field, m));
-        let range = |field: String, at: u64, len: u64| -> Result<(), ScenarioError> {
-            if !at.is_multiple_of(huge) || !len.is_multiple_of(huge) {
-                return Err(invalid(
-                    field,
-                    format!(
-                        "range 0x{at:x}+0x{len:x} is not aligned to the huge page size 0x{huge:x} of {} \
+        let page = arch.page_size();
+        // `align`: the huge page size for hugetlb mappings, else the base page size
+        let range_aligned =
+            |field: String, at: u64, len: u64, align: u64| -> Result<(), ScenarioError> {
+                if !at.is_multiple_of(align) || !len.is_multiple_of(align) {
+                    let what = if align == huge { "the huge page size" } else { "the page size" };
+                    return Err(invalid(
+                        field,
+                        format!(
+                            "range 0x{at:x}+0x{len:x} is not aligned to {what} 0x{align:x} of {} \
                          (write it in units such as \"PMD\" or \"PUD\" to scale with the arch)",
-                        arch.name()
-                    ),
-                ));
-            }
-            if len == 0 || at.checked_add(len).is_none_or(|end| end > limit) {
-                return Err(invalid(
-                    field,
-                    format!(
+                            arch.name()
+                        ),
+                    ));
+                }
+                if len == 0 || at.checked_add(len).is_none_or(|end| end > limit) {
+                    return Err(invalid(
+                        field,
+                        format!(
                         "range 0x{at:x}+0x{len:x} is empty or beyond the user address space of {} \
                         (TASK_SIZE 0x{limit:x})",
                         arch.name()
                     ),
-                ));
-            }
-            if at == 0 {
-                return Err(invalid(field, "address 0 is below mmap_min_addr".into()));
-            }
-            Ok(())
-        };
+                    ));
+                }
+                if at == 0 {
+                    return Err(invalid(field, "address 0 is below mmap_min_addr".into()));
+                }
+                Ok(())
+            };
+        let range = |field: String, at: u64, len: u64| range_aligned(field, at, len, huge);
+        let page_range = |field: String, at: u64, len: u64| range_aligned(field, at, len, page);
         for (i, op) in self.setup.iter().enumerate() {
             let field = |f: &str| format!("setup[{i}].{f}");
             match op {
@@ -403,6 +419,12 @@ impl Scenario {
                             fail_vma_lock_alloc: *fail_vma_lock_alloc,
                         },
                     ));
+                }
+                SetupOp::MapAnon { mm, at, len } => {
+                    let (a, l) = (q(field("at"), at)?, q(field("len"), len)?);
+                    page_range(field("at"), a, l)?;
+                    let m = mm_index(&mut r.mm_names, mm);
+                    r.setup.push((m, Op::MapAnon { at: a, len: l }));
                 }
                 SetupOp::Touch { mm, at } => {
                     let at_v = q(field("at"), at)?;
@@ -451,17 +473,17 @@ impl Scenario {
                     }
                     CpuOp::MadviseDontneed { at, len } => {
                         let (a, l) = (q(field("at"), at)?, q(field("len"), len)?);
-                        range(field("at"), a, l)?;
+                        page_range(field("at"), a, l)?;
                         Op::MadviseDontneed { at: a, len: l }
                     }
                     CpuOp::Munmap { at, len } => {
                         let (a, l) = (q(field("at"), at)?, q(field("len"), len)?);
-                        range(field("at"), a, l)?;
+                        page_range(field("at"), a, l)?;
                         Op::Munmap { at: a, len: l }
                     }
                     CpuOp::Mprotect { at, len, write } => {
                         let (a, l) = (q(field("at"), at)?, q(field("len"), len)?);
-                        range(field("at"), a, l)?;
+                        page_range(field("at"), a, l)?;
                         Op::Mprotect { at: a, len: l, write: *write }
                     }
                 });
@@ -471,16 +493,20 @@ impl Scenario {
         if r.mm_names.len() > 8 {
             return Err(invalid("mm".into(), "at most 8 processes (mms) are supported".into()));
         }
-        self.check_ranges(&r).map_err(|(f, m)| invalid(f, m))?;
+        self.check_ranges(&r, huge).map_err(|(f, m)| invalid(f, m))?;
         Ok(r)
     }
 
     /// Partial munmap/mprotect split VMAs (`__split_vma()`), which this model does not do yet:
     /// refuse them rather than silently doing something else.
-    fn check_ranges(&self, r: &Resolved) -> Result<(), (String, String)> {
+    fn check_ranges(&self, r: &Resolved, huge: u64) -> Result<(), (String, String)> {
         let mut maps: Vec<(u8, u64, u64)> = Vec::new();
+        let mut huge_maps: Vec<(u8, u64, u64)> = Vec::new();
         for (m, op) in &r.setup {
             if let Op::MapFile { at, len, .. } = *op {
+                huge_maps.push((*m, at, len));
+            }
+            if let Op::MapFile { at, len, .. } | Op::MapAnon { at, len } = *op {
                 if maps.iter().filter(|&&(mm, _, _)| mm == *m).count() >= MAX_MAPPINGS {
                     return Err((
                         "setup".into(),
@@ -504,6 +530,16 @@ impl Scenario {
         }
         for (c, (m, ops)) in r.cpus.iter().enumerate() {
             for (i, op) in ops.iter().enumerate() {
+                if let Op::MadviseDontneed { at, len } = *op {
+                    let in_huge =
+                        huge_maps.iter().any(|&(mm, a, l)| mm == *m && a <= at && at < a + l);
+                    if in_huge && (!at.is_multiple_of(huge) || !len.is_multiple_of(huge)) {
+                        return Err((
+                            format!("cpus[{c}].ops[{i}]"),
+                            format!("MADV_DONTNEED 0x{at:x}+0x{len:x} in a hugetlb mapping is not aligned to the huge page size 0x{huge:x}"),
+                        ));
+                    }
+                }
                 if let Op::Munmap { at, len } | Op::Mprotect { at, len, .. } = *op {
                     let whole = maps.iter().any(|&(mm, a, l)| mm == *m && a == at && l == len);
                     if !whole {

@@ -175,3 +175,25 @@ fn hole_punch_on_a_lockless_vma_trips_the_early_assertion_until_2025_10() {
         assert!(zapped, "seed {seed}: the hole was not unmapped");
     }
 }
+
+#[test]
+fn anonymous_memory_faults_into_pte_tables_and_munmap_frees_them() {
+    use mmsim_traces::Access;
+    for profile in ["v4.20", "v6.1", "latest"] {
+        let p = prepared("anon-fault-munmap", profile, &[]);
+        for seed in 0..100 {
+            let (t, out) = p.run_seed(seed, true).unwrap();
+            assert_eq!(out.verdict, Verdict::Clean, "{profile} seed {seed}: {:#?}", t.reports);
+            let has = |func: &str, acc: Access| {
+                t.events.iter().any(|e| e.func == func && e.access == acc)
+            };
+            assert!(has("set_pte_at", Access::Write), "faults install PTEs");
+            assert!(has("zap_pte_range", Access::Write), "munmap clears PTEs");
+            assert!(has("__pte_alloc", Access::Alloc), "faults allocate PTE tables");
+            assert!(
+                t.events.iter().any(|e| e.access == Access::LockFree),
+                "a PTE table's ptlock dies"
+            );
+        }
+    }
+}

@@ -5,6 +5,7 @@
 //! Paths call each other by embedding the callee's machine. The whole position of a CPU is
 //! therefore plain data: cloneable, hashable and comparable, as the explorer needs.
 
+pub mod anon;
 pub mod ctx;
 pub mod gup_fast;
 pub mod hugetlb;

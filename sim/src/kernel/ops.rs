@@ -3,6 +3,7 @@
 //! `munmap()`, `mprotect()` and `exit_mmap()`. Each takes the mm-level locks its syscall takes
 //! and calls into the hugetlb paths of [`super::hugetlb`].
 
+use super::anon::{DoAnonymousPage, ZapPteRange};
 use super::ctx::{Ctx, R};
 use super::hugetlb::{HugetlbChangeProtection, HugetlbFault, ZapHugetlbVma};
 use super::mmu_gather::{FreePgdRange, MmuGather, TlbFinishMmu};
@@ -20,6 +21,7 @@ use std::task::Poll;
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Running {
     MapFile(MapFile),
+    MapAnon(MapAnon),
     PunchHole(super::hugetlbfs::PunchHole),
     TempRef(TempRef),
     Access(UserAccess),
@@ -48,6 +50,7 @@ impl Running {
                     vma: 0,
                 })
             }
+            Op::MapAnon { at, len } => Running::MapAnon(MapAnon { mm, at, len, pc: 0 }),
             Op::Fault { at, write } => Running::Fault(UserFault::new(mm, at, write)),
             Op::Access { at, write } => Running::Access(UserAccess::new(mm, at, write)),
             Op::PunchHole { file, first, last } => {
@@ -77,6 +80,7 @@ impl Running {
     pub fn step(&mut self, cx: &mut Ctx) -> R<Poll<()>> {
         match self {
             Running::MapFile(m) => m.step(cx),
+            Running::MapAnon(m) => m.step(cx),
             Running::PunchHole(m) => m.step(cx),
             Running::TempRef(m) => m.step(cx),
             Running::Access(m) => m.step(cx),
@@ -157,6 +161,47 @@ impl MapFile {
     }
 }
 
+/// `mmap(MAP_PRIVATE | MAP_ANONYMOUS)`: `do_mmap()` -> `mmap_region()` inserts a VMA with no
+/// file; page tables are allocated by the first faults.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct MapAnon {
+    mm: u8,
+    at: u64,
+    len: u64,
+    pc: u8,
+}
+
+impl MapAnon {
+    fn step(&mut self, cx: &mut Ctx) -> R<Poll<()>> {
+        let lock = Object::MmapLock(self.mm);
+        if self.pc == 0 {
+            cx.down_write("do_mmap", lock)?;
+            let page = cx.env.arch.page_size();
+            let m = &mut cx.k.mms[self.mm as usize];
+            let id = m.next_vma_id;
+            m.next_vma_id += 1;
+            let flags =
+                VmFlags { shared: false, mayshare: false, read: true, write: true, hugetlb: false };
+            let vma = Vma {
+                id,
+                start: self.at,
+                end: self.at + self.len,
+                flags,
+                file: None,
+                pgoff: 0,
+                huge_size: page,
+                vma_lock: None,
+            };
+            let pos = m.vmas.partition_point(|v| v.start < vma.start);
+            m.vmas.insert(pos, vma);
+            self.pc = 1;
+            return Ok(Poll::Pending);
+        }
+        cx.up_write("do_mmap", lock)?;
+        Ok(Poll::Ready(()))
+    }
+}
+
 /// A user access that faults: `handle_mm_fault()` -> `hugetlb_fault()` under `mmap_lock` read.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct UserFault {
@@ -164,7 +209,16 @@ pub struct UserFault {
     at: u64,
     write: bool,
     pc: u8,
-    fault: Option<HugetlbFault>,
+    fault: Option<FaultPath>,
+}
+
+/// Which fault handler `handle_mm_fault()` picks for the VMA. Not boxed: state stays inline
+/// so the step loop never allocates.
+#[allow(clippy::large_enum_variant)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+enum FaultPath {
+    Hugetlb(HugetlbFault),
+    Anon(DoAnonymousPage),
 }
 
 impl UserFault {
@@ -177,11 +231,24 @@ impl UserFault {
         match self.pc {
             0 => {
                 cx.down_read("lock_mm_and_find_vma", lock)?;
-                self.fault = HugetlbFault::new(cx, self.mm, self.at, self.write);
+                let vma = cx.k.mms[self.mm as usize].find_vma(self.at).map(|v| v.flags.hugetlb);
+                self.fault = match vma {
+                    Some(true) => {
+                        HugetlbFault::new(cx, self.mm, self.at, self.write).map(FaultPath::Hugetlb)
+                    }
+                    Some(false) => Some(FaultPath::Anon(DoAnonymousPage::new(
+                        cx, self.mm, self.at, self.write,
+                    ))),
+                    None => None,
+                };
                 self.pc = if self.fault.is_some() { 1 } else { 2 };
             }
             1 => {
-                if self.fault.as_mut().expect("vma found").step(cx)?.is_ready() {
+                let done = match self.fault.as_mut().expect("vma found") {
+                    FaultPath::Hugetlb(f) => f.step(cx)?,
+                    FaultPath::Anon(f) => f.step(cx)?,
+                };
+                if done.is_ready() {
                     self.pc = 2;
                 }
             }
@@ -349,6 +416,33 @@ impl FollowHugetlbPage {
     }
 }
 
+/// Unmapping one VMA's range: `__unmap_hugepage_range_final()` for hugetlb VMAs,
+/// `unmap_page_range()` for anonymous ones.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+enum Zap {
+    Hugetlb(ZapHugetlbVma),
+    Anon(ZapPteRange),
+}
+
+impl Zap {
+    fn for_vma(cx: &Ctx, mm: u8, id: u16, start: u64, end: u64, final_unmap: bool) -> Option<Zap> {
+        let v = cx.k.mms[mm as usize].vma(id)?;
+        Some(match v.file {
+            Some(file) if v.flags.hugetlb => {
+                Zap::Hugetlb(ZapHugetlbVma::new(mm, id, file, start, end, v.huge_size, final_unmap))
+            }
+            _ => Zap::Anon(ZapPteRange::new(mm, start, end)),
+        })
+    }
+
+    fn step(&mut self, cx: &mut Ctx, tlb: &mut MmuGather) -> R<Poll<()>> {
+        match self {
+            Zap::Hugetlb(z) => z.step(cx, tlb),
+            Zap::Anon(z) => z.step(cx, tlb),
+        }
+    }
+}
+
 /// `madvise(MADV_DONTNEED)` on a hugetlb VMA: `mmap_read_lock()`, then
 /// `zap_page_range_single()`: `tlb_gather_mmu()`, `unmap_single_vma()` ->
 /// `__unmap_hugepage_range_final()`, `tlb_finish_mmu()`.
@@ -358,7 +452,7 @@ pub struct MadviseDontneed {
     at: u64,
     len: u64,
     pc: u8,
-    zap: Option<ZapHugetlbVma>,
+    zap: Option<Zap>,
     tlb: MmuGather,
     finish: TlbFinishMmu,
 }
@@ -372,18 +466,9 @@ impl MadviseDontneed {
                 let end = self.at + self.len;
                 self.zap = cx.k.mms[self.mm as usize]
                     .find_vma(self.at)
-                    .filter(|v| end <= v.end && v.file.is_some())
-                    .map(|v| {
-                        ZapHugetlbVma::new(
-                            self.mm,
-                            v.id,
-                            v.file.unwrap_or(0),
-                            self.at,
-                            end,
-                            v.huge_size,
-                            false,
-                        )
-                    });
+                    .filter(|v| end <= v.end)
+                    .map(|v| v.id)
+                    .and_then(|id| Zap::for_vma(cx, self.mm, id, self.at, end, false));
                 self.pc = if self.zap.is_some() { 1 } else { 3 };
             }
             1 => {
@@ -423,7 +508,7 @@ pub struct Unmap {
     cur: u8,
     floor: u64,
     ceiling: u64,
-    zap: Option<ZapHugetlbVma>,
+    zap: Option<Zap>,
     free: Option<FreePgdRange>,
     tlb: MmuGather,
     finish: TlbFinishMmu,
@@ -455,11 +540,6 @@ impl Unmap {
         } else {
             "__vm_munmap"
         }
-    }
-
-    fn vma_file(cx: &Ctx, mm: u8, id: u16) -> Option<(u8, u64, u64, u64)> {
-        let v = cx.k.mms[mm as usize].vma(id)?;
-        Some((v.file?, v.start, v.end, v.huge_size))
     }
 
     fn step(&mut self, cx: &mut Ctx) -> R<Poll<()>> {
@@ -499,15 +579,13 @@ impl Unmap {
                 }
                 let id = self.vmas[self.cur as usize];
                 if self.zap.is_none() {
-                    match Self::vma_file(cx, mm, id) {
-                        Some((file, start, end, sz)) => {
-                            self.zap = Some(ZapHugetlbVma::new(mm, id, file, start, end, sz, true));
-                        }
-                        None => {
-                            self.cur += 1;
-                            return Ok(Poll::Pending);
-                        }
-                    }
+                    let Some((start, end)) =
+                        cx.k.mms[mm as usize].vma(id).map(|v| (v.start, v.end))
+                    else {
+                        self.cur += 1;
+                        return Ok(Poll::Pending);
+                    };
+                    self.zap = Zap::for_vma(cx, mm, id, start, end, true);
                 }
                 if self.zap.as_mut().expect("zap").step(cx, &mut self.tlb)?.is_ready() {
                     self.zap = None;
