@@ -7,6 +7,7 @@
 
 pub mod check;
 pub mod cli;
+pub mod compare;
 pub mod engine;
 pub mod env;
 pub mod explore;

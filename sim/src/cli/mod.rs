@@ -5,6 +5,7 @@
 //! module beside it, so commands can grow without touching each other.
 
 mod arch;
+mod compare;
 mod explore;
 mod lists;
 mod merge;
@@ -88,6 +89,8 @@ pub enum Cmd {
     /// Architecture configurations: `arch list`, `arch show NAME`.
     #[command(subcommand)]
     Arch(arch::ArchCmd),
+    /// Run one scenario over arch configurations x kernel profiles; print the verdict matrix.
+    Compare(compare::CompareArgs),
 }
 
 /// Print an error the way every command does, and return the usage/input exit status.
@@ -120,6 +123,7 @@ pub fn main() -> i32 {
         Cmd::Scenarios => lists::scenarios(),
         Cmd::Profiles => lists::profiles(),
         Cmd::Arch(cmd) => arch::arch(&cmd),
+        Cmd::Compare(args) => compare::compare(&args),
     }
 }
 

@@ -1,0 +1,77 @@
+//! `mmsim compare`: the seed race over configurations x {v6.1, v6.3} gives the expected cells.
+
+use mmsim::compare::{compare, Cell, Spec};
+use mmsim::scenario::Source;
+use std::process::Command;
+
+const ARCHS: [&str; 5] = ["x86_64", "arm64-4k", "arm64-16k", "riscv64-sv57", "arm64-16k-va36"];
+
+#[test]
+fn seed_race_matrix_over_configs_and_v6_1_v6_3() {
+    let spec = Spec {
+        source: Source::load("gup-vs-unshare").unwrap(),
+        archs: ARCHS.iter().map(|s| s.to_string()).chain(["arm64-64k".into()]).collect(),
+        profiles: vec!["v6.1".into(), "v6.3".into()],
+        runs: 150,
+        set: vec![],
+    };
+    let m = compare(&spec, 2, &|_, _, _| {}).unwrap();
+    for (a, row) in m.archs.iter().zip(&m.cells) {
+        match a.as_str() {
+            "arm64-16k-va36" | "arm64-64k" => {
+                for c in row {
+                    assert!(matches!(c, Cell::NotApplicable { .. }), "{a}: {c:?}");
+                }
+            }
+            _ => {
+                assert!(matches!(row[0], Cell::Violation { .. }), "{a} v6.1: {:?}", row[0]);
+                assert_eq!(row[1], Cell::Clean { runs: 150 }, "{a} v6.3");
+            }
+        }
+    }
+    assert!(m.violated());
+    // the same matrix with another thread count
+    assert_eq!(compare(&spec, 1, &|_, _, _| {}).unwrap(), m);
+    let md = m.markdown();
+    assert!(md.contains("| arch | v6.1 | v6.3 |"), "{md}");
+    let row = md.lines().find(|l| l.starts_with("| arm64-16k-va36 |")).unwrap();
+    assert!(row.contains("not applicable: the PMD level is folded into the PGD"), "{row}");
+    let row = md.lines().find(|l| l.starts_with("| x86_64 |")).unwrap();
+    assert!(row.contains("violation (seed ") && row.ends_with("clean (150 runs) |"), "{row}");
+}
+
+fn mmsim(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_mmsim")).args(args).output().expect("mmsim runs")
+}
+
+#[test]
+fn cli_exit_codes_and_json() {
+    let archs = ARCHS.join(",");
+    let r = mmsim(&["compare", "gup-vs-unshare", "--arch", &archs, "--profile", "v6.1,v6.3"]);
+    assert_eq!(r.status.code(), Some(1), "a violation: exit 1");
+    let out = String::from_utf8_lossy(&r.stdout);
+    assert_eq!(out.lines().filter(|l| l.starts_with("| ")).count(), 2 + ARCHS.len(), "{out}");
+
+    let clean =
+        ["compare", "gup-vs-unshare", "--arch", &archs, "--profile", "v6.3", "--runs", "50"];
+    let r = mmsim(&[&clean[..], &["--format", "json"]].concat());
+    assert_eq!(r.status.code(), Some(0), "only clean and not-applicable cells: exit 0");
+    let out = String::from_utf8_lossy(&r.stdout);
+    assert!(
+        out.contains(
+            "\"arch\": \"x86_64\", \"profile\": \"v6.3\", \"status\": \"clean\", \"runs\": 50"
+        ),
+        "{out}"
+    );
+    assert!(out.contains("\"arch\": \"arm64-16k-va36\", \"profile\": \"v6.3\", \"status\": \"not_applicable\", \"reason\": \"the PMD level is folded"), "{out}");
+
+    for bad in [
+        vec!["compare", "gup-vs-unshare", "--arch", "vax"],
+        vec!["compare", "gup-vs-unshare", "--profile", "v9.9"],
+        vec!["compare", "no-such-scenario"],
+        vec!["compare", "gup-vs-unshare", "--format", "xml"],
+    ] {
+        let r = mmsim(&bad);
+        assert_eq!(r.status.code(), Some(2), "{bad:?}");
+    }
+}
