@@ -235,6 +235,32 @@ pub fn run_seeds(
     all
 }
 
+/// Executions to the first violation, from each starting point just after a violation (the
+/// first from the range's start): the gaps between violating seeds in seed order. Seeds are
+/// independent, so these are samples of executions-to-first-violation.
+pub fn executions_to_violation(results: &[SeedResult]) -> Vec<u64> {
+    let mut gaps = Vec::new();
+    let mut since = 0;
+    for r in results {
+        since += 1;
+        if matches!(r.outcome, SeedOutcome::Violation(_)) {
+            gaps.push(since);
+            since = 0;
+        }
+    }
+    gaps
+}
+
+/// The `q`-quantile (0..=1, nearest rank) of `v`, sorting it.
+pub fn quantile(v: &mut [u64], q: f64) -> Option<u64> {
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_unstable();
+    let rank = ((q * v.len() as f64).ceil() as usize).clamp(1, v.len());
+    Some(v[rank - 1])
+}
+
 /// PCT's probability bound for the explored scenario.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct PctBound {
@@ -649,6 +675,25 @@ mod tests {
             (0..one.len() as u64).collect::<Vec<_>>()
         );
         assert_eq!(run(3), one);
+    }
+
+    #[test]
+    fn gaps_and_quantiles() {
+        let r = |seed, bad: bool| SeedResult {
+            seed,
+            steps: 1,
+            outcome: if bad { SeedOutcome::Violation(vec![]) } else { SeedOutcome::Clean },
+        };
+        let rs: Vec<SeedResult> = [false, false, true, true, false, false, false, true, false]
+            .iter()
+            .enumerate()
+            .map(|(i, &b)| r(i as u64, b))
+            .collect();
+        let mut g = executions_to_violation(&rs);
+        assert_eq!(g, vec![3, 1, 4]);
+        assert_eq!(quantile(&mut g, 0.5), Some(3));
+        assert_eq!(quantile(&mut g, 0.9), Some(4));
+        assert_eq!(quantile(&mut [], 0.5), None);
     }
 
     #[test]

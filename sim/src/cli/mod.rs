@@ -5,12 +5,11 @@
 //! module beside it, so commands can grow without touching each other.
 
 mod arch;
-mod compare;
+mod bench;
 mod explore;
 mod lists;
 mod merge;
 mod minimize;
-mod render;
 mod run;
 
 use clap::{Parser, Subcommand};
@@ -70,6 +69,8 @@ pub enum Cmd {
     Explore(explore::ExploreArgs),
     /// Merge the JSON summaries of `explore --shard` parts.
     Merge(merge::MergeArgs),
+    /// Measure steps/s, executions/s and executions to the first violation per strategy.
+    Bench(bench::BenchArgs),
     /// Shrink a failing trace: fewest operations, CPUs and preemptions with the same violation.
     Minimize {
         trace: PathBuf,
@@ -80,8 +81,6 @@ pub enum Cmd {
         #[arg(long, default_value_t = crate::minimize::SEED_BUDGET)]
         budget: u64,
     },
-    /// Draw a trace: SVG swimlane, Graphviz DOT, Mermaid sequence diagram or Perfetto JSON.
-    Render(render::RenderArgs),
     /// List the built-in scenarios.
     Scenarios,
     /// List the kernel profiles and their switches.
@@ -89,8 +88,6 @@ pub enum Cmd {
     /// Architecture configurations: `arch list`, `arch show NAME`.
     #[command(subcommand)]
     Arch(arch::ArchCmd),
-    /// Run one scenario over arch configurations x kernel profiles; print the verdict matrix.
-    Compare(compare::CompareArgs),
 }
 
 /// Print an error the way every command does, and return the usage/input exit status.
@@ -119,11 +116,10 @@ pub fn main() -> i32 {
         }
         Cmd::Explore(a) => explore::explore(&a),
         Cmd::Merge(a) => merge::merge(&a),
-        Cmd::Render(a) => render::render(&a),
+        Cmd::Bench(a) => bench::bench(&a),
         Cmd::Scenarios => lists::scenarios(),
         Cmd::Profiles => lists::profiles(),
         Cmd::Arch(cmd) => arch::arch(&cmd),
-        Cmd::Compare(args) => compare::compare(&args),
     }
 }
 

@@ -189,22 +189,23 @@ impl<'e> Engine<'e> {
                 }
             }
             let who = self.who(slot);
-            let mut running = self.state.progs[slot].running.take().expect("running");
-            let mut cx =
-                Ctx::new(&mut self.state.k, self.env, who, self.state.step, &mut self.check, true);
+            // step the path in place: moving it out and back costs a copy of the whole enum
+            let State { k, progs, step } = &mut self.state;
+            let p = &mut progs[slot];
+            let running = p.running.as_mut().expect("running");
+            let mut cx = Ctx::new(k, self.env, who, *step, &mut self.check, true);
             let r = running.step(&mut cx);
             let pending = cx.pending;
-            let p = &mut self.state.progs[slot];
             match r {
                 Err(_) => {
-                    p.running = Some(running);
                     p.pending = pending;
                     return;
                 }
                 Ok(Poll::Ready(())) => {
+                    p.running = None;
                     p.next_op += 1;
                 }
-                Ok(Poll::Pending) => p.running = Some(running),
+                Ok(Poll::Pending) => {}
             }
         }
         panic!(
@@ -264,24 +265,20 @@ impl<'e> Engine<'e> {
                     _ => self.serial_slot(),
                 };
                 let who = self.who(slot);
-                let mut running =
-                    self.state.progs[slot].running.take().expect("runnable slot has an op");
-                let mut cx = Ctx::new(
-                    &mut self.state.k,
-                    self.env,
-                    who,
-                    self.state.step,
-                    &mut self.check,
-                    false,
-                );
+                let State { k, progs, step } = &mut self.state;
+                let p = &mut progs[slot];
+                let running = p.running.as_mut().expect("runnable slot has an op");
+                let mut cx = Ctx::new(k, self.env, who, *step, &mut self.check, false);
                 let r = running.step(&mut cx);
                 debug_assert!(cx.accessed(), "{actor:?} stepped without its declared access");
-                let p = &mut self.state.progs[slot];
                 p.op_step += 1;
                 p.pending = None;
                 match r {
-                    Ok(Poll::Ready(())) => p.next_op += 1,
-                    Ok(Poll::Pending) => p.running = Some(running),
+                    Ok(Poll::Ready(())) => {
+                        p.running = None;
+                        p.next_op += 1;
+                    }
+                    Ok(Poll::Pending) => {}
                     Err(_) => unreachable!("execute mode never yields"),
                 }
                 self.declare(slot);
