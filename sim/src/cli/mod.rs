@@ -6,10 +6,12 @@
 
 mod arch;
 mod bench;
+mod compare;
 mod explore;
 mod lists;
 mod merge;
 mod minimize;
+mod render;
 mod run;
 
 use clap::{Parser, Subcommand};
@@ -81,6 +83,8 @@ pub enum Cmd {
         #[arg(long, default_value_t = crate::minimize::SEED_BUDGET)]
         budget: u64,
     },
+    /// Draw a trace: SVG swimlane, Graphviz DOT, Mermaid sequence diagram or Perfetto JSON.
+    Render(render::RenderArgs),
     /// List the built-in scenarios.
     Scenarios,
     /// List the kernel profiles and their switches.
@@ -88,6 +92,8 @@ pub enum Cmd {
     /// Architecture configurations: `arch list`, `arch show NAME`.
     #[command(subcommand)]
     Arch(arch::ArchCmd),
+    /// Run one scenario over arch configurations x kernel profiles; print the verdict matrix.
+    Compare(compare::CompareArgs),
 }
 
 /// Print an error the way every command does, and return the usage/input exit status.
@@ -117,9 +123,11 @@ pub fn main() -> i32 {
         Cmd::Explore(a) => explore::explore(&a),
         Cmd::Merge(a) => merge::merge(&a),
         Cmd::Bench(a) => bench::bench(&a),
+        Cmd::Render(a) => render::render(&a),
         Cmd::Scenarios => lists::scenarios(),
         Cmd::Profiles => lists::profiles(),
         Cmd::Arch(cmd) => arch::arch(&cmd),
+        Cmd::Compare(args) => compare::compare(&args),
     }
 }
 
