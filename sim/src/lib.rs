@@ -5,6 +5,7 @@
 //! [`profile`] kernel versions as switch sets; [`scenario`] the input format; [`run`] ties a
 //! scenario, an arch, a profile and a strategy into a trace; [`cli`] is the command line.
 
+pub mod book;
 pub mod check;
 pub mod cli;
 pub mod compare;

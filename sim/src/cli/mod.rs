@@ -6,6 +6,7 @@
 
 mod arch;
 mod bench;
+mod book;
 mod compare;
 mod explore;
 mod lists;
@@ -85,6 +86,8 @@ pub enum Cmd {
     },
     /// Draw a trace: SVG swimlane, Graphviz DOT, Mermaid sequence diagram or Perfetto JSON.
     Render(render::RenderArgs),
+    /// Regenerate the book's diagrams from the built-in scenarios (--check: compare only).
+    Book(book::BookArgs),
     /// List the built-in scenarios.
     Scenarios,
     /// List the kernel profiles and their switches.
@@ -124,6 +127,7 @@ pub fn main() -> i32 {
         Cmd::Merge(a) => merge::merge(&a),
         Cmd::Bench(a) => bench::bench(&a),
         Cmd::Render(a) => render::render(&a),
+        Cmd::Book(a) => book::book(&a),
         Cmd::Scenarios => lists::scenarios(),
         Cmd::Profiles => lists::profiles(),
         Cmd::Arch(cmd) => arch::arch(&cmd),
