@@ -165,6 +165,9 @@ pub fn report(cx: &mut Ctx, kind: ReportKind, func: &'static str, object: Object
         }
         ReportKind::LockRule => format!("BUG: locking rule violated in {func}"),
         ReportKind::ShareCount => format!("BUG: Bad page state in {func}"),
+        ReportKind::RangeRevisit => {
+            format!("WARNING: {func} walks the PUD range it just unshared again")
+        }
         ReportKind::StaleTlb => {
             "BUG: stale TLB entry used after the flush claimed completion".to_string()
         }

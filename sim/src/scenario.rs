@@ -241,6 +241,7 @@ pub const BUILTIN: &[(&str, &str)] = &[
     ("ptlock-early-free", include_str!("../scenarios/ptlock-early-free.ron")),
     ("punch-hole-nolock", include_str!("../scenarios/punch-hole-nolock.ron")),
     ("anon-fault-munmap", include_str!("../scenarios/anon-fault-munmap.ron")),
+    ("unshare-addr", include_str!("../scenarios/unshare-addr.ron")),
 ];
 
 /// Scenario text and where it came from.

