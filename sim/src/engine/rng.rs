@@ -35,6 +35,16 @@ impl Rng {
     }
 }
 
+impl Rng {
+    /// Fisher-Yates shuffle in place, drawing with [`Rng::below`] from the last index down.
+    pub fn shuffle<T>(&mut self, xs: &mut [T]) {
+        for i in (1..xs.len()).rev() {
+            let j = self.below(i as u32 + 1) as usize;
+            xs.swap(i, j);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

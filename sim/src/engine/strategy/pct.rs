@@ -37,10 +37,7 @@ impl Pct {
         for (i, p) in prio.iter_mut().enumerate() {
             *p = depth + i as u32;
         }
-        for i in (1..SLOTS).rev() {
-            let j = rng.below(i as u32 + 1) as usize;
-            prio.swap(i, j);
-        }
+        rng.shuffle(&mut prio);
         let k = steps_estimate.clamp(1, u64::from(u32::MAX));
         let points = (depth as usize - 1).min(k as usize);
         let mut change = [u64::MAX; MAX_CHANGE_POINTS];

@@ -35,10 +35,7 @@ impl RandomPriorities {
         for (i, p) in prio.iter_mut().enumerate() {
             *p = (SLOTS + i) as u32;
         }
-        for i in (1..SLOTS).rev() {
-            let j = rng.below(i as u32 + 1) as usize;
-            prio.swap(i, j);
-        }
+        rng.shuffle(&mut prio);
         let mut change = [(0u8, u32::MAX); MAX_CHANGE_POINTS];
         let points = (depth.saturating_sub(1) as usize).min(MAX_CHANGE_POINTS);
         let total: u32 = lengths.iter().sum();
