@@ -390,3 +390,39 @@ pub fn report_deadlock(
     });
     let _ = env;
 }
+
+/// Starvation in the liveness phase, in the dialect of the kernel's hung-task detector: a CPU
+/// stayed blocked under fair scheduling while the others completed more than `limit`
+/// operations; `chain` says who waits for what, held by whom.
+pub fn report_starvation(
+    step: u64,
+    (actor, func, obj): (Actor, &'static str, Object),
+    op: String,
+    limit: u64,
+    chain: &[String],
+    reports: &mut Checker,
+) {
+    let title = format!(
+        "INFO: task {}:{func} blocked under fair scheduling while other CPUs completed more than {limit} operations",
+        actor_name(actor)
+    );
+    let mut text =
+        String::from("==================================================================\n");
+    text.push_str(&title);
+    text.push_str("\nBlocking chain (who waits for what, held by whom):\n");
+    for l in chain {
+        text.push_str(&format!("  {l}\n"));
+    }
+    text.push_str("==================================================================\n");
+    reports.push(Report {
+        kind: ReportKind::Starvation,
+        title,
+        object: Some(obj),
+        at: Site { step, actor, op, func: func.to_string() },
+        allocated: None,
+        queued: None,
+        freed: None,
+        held: vec![],
+        text,
+    });
+}

@@ -5,7 +5,7 @@ use crate::profile::Switches;
 use crate::scenario::{Op, Resolved};
 use mmsim_arch::{Arch, ArchConfig, TableFree};
 
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct Env {
     pub arch: &'static dyn Arch,
     pub cfg: &'static ArchConfig,

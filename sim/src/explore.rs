@@ -7,16 +7,20 @@
 //! sorted prefix, so [`merge`] of the shards' summaries equals the unsharded summary.
 //!
 //! A panic inside one execution (a model bug) is caught, reported with its seed, and the
-//! exploration goes on.
+//! exploration goes on. Determinism is checked as we go: every failing seed and every
+//! [`DETERMINISM_SAMPLE`]-th seed is run twice more with a fingerprint of the final state, and
+//! any difference is reported with the seed. An exploration cut short (time limit, Ctrl-C)
+//! stops handing out seeds; the seeds it ran are a prefix of the range and their results are
+//! what an uncut run of that prefix gives.
 
-use crate::engine::strategy::{Pct, RandomPriorities, RandomWalk, Strategy};
+use crate::engine::strategy::{Fair, Liveness, Pct, RandomPriorities, RandomWalk, Strategy, Swarm};
 use crate::run::{self, Prepared, RunError};
 use mmsim_traces::{Report, Verdict};
 use serde::{Deserialize, Serialize};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 /// The strategies exploration can run, by their CLI names.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum)]
@@ -28,6 +32,8 @@ pub enum StrategyKind {
     Urw,
     /// PCT (Burckhardt et al. 2010) with bug depth `--depth`.
     Pct,
+    /// Swarm testing: each seed draws operations, CPUs, a switch and per-actor delays.
+    Swarm,
 }
 
 impl StrategyKind {
@@ -36,6 +42,19 @@ impl StrategyKind {
             StrategyKind::Random => "random",
             StrategyKind::Urw => "urw",
             StrategyKind::Pct => "pct",
+            StrategyKind::Swarm => "swarm",
+        }
+    }
+
+    /// Every strategy, in the order tables list them.
+    pub const ALL: [StrategyKind; 4] =
+        [StrategyKind::Random, StrategyKind::Urw, StrategyKind::Pct, StrategyKind::Swarm];
+
+    /// The strategy's name in a summary: per-seed parameters (swarm's configuration) left out.
+    pub fn summary_name(self, p: &Prepared, seed: u64, depth: u32) -> String {
+        match self {
+            StrategyKind::Swarm => "swarm".into(),
+            _ => self.build(p, seed, depth).name(),
         }
     }
 
@@ -45,6 +64,22 @@ impl StrategyKind {
             StrategyKind::Random => Box::new(RandomPriorities::new(seed, &p.lengths, depth)),
             StrategyKind::Urw => Box::new(RandomWalk::new(seed)),
             StrategyKind::Pct => Box::new(Pct::new(seed, p.steps_estimate, depth)),
+            StrategyKind::Swarm => Box::new(Swarm::for_env(seed, &p.env, &p.lengths)),
+        }
+    }
+
+    /// The strategy for one seed, followed by the liveness phase when `live` is set.
+    pub fn build_with(
+        self,
+        p: &Prepared,
+        seed: u64,
+        depth: u32,
+        live: Option<Liveness>,
+    ) -> Box<dyn Strategy> {
+        let s = self.build(p, seed, depth);
+        match live {
+            Some(l) => Box::new(Fair::new(s, l)),
+            None => s,
         }
     }
 }
@@ -91,6 +126,36 @@ pub struct Config {
     pub shard: Option<Shard>,
     /// Stop after the lowest violating seed (all lower seeds are still run and counted).
     pub stop_on_first: bool,
+    /// Re-run failing and sampled seeds and compare fingerprints.
+    pub check_determinism: bool,
+    /// The liveness phase after the adversarial bound (`--liveness`).
+    pub liveness: Option<Liveness>,
+    /// Set from outside (time limit, Ctrl-C) to stop handing out seeds; with the reason.
+    pub stop: Option<Arc<StopFlag>>,
+}
+
+/// Stops an exploration from another thread: no new seed starts once it is raised.
+#[derive(Debug, Default)]
+pub struct StopFlag {
+    raised: AtomicBool,
+    reason: Mutex<Option<String>>,
+}
+
+impl StopFlag {
+    /// Raise the flag; the first reason given is kept.
+    pub fn raise(&self, reason: &str) {
+        let mut r = self.reason.lock().unwrap_or_else(|e| e.into_inner());
+        if r.is_none() {
+            *r = Some(reason.to_string());
+        }
+        self.raised.store(true, Ordering::SeqCst);
+    }
+    pub fn is_raised(&self) -> bool {
+        self.raised.load(Ordering::Relaxed)
+    }
+    pub fn reason(&self) -> Option<String> {
+        self.reason.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
 }
 
 impl Default for Config {
@@ -103,6 +168,9 @@ impl Default for Config {
             jobs: 1,
             shard: None,
             stop_on_first: false,
+            check_determinism: true,
+            liveness: None,
+            stop: None,
         }
     }
 }
@@ -113,7 +181,20 @@ impl Config {
         let end = self.seed_start.saturating_add(self.runs);
         (self.seed_start..end).filter(move |&s| self.shard.is_none_or(|sh| sh.contains(s)))
     }
+
+    /// The strategy for one seed, as configured.
+    pub fn build(&self, p: &Prepared, seed: u64) -> Box<dyn Strategy> {
+        self.strategy.build_with(p, seed, self.depth, self.liveness)
+    }
+
+    fn stopped(&self) -> bool {
+        self.stop.as_ref().is_some_and(|s| s.is_raised())
+    }
 }
+
+/// Every this many seeds (by seed value, so independent of jobs and shards) a passing seed is
+/// re-run for the determinism check too.
+pub const DETERMINISM_SAMPLE: u64 = 64;
 
 /// What one seed did.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -157,23 +238,88 @@ fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
 
 /// Run one seed without tracing, catching a panic.
 pub fn run_one(p: &Prepared, make: &MakeStrategy, seed: u64) -> SeedResult {
+    run_inner(p, make, seed, false).0
+}
+
+/// Run one seed, with the fingerprint of its run (`Engine::run_fingerprinted`) if asked.
+fn run_inner(
+    p: &Prepared,
+    make: &MakeStrategy,
+    seed: u64,
+    fingerprint: bool,
+) -> (SeedResult, Option<u64>) {
     let r = catch_unwind(AssertUnwindSafe(|| {
         let mut s = make(seed);
-        run::execute(&p.env, &mut *s, false)
+        let configured = s.configure(&p.env);
+        let env = configured.as_ref().unwrap_or(&p.env);
+        let engine = crate::engine::Engine::new(env, false);
+        if fingerprint {
+            engine.run_fingerprinted(&mut *s).map(|(o, h)| (o, Some(h)))
+        } else {
+            engine.run(&mut *s).map(|o| (o, None))
+        }
     }));
+    let mut hash = None;
     let (steps, outcome) = match r {
-        Ok(Ok(out)) => (
-            out.steps,
-            match out.verdict {
-                Verdict::Clean => SeedOutcome::Clean,
-                Verdict::StepLimit => SeedOutcome::StepLimit,
-                Verdict::Violation => SeedOutcome::Violation(signature(&out.check.reports)),
-            },
-        ),
+        Ok(Ok((out, h))) => {
+            hash = h;
+            (
+                out.steps,
+                match out.verdict {
+                    Verdict::Clean => SeedOutcome::Clean,
+                    Verdict::StepLimit => SeedOutcome::StepLimit,
+                    Verdict::Violation => SeedOutcome::Violation(signature(&out.check.reports)),
+                },
+            )
+        }
         Ok(Err(e)) => (0, SeedOutcome::Panic(RunError::from(e).to_string())),
         Err(payload) => (0, SeedOutcome::Panic(panic_message(&*payload))),
     };
-    SeedResult { seed, steps, outcome }
+    (SeedResult { seed, steps, outcome }, hash)
+}
+
+/// A seed whose re-runs disagreed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeterminismFailure {
+    pub seed: u64,
+    /// What differed.
+    pub what: String,
+}
+
+/// The determinism check of one seed: run it twice more with fingerprints and compare both
+/// with each other and with the first run's result. `None`: identical.
+pub fn check_determinism(
+    p: &Prepared,
+    make: &MakeStrategy,
+    first: &SeedResult,
+) -> Option<DeterminismFailure> {
+    let (a, ha) = run_inner(p, make, first.seed, true);
+    let (b, hb) = run_inner(p, make, first.seed, true);
+    let what = if a != *first {
+        format!(
+            "first run {:?} after {} steps, re-run {:?} after {} steps",
+            first.outcome, first.steps, a.outcome, a.steps
+        )
+    } else if b != a {
+        format!(
+            "re-runs differ: {:?} after {} steps vs {:?} after {} steps",
+            a.outcome, a.steps, b.outcome, b.steps
+        )
+    } else if ha != hb {
+        format!(
+            "re-runs end in different states: fingerprint {:016x} vs {:016x}",
+            ha.unwrap_or(0),
+            hb.unwrap_or(0)
+        )
+    } else {
+        return None;
+    };
+    Some(DeterminismFailure { seed: first.seed, what })
+}
+
+/// Whether `r` gets the determinism check: it failed, or its seed is sampled.
+fn checked(r: &SeedResult) -> bool {
+    r.seed.is_multiple_of(DETERMINISM_SAMPLE) || !matches!(r.outcome, SeedOutcome::Clean)
 }
 
 /// Seeds per chunk: results are folded in seed order one chunk at a time.
@@ -188,6 +334,17 @@ pub fn run_seeds(
     make: &MakeStrategy,
     each: &(dyn Fn(&SeedResult) + Sync),
 ) -> Vec<SeedResult> {
+    run_seeds_checked(p, cfg, make, each).into_iter().map(|(r, _)| r).collect()
+}
+
+/// [`run_seeds`], with each seed's determinism check: `None` when not checked, else whether
+/// it failed.
+pub fn run_seeds_checked(
+    p: &Prepared,
+    cfg: &Config,
+    make: &MakeStrategy,
+    each: &(dyn Fn(&SeedResult) + Sync),
+) -> Vec<(SeedResult, Option<Option<DeterminismFailure>>)> {
     let seeds: Vec<u64> = cfg.seeds().collect();
     let jobs = cfg.jobs.max(1);
     let mut all = Vec::with_capacity(seeds.len().min(1 << 20));
@@ -195,10 +352,16 @@ pub fn run_seeds(
         let next = AtomicUsize::new(0);
         // lowest index in this chunk that violated, when stopping on the first
         let stop = AtomicUsize::new(usize::MAX);
-        let results: Mutex<Vec<SeedResult>> = Mutex::new(Vec::with_capacity(chunk.len()));
+        let results: Mutex<Vec<(SeedResult, Option<Option<DeterminismFailure>>)>> =
+            Mutex::new(Vec::with_capacity(chunk.len()));
         let work = || {
             let mut mine = Vec::new();
             loop {
+                // checked before taking an index: every index handed out is run, so the
+                // seeds run before a stop are a prefix of the range
+                if cfg.stopped() {
+                    break;
+                }
                 let i = next.fetch_add(1, Ordering::Relaxed);
                 // indices are handed out in order, so every index below `stop` is run
                 if i >= chunk.len() || i > stop.load(Ordering::Relaxed) {
@@ -208,8 +371,10 @@ pub fn run_seeds(
                 if cfg.stop_on_first && matches!(r.outcome, SeedOutcome::Violation(_)) {
                     stop.fetch_min(i, Ordering::Relaxed);
                 }
+                let det =
+                    (cfg.check_determinism && checked(&r)).then(|| check_determinism(p, make, &r));
                 each(&r);
-                mine.push(r);
+                mine.push((r, det));
             }
             results.lock().expect("no worker panics outside catch_unwind").extend(mine);
         };
@@ -223,14 +388,17 @@ pub fn run_seeds(
             });
         }
         let mut results = results.into_inner().expect("workers joined");
-        results.sort_by_key(|r| r.seed);
+        results.sort_by_key(|r| r.0.seed);
         let stop_seed = chunk.get(stop.into_inner()).copied();
         if let Some(last) = stop_seed {
-            results.retain(|r| r.seed <= last);
+            results.retain(|r| r.0.seed <= last);
             all.extend(results);
             break;
         }
         all.extend(results);
+        if cfg.stopped() {
+            break;
+        }
     }
     all
 }
@@ -283,6 +451,9 @@ pub struct Group {
     pub seeds: Vec<u64>,
     /// The first seed's trace, as a file name inside the `--out` directory.
     pub trace: Option<String>,
+    /// The first seed's strategy configuration when it differs from seed to seed (swarm).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config: Option<String>,
 }
 
 /// A panicked execution.
@@ -329,12 +500,27 @@ pub struct Summary {
     pub groups: Vec<Group>,
     /// The lowest-seeded panics (at most [`PANICS_LISTED`]).
     pub panicked: Vec<PanicReport>,
+    /// Seeds re-run for the determinism check (0: the check was off).
+    #[serde(default)]
+    pub determinism_checked: u64,
+    /// Seeds whose re-runs disagreed (the lowest [`PANICS_LISTED`]); any is a model bug.
+    #[serde(default)]
+    pub determinism_failures: Vec<DeterminismFailure>,
+    #[serde(default)]
+    pub determinism_failed: u64,
+    /// Why the exploration stopped before the end of its range (time limit, Ctrl-C); `runs`
+    /// says how many seeds ran, a prefix of the range.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cut: Option<String>,
 }
 
 impl Summary {
     /// An empty summary for `cfg` over `p`.
     pub fn new(p: &Prepared, cfg: &Config) -> Summary {
-        let name = cfg.strategy.build(p, cfg.seed_start, cfg.depth).name();
+        let mut name = cfg.strategy.summary_name(p, cfg.seed_start, cfg.depth);
+        if let Some(l) = cfg.liveness {
+            name.push_str(&l.suffix());
+        }
         let pct = (cfg.strategy == StrategyKind::Pct).then(|| {
             let depth = cfg.depth.clamp(1, crate::engine::strategy::MAX_CHANGE_POINTS as u32 + 1);
             PctBound {
@@ -367,6 +553,23 @@ impl Summary {
             steps: 0,
             groups: Vec::new(),
             panicked: Vec::new(),
+            determinism_checked: 0,
+            determinism_failures: Vec::new(),
+            determinism_failed: 0,
+            cut: None,
+        }
+    }
+
+    /// Fold one seed's determinism check in (`None`: not checked), in ascending seed order.
+    pub fn add_check(&mut self, det: Option<&Option<DeterminismFailure>>) {
+        if let Some(d) = det {
+            self.determinism_checked += 1;
+            if let Some(f) = d {
+                self.determinism_failed += 1;
+                if self.determinism_failures.len() < PANICS_LISTED {
+                    self.determinism_failures.push(f.clone());
+                }
+            }
         }
     }
 
@@ -392,6 +595,7 @@ impl Summary {
                         first_seed: r.seed,
                         seeds: vec![r.seed],
                         trace: None,
+                        config: None,
                     }),
                 }
             }
@@ -406,7 +610,7 @@ impl Summary {
 
     /// Whether the exploration found anything: a violation or a panic.
     pub fn found(&self) -> bool {
-        self.violations > 0 || self.panics > 0
+        self.violations > 0 || self.panics > 0 || self.determinism_failed > 0
     }
 
     /// Exit status of `explore` and `merge`: 1 if anything was found.
@@ -429,10 +633,22 @@ pub fn explore(
     each: &(dyn Fn(&SeedResult) + Sync),
     out: Option<&Path>,
 ) -> Result<Summary, String> {
-    let results = run_seeds(p, cfg, make, each);
+    let results = run_seeds_checked(p, cfg, make, each);
     let mut sum = Summary::new(p, cfg);
-    for r in &results {
+    for (r, det) in &results {
         sum.add(r);
+        sum.add_check(det.as_ref());
+    }
+    if let Some(stop) = &cfg.stop {
+        if stop.is_raised() && (results.len() as u64) < cfg.seeds().count() as u64 {
+            sum.cut = Some(stop.reason().unwrap_or_else(|| "stopped".into()));
+        }
+    }
+    for g in &mut sum.groups {
+        let n = make(g.first_seed).name();
+        if n != sum.strategy_name {
+            g.config = Some(n);
+        }
     }
     if let Some(dir) = out {
         std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
@@ -461,7 +677,7 @@ pub fn explore_config(
     each: &(dyn Fn(&SeedResult) + Sync),
     out: Option<&Path>,
 ) -> Result<Summary, String> {
-    let make = |seed| cfg.strategy.build(p, seed, cfg.depth);
+    let make = |seed| cfg.build(p, seed);
     explore(p, cfg, &make, each, out)
 }
 
@@ -527,6 +743,7 @@ pub fn merge(parts: &[Summary]) -> Result<Summary, String> {
                     if g.first_seed < h.first_seed {
                         h.first_seed = g.first_seed;
                         h.trace = g.trace.clone();
+                        h.config = g.config.clone();
                     }
                     h.seeds.extend(&g.seeds);
                     h.seeds.sort_unstable();
@@ -534,6 +751,17 @@ pub fn merge(parts: &[Summary]) -> Result<Summary, String> {
                 }
                 None => m.groups.push(g.clone()),
             }
+        }
+        m.determinism_checked += p.determinism_checked;
+        m.determinism_failed += p.determinism_failed;
+        m.determinism_failures.extend(p.determinism_failures.iter().cloned());
+        m.determinism_failures.sort_by_key(|f| f.seed);
+        m.determinism_failures.truncate(PANICS_LISTED);
+        if let Some(c) = &p.cut {
+            m.cut = Some(match m.cut.take() {
+                Some(mine) if &mine != c => format!("{mine}; {c}"),
+                _ => c.clone(),
+            });
         }
         m.panicked.extend(p.panicked.iter().cloned());
         m.panicked.sort_by_key(|p| p.seed);
@@ -572,11 +800,28 @@ impl std::fmt::Display for Summary {
                 b.actors, b.steps, b.depth, b.depth, b.per_run, self.runs, miss
             )?;
         }
+        if let Some(why) = &self.cut {
+            writeln!(
+                f,
+                "cut short ({why}): {} of {} seeds ran, the lowest of the range",
+                self.runs, self.seed_count
+            )?;
+        }
         writeln!(
             f,
             "{} runs: {} clean, {} violations, {} step limits, {} panics; {} steps",
             self.runs, self.clean, self.violations, self.step_limits, self.panics, self.steps
         )?;
+        if self.determinism_checked > 0 {
+            writeln!(
+                f,
+                "determinism: {} seeds re-run, {} differed",
+                self.determinism_checked, self.determinism_failed
+            )?;
+        }
+        for d in &self.determinism_failures {
+            writeln!(f, "NONDETERMINISTIC seed {}: {}", d.seed, d.what)?;
+        }
         if self.groups.is_empty() {
             writeln!(f, "no violation found")?;
         }
@@ -591,6 +836,9 @@ impl std::fmt::Display for Summary {
                 seeds.join(", "),
                 if g.runs as usize > g.seeds.len() { ", ..." } else { "" }
             )?;
+            if let Some(c) = &g.config {
+                writeln!(f, "  configuration: {c}")?;
+            }
             if let Some(t) = &g.trace {
                 writeln!(f, "  trace: {t}")?;
             }

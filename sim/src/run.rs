@@ -2,7 +2,9 @@
 //! under a strategy, and turn the outcome into a [`Trace`]; or re-run a trace's decisions and
 //! check every event matches (replay).
 
-use crate::engine::strategy::{Diverged, FirstRunnable, RandomPriorities, Replay, Strategy};
+use crate::engine::strategy::{
+    Diverged, FirstRunnable, Liveness, RandomPriorities, Replay, Strategy, SwarmConfig,
+};
 use crate::engine::{Engine, Outcome};
 use crate::env::Env;
 use crate::profile::{self, SetError};
@@ -35,6 +37,9 @@ pub enum RunError {
     CannotShare { scenario: String, arch: String, why: NoShare },
     #[error("replay diverged at {0}")]
     Diverged(#[from] Diverged),
+    /// The trace's strategy name does not parse back into its configuration.
+    #[error("{0}")]
+    Strategy(String),
 }
 
 /// Build the run environment for a request.
@@ -123,8 +128,10 @@ impl Prepared {
         strategy: &mut dyn Strategy,
         tracing: bool,
     ) -> Result<Trace, RunError> {
-        let out = execute(&self.env, strategy, tracing)?;
-        Ok(trace_of(&self.req, &self.env, &strategy.name(), seed, out))
+        let configured = strategy.configure(&self.env);
+        let env = configured.as_ref().unwrap_or(&self.env);
+        let out = execute(env, strategy, tracing)?;
+        Ok(trace_of(&self.req, env, &strategy.name(), seed, out))
     }
 
     /// Run one seed of the default random strategy; `tracing` keeps every event.
@@ -238,8 +245,13 @@ pub enum ReplayResult {
 /// Re-execute a trace's decisions and compare every event and the verdict.
 pub fn replay(trace: &Trace, origin: &str) -> Result<ReplayResult, RunError> {
     let req = request_of(trace, origin);
-    let env = prepare(&req)?;
-    let mut strat = Replay::new(&trace.decisions);
+    let mut env = prepare(&req)?;
+    // a swarm run dropped operations: re-apply its mask (its switch is in the header already)
+    if let Some(cfg) = SwarmConfig::parse(&trace.header.strategy) {
+        env = cfg.and_then(|c| c.apply(&env)).map_err(RunError::Strategy)?;
+    }
+    let live = Liveness::parse(&trace.header.strategy).transpose().map_err(RunError::Strategy)?;
+    let mut strat = Replay::new(&trace.decisions).with_liveness(live);
     let out = match execute(&env, &mut strat, true) {
         Ok(o) => o,
         Err(d) => return Ok(ReplayResult::Diverged(format!("decisions no longer apply: {d}"))),

@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 /// Version of this schema. A trace of another version is refused with both versions named.
-pub const SCHEMA_VERSION: u32 = 2;
+pub const SCHEMA_VERSION: u32 = 3;
 
 /// One recorded execution.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -195,6 +195,10 @@ pub enum ReportKind {
     /// An unsharing loop revisits the PUD range it just unshared instead of moving past it
     /// (schema 2).
     RangeRevisit,
+    /// Hung-task style: in the liveness phase (fair scheduling after an adversarial bound) a
+    /// CPU stayed blocked while the others completed more operations than the limit; the text
+    /// gives the blocking chain (schema 3).
+    Starvation,
 }
 
 /// A step named for a report's provenance.

@@ -1,10 +1,32 @@
-//! `mmsim explore`: many seeds of one strategy, grouped by violation signature.
+//! `mmsim explore`: many seeds of one strategy, grouped by violation signature. The wall
+//! clock is read here only to stop early (`--time-limit`) and for the progress bar; neither
+//! changes the result of a seed that ran.
 
 use super::{fail, run::prepare, Target};
-use crate::explore::{self, Config, Shard, StrategyKind, Summary};
+use crate::engine::strategy::Liveness;
+use crate::explore::{self, Config, Shard, StopFlag, StrategyKind, Summary};
 use std::io::IsTerminal;
 use std::path::PathBuf;
-use std::time::Instant;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// `--time-limit`: `90s`, `5m`, `1h`, `500ms` or plain seconds.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let t = s.trim();
+    let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("`{s}`: expected a duration such as 90s, 5m, 1h or 500ms"))?;
+    let secs = match unit.trim() {
+        "" | "s" => n,
+        "ms" => n / 1000.0,
+        "m" | "min" => n * 60.0,
+        "h" => n * 3600.0,
+        u => return Err(format!("`{s}`: unknown unit `{u}` (use ms, s, m or h)")),
+    };
+    Duration::try_from_secs_f64(secs).map_err(|e| format!("`{s}`: {e}"))
+}
 
 /// Output format of a summary.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -44,6 +66,23 @@ pub struct ExploreArgs {
     /// Write the first trace of each violation signature, and summary.json, here.
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// Stop starting new seeds after this long (90s, 5m, 1h); the summary says it was cut.
+    #[arg(long, value_parser = parse_duration)]
+    pub time_limit: Option<Duration>,
+    /// Liveness phase: after this many adversarial choices, schedule round-robin and report
+    /// a CPU that stays blocked while the others complete more than --liveness-limit
+    /// operations (with its blocking chain).
+    #[arg(long, value_name = "STEPS")]
+    pub liveness: Option<u64>,
+    /// Operations the other CPUs may complete while one stays blocked (liveness phase).
+    #[arg(long, default_value_t = 8, requires = "liveness")]
+    pub liveness_limit: u64,
+    /// Do not re-run failing and sampled seeds to check determinism.
+    #[arg(long)]
+    pub no_determinism_check: bool,
+    /// No progress bar or timing on stderr.
+    #[arg(long, short)]
+    pub quiet: bool,
 }
 
 pub(crate) fn print(s: &Summary, format: Format) {
@@ -54,6 +93,19 @@ pub(crate) fn print(s: &Summary, format: Format) {
 }
 
 pub fn explore(a: &ExploreArgs) -> i32 {
+    // first, so an early Ctrl-C already stops cleanly
+    let stop = Arc::new(StopFlag::default());
+    {
+        let stop = stop.clone();
+        // a second handler cannot be installed (tests call this twice): keep the first
+        // the second Ctrl-C does not wait for the running seeds
+        let _ = ctrlc::set_handler(move || {
+            if stop.is_raised() {
+                std::process::exit(130);
+            }
+            stop.raise("interrupted (Ctrl-C)")
+        });
+    }
     let prepared = match prepare(&a.target) {
         Ok(p) => p,
         Err(e) => return fail(e),
@@ -70,29 +122,37 @@ pub fn explore(a: &ExploreArgs) -> i32 {
         jobs,
         shard: a.shard,
         stop_on_first: a.stop_on_first,
+        check_determinism: !a.no_determinism_check,
+        liveness: a.liveness.map(|after| Liveness { after, limit: a.liveness_limit }),
+        stop: Some(stop.clone()),
     };
     let total = cfg.seeds().count() as u64;
-    let bar = if std::io::stderr().is_terminal() {
+    let show = !a.quiet && std::io::stderr().is_terminal();
+    let bar = if show {
         let b = indicatif::ProgressBar::new(total);
         b.set_style(
             indicatif::ProgressStyle::with_template(
-                "{bar:40} {pos}/{len} runs, {per_sec}, ETA {eta} {msg}",
+                "{bar:40} {pos}/{len} runs, {per_sec}, ETA {eta}, {msg}",
             )
             .expect("a valid template"),
         );
+        b.set_message("0 violations");
         b
     } else {
         indicatif::ProgressBar::hidden()
     };
     let found = std::sync::atomic::AtomicU64::new(0);
+    let started = Instant::now();
     let each = |r: &explore::SeedResult| {
         bar.inc(1);
         if !matches!(r.outcome, explore::SeedOutcome::Clean | explore::SeedOutcome::StepLimit) {
             let n = found.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
-            bar.set_message(format!("{n} violations or panics"));
+            bar.set_message(format!("{n} violations"));
+        }
+        if a.time_limit.is_some_and(|limit| started.elapsed() >= limit) {
+            stop.raise(&format!("time limit {}", humane(a.time_limit.expect("checked"))));
         }
     };
-    let started = Instant::now();
     let summary = match explore::explore_config(&prepared, &cfg, &each, a.out.as_deref()) {
         Ok(s) => s,
         Err(e) => return fail(e),
@@ -101,7 +161,7 @@ pub fn explore(a: &ExploreArgs) -> i32 {
     let secs = started.elapsed().as_secs_f64();
     print(&summary, a.format);
     // timing is not part of the summary: it differs between machines and job counts
-    if std::io::stderr().is_terminal() {
+    if show {
         eprintln!(
             "{} runs in {secs:.2} s on {jobs} threads: {:.0} runs/s, {:.2e} steps/s",
             summary.runs,
@@ -115,4 +175,24 @@ pub fn explore(a: &ExploreArgs) -> i32 {
         }
     }
     summary.exit_code()
+}
+
+fn humane(d: Duration) -> String {
+    format!("{:?}", d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse_with_units_and_bad_ones_say_why() {
+        assert_eq!(parse_duration("90s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
+        assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("2"), Ok(Duration::from_secs(2)));
+        assert!(parse_duration("5y").unwrap_err().contains("unknown unit"));
+        assert!(parse_duration("soon").unwrap_err().contains("expected a duration"));
+    }
 }

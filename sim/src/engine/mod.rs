@@ -6,6 +6,7 @@
 //! declared next access, so runnability is a cheap look at a lock word or an IPI mask. The
 //! step loop allocates nothing and formats nothing unless tracing is on.
 
+pub mod hash;
 pub mod rng;
 pub mod strategy;
 
@@ -22,7 +23,7 @@ use crate::model::{Kernel, FAULT_MUTEXES};
 use crate::scenario::Op;
 use mmsim_traces::{Access, Actor, Decision, Verdict};
 use std::task::Poll;
-use strategy::{Choice, Diverged, FirstRunnable, Strategy};
+use strategy::{Choice, Diverged, FirstRunnable, Liveness, Strategy};
 
 /// Upper bound on steps of one run before it is cut off as `StepLimit`.
 pub const STEPS_MAX_DEFAULT: u64 = 200_000;
@@ -327,6 +328,10 @@ impl<'e> Engine<'e> {
                 self.declare(slot);
             }
         }
+        let live = if self.phase == Phase::Concurrent { strategy.liveness() } else { None };
+        let mut chosen = 0u64;
+        // per CPU: operations completed when it became blocked (liveness phase only)
+        let mut blocked = [u64::MAX; crate::model::cpu::MAX_CPUS];
         loop {
             if self.state.step >= self.steps_max {
                 return Ok(Some(Verdict::StepLimit));
@@ -339,6 +344,12 @@ impl<'e> Engine<'e> {
                 }
                 return Ok(None);
             }
+            if let Some(l) = live {
+                if chosen >= l.after && self.starved(l, &mut blocked) {
+                    return Ok(Some(Verdict::Violation));
+                }
+            }
+            chosen += 1;
             let i = strategy.choose(self.state.step, &self.runnable)?;
             let c = self.runnable[i];
             if record {
@@ -346,6 +357,102 @@ impl<'e> Engine<'e> {
             }
             self.exec(c.actor);
         }
+    }
+
+    /// In the fair phase: a CPU with work that stays blocked while the other CPUs complete
+    /// more than `l.limit` operations is starved (bounded bypass); report the first, with its
+    /// blocking chain. A long critical section inside one operation is not starvation.
+    /// `since[c]`: operations completed by all CPUs when CPU c became blocked (`u64::MAX`:
+    /// it is not blocked).
+    fn starved(&mut self, l: Liveness, since: &mut [u64]) -> bool {
+        let ncpus = self.env.ncpus();
+        let done: u64 = self.state.progs[..ncpus].iter().map(|p| u64::from(p.next_op)).sum();
+        for (slot, mark) in since.iter_mut().enumerate().take(ncpus) {
+            if self.state.progs[slot].pending.is_none() || self.enabled(slot) {
+                *mark = u64::MAX;
+                continue;
+            }
+            if *mark == u64::MAX {
+                *mark = done;
+            } else if done - *mark > l.limit {
+                let chain = self.blocking_chain(slot);
+                let p = self.state.progs[slot].pending.expect("blocked on an access");
+                let op = self.env.op(Actor::Cpu(slot as u8), self.state.progs[slot].next_op);
+                check::report_starvation(
+                    self.state.step,
+                    (Actor::Cpu(slot as u8), p.func, p.object),
+                    op.map_or("-".into(), |o| o.to_string()),
+                    l.limit,
+                    &chain,
+                    &mut self.check,
+                );
+                return true;
+            }
+        }
+        false
+    }
+
+    /// Who waits for what, held by whom: from `slot` through the holders of what it waits
+    /// for, each CPU once, as lines `CPU2 in zap_page_range waits for mmap_lock(A) (write),
+    /// held by CPU0 (read), CPU1 (read)` and `CPU0 runnable in follow_hugetlb_page (op 3
+    /// GupSlow(..))`.
+    fn blocking_chain(&self, slot: usize) -> Vec<String> {
+        let mut lines = Vec::new();
+        let mut todo = vec![slot];
+        let mut seen = 0u32;
+        while let Some(s) = todo.pop() {
+            if seen & (1 << s) != 0 {
+                continue;
+            }
+            seen |= 1 << s;
+            let actor = Actor::Cpu(s as u8);
+            let name = check::actor_name(actor);
+            let prog = &self.state.progs[s];
+            let Some(p) = prog.pending else {
+                lines.push(format!("{name} has no work left"));
+                continue;
+            };
+            let op = self.env.op(actor, prog.next_op).map_or("-".into(), |o| o.to_string());
+            if self.enabled(s) {
+                lines.push(format!(
+                    "{name} runnable in {} (op {} {op}, step {})",
+                    p.func, prog.next_op, prog.op_step
+                ));
+                continue;
+            }
+            let mut line = format!(
+                "{name} in {} (op {} {op}) waits for {} ({:?})",
+                p.func,
+                prog.next_op,
+                check::obj_name(p.object),
+                p.access
+            );
+            if let Some(l) = self.state.k.lock(p.object) {
+                let mut holders = Vec::new();
+                if let Some(w) = l.writer {
+                    holders.push((w, "write"));
+                }
+                for c in 0..8u8 {
+                    if l.readers & (1 << c) != 0 {
+                        holders.push((c, "read"));
+                    }
+                }
+                let list: Vec<String> = holders
+                    .iter()
+                    .map(|(c, how)| format!("{} ({how})", check::actor_name(Actor::Cpu(*c))))
+                    .collect();
+                line.push_str(&format!(", held by {}", list.join(", ")));
+                for &(c, _) in holders.iter().rev() {
+                    if (c as usize) < self.env.ncpus() {
+                        todo.push(c as usize);
+                    }
+                }
+            } else if p.access == Access::IpiWait {
+                line.push_str(", an IPI not yet acknowledged");
+            }
+            lines.push(line);
+        }
+        lines
     }
 
     fn deadlock(&mut self) {
@@ -361,23 +468,45 @@ impl<'e> Engine<'e> {
 
     /// A whole run: setup, the concurrent phase under `strategy`, teardown, final checks.
     pub fn run(mut self, strategy: &mut dyn Strategy) -> Result<Outcome, Diverged> {
+        let v = self.run_to_end(strategy)?;
+        Ok(self.finish(v))
+    }
+
+    /// A whole run, and a fingerprint of it: a deterministic hash of the final state, the
+    /// decisions, the verdict and the reports. Two runs of the same seed must agree on it.
+    pub fn run_fingerprinted(
+        mut self,
+        strategy: &mut dyn Strategy,
+    ) -> Result<(Outcome, u64), Diverged> {
+        let v = self.run_to_end(strategy)?;
+        let mut h = hash::Fnv64::default();
+        std::hash::Hash::hash(&self.state, &mut h);
+        std::hash::Hash::hash(&self.decisions, &mut h);
+        let out = self.finish(v);
+        for r in &out.check.reports {
+            std::hash::Hash::hash(&(r.kind, r.at.step, &r.title, &r.text), &mut h);
+        }
+        std::hash::Hash::hash(&(out.steps, out.verdict as u8), &mut h);
+        Ok((out, std::hash::Hasher::finish(&h)))
+    }
+
+    fn run_to_end(&mut self, strategy: &mut dyn Strategy) -> Result<Verdict, Diverged> {
         let mut serial = FirstRunnable;
         self.phase = Phase::Setup;
         if let Some(v) = self.run_phase(&mut serial, false)? {
-            return Ok(self.finish(v));
+            return Ok(v);
         }
         self.phase = Phase::Concurrent;
         if let Some(v) = self.run_phase(strategy, true)? {
-            return Ok(self.finish(v));
+            return Ok(v);
         }
         check::check_share_counts(&self.state.k, self.env, self.state.step, &mut self.check);
         self.phase = Phase::Teardown;
         if let Some(v) = self.run_phase(&mut serial, false)? {
-            return Ok(self.finish(v));
+            return Ok(v);
         }
         check::check_leaks(&self.state.k, self.env, self.state.step, &mut self.check);
-        let v = if self.check.violated() { Verdict::Violation } else { Verdict::Clean };
-        Ok(self.finish(v))
+        Ok(if self.check.violated() { Verdict::Violation } else { Verdict::Clean })
     }
 
     fn finish(self, v: Verdict) -> Outcome {

@@ -1,20 +1,26 @@
 //! Scheduler strategies: given the runnable actors, pick the next. One file a strategy: random
 //! priorities with per-CPU change points (the default, `random`), PCT proper (`pct`), a uniform
-//! random walk (`urw`), replay of recorded decisions, and first-runnable (the serial setup and
-//! teardown phases).
+//! random walk (`urw`), swarm (`swarm`), the fair liveness phase wrapped around any of them
+//! (`fair`), replay of recorded decisions, and first-runnable (the serial setup and teardown
+//! phases).
 
+mod fair;
 mod first;
 mod pct;
 mod random_priorities;
 mod replay;
+mod swarm;
 mod urw;
 
+pub use fair::{Fair, Liveness};
 pub use first::FirstRunnable;
 pub use pct::{guarantee as pct_guarantee, Pct};
 pub use random_priorities::RandomPriorities;
 pub use replay::Replay;
+pub use swarm::{Swarm, SwarmConfig};
 pub use urw::RandomWalk;
 
+use crate::env::Env;
 use crate::model::cpu::MAX_CPUS;
 use mmsim_traces::Actor;
 
@@ -39,6 +45,15 @@ pub trait Strategy {
     fn name(&self) -> String;
     /// Index into `runnable` (never empty) of the actor to run at `step`.
     fn choose(&mut self, step: u64, runnable: &[Choice]) -> Result<usize, Diverged>;
+    /// The environment this strategy's run uses instead of `env`, if it changes it (swarm
+    /// drops operations and draws switches).
+    fn configure(&self, _env: &Env) -> Option<Env> {
+        None
+    }
+    /// The liveness phase the engine checks, if this strategy has one (see [`Fair`]).
+    fn liveness(&self) -> Option<Liveness> {
+        None
+    }
 }
 
 /// Actor slots: CPUs, their interrupt contexts, and RCU.

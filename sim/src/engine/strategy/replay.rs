@@ -1,17 +1,23 @@
 //! Replay: follow recorded decisions, checking each names a runnable actor at its position.
 
-use super::{Choice, Diverged, Strategy};
+use super::{Choice, Diverged, Liveness, Strategy};
 use mmsim_traces::Decision;
 
 /// Re-execute recorded decisions, checking each names a runnable actor at the recorded position.
 pub struct Replay<'a> {
     decisions: &'a [Decision],
     next: usize,
+    liveness: Option<Liveness>,
 }
 
 impl<'a> Replay<'a> {
     pub fn new(decisions: &'a [Decision]) -> Self {
-        Replay { decisions, next: 0 }
+        Replay { decisions, next: 0, liveness: None }
+    }
+    /// Check the liveness phase the recorded run had (its strategy name says which).
+    pub fn with_liveness(mut self, liveness: Option<Liveness>) -> Self {
+        self.liveness = liveness;
+        self
     }
     pub fn consumed(&self) -> usize {
         self.next
@@ -21,6 +27,9 @@ impl<'a> Replay<'a> {
 impl Strategy for Replay<'_> {
     fn name(&self) -> String {
         "replay".into()
+    }
+    fn liveness(&self) -> Option<Liveness> {
+        self.liveness
     }
     fn choose(&mut self, step: u64, runnable: &[Choice]) -> Result<usize, Diverged> {
         let Some(d) = self.decisions.get(self.next) else {
