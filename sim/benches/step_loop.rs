@@ -2,7 +2,8 @@
 //! under a strategy, teardown, final checks), with tracing off and on. `cargo bench -p mmsim`.
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use mmsim::engine::strategy::{Pct, RandomPriorities, RandomWalk};
+use mmsim::engine::strategy::RandomPriorities;
+use mmsim::explore::{Config, StrategyKind};
 use mmsim::run::{execute, Prepared, Request, DEFAULT_DEPTH};
 use mmsim::scenario::Source;
 use std::hint::black_box;
@@ -28,26 +29,19 @@ fn step_loop(c: &mut Criterion) {
         let mut g = c.benchmark_group(format!("{name}-{profile}"));
         g.throughput(Throughput::Elements(steps));
         let mut seed = 0u64;
-        g.bench_function("random/untraced", |b| {
-            b.iter(|| {
-                seed += 1;
-                let mut s = RandomPriorities::new(seed % 64, &p.lengths, DEFAULT_DEPTH);
-                black_box(execute(&p.env, &mut s, false).unwrap().steps)
-            })
-        });
-        g.bench_function("urw/untraced", |b| {
-            b.iter(|| {
-                seed += 1;
-                black_box(execute(&p.env, &mut RandomWalk::new(seed % 64), false).unwrap().steps)
-            })
-        });
-        g.bench_function("pct/untraced", |b| {
-            b.iter(|| {
-                seed += 1;
-                let mut s = Pct::new(seed % 64, p.steps_estimate, 3);
-                black_box(execute(&p.env, &mut s, false).unwrap().steps)
-            })
-        });
+        // one benchmark per strategy: a new strategy in `StrategyKind::ALL` gets its own
+        for kind in StrategyKind::ALL {
+            let cfg = Config { strategy: kind, ..Config::default() };
+            g.bench_function(format!("{}/untraced", kind.cli_name()), |b| {
+                b.iter(|| {
+                    seed += 1;
+                    let mut s = cfg.build(&p, seed % 64);
+                    let configured = s.configure(&p.env);
+                    let env = configured.as_ref().unwrap_or(&p.env);
+                    black_box(execute(env, &mut *s, false).unwrap().steps)
+                })
+            });
+        }
         g.bench_function("random/traced", |b| {
             b.iter(|| {
                 seed += 1;

@@ -31,6 +31,9 @@ impl Checker {
         Checker { tracing, ..Default::default() }
     }
 
+    /// Inlined so that an untraced step pays one branch, not a call (profiled: 3% of the
+    /// step loop as a call); the event itself is built out of line.
+    #[inline]
     pub fn record(
         &mut self,
         step: u64,
@@ -40,18 +43,30 @@ impl Checker {
         access: Access,
     ) {
         if self.tracing {
-            self.events.push(Event {
-                step,
-                time: self.time,
-                actor: who.actor,
-                op: who.op,
-                op_step: who.op_step,
-                func: func.to_string(),
-                object,
-                access,
-                detail: String::new(),
-            });
+            self.record_event(step, who, func, object, access);
         }
+    }
+
+    #[inline(never)]
+    fn record_event(
+        &mut self,
+        step: u64,
+        who: Who,
+        func: &'static str,
+        object: Object,
+        access: Access,
+    ) {
+        self.events.push(Event {
+            step,
+            time: self.time,
+            actor: who.actor,
+            op: who.op,
+            op_step: who.op_step,
+            func: func.to_string(),
+            object,
+            access,
+            detail: String::new(),
+        });
     }
 
     pub fn set_detail(&mut self, d: String) {

@@ -1,7 +1,8 @@
 //! `mmsim bench`: how fast the engine runs and how fast each strategy finds a violation.
 //!
 //! Wall-clock time is measured here and only here: it is a benchmark, never a result. Prints a
-//! markdown table, one row per scenario.
+//! markdown table, one row per scenario and strategy ([`StrategyKind::ALL`]: a new strategy is
+//! one more entry there and gets its rows here).
 
 use super::fail;
 use crate::explore::{self, Config, StrategyKind};
@@ -22,36 +23,28 @@ pub struct BenchArgs {
     /// Threads for the scaling measurement (default: all cores).
     #[arg(long)]
     pub jobs: Option<usize>,
+    /// Strategies (default: all).
+    #[arg(long, value_enum, value_delimiter = ',')]
+    pub strategies: Vec<StrategyKind>,
 }
 
-/// Runs/s and steps/s of `cfg` on `p`, and the results.
-fn timed(p: &Prepared, cfg: &Config, tracing: bool) -> (f64, f64, Vec<explore::SeedResult>) {
+/// Seconds for `cfg` on `p`, and the results (tracing off, no determinism re-runs).
+fn timed(p: &Prepared, cfg: &Config) -> (f64, Vec<explore::SeedResult>) {
+    let cfg = Config { check_determinism: false, ..cfg.clone() };
     let started = Instant::now();
-    let results = if tracing {
-        cfg.seeds()
-            .map(|seed| {
-                let mut s = cfg.strategy.build(p, seed, cfg.depth);
-                let t = p.run_with(seed, &mut *s, true).expect("a built-in scenario runs");
-                explore::SeedResult {
-                    seed,
-                    steps: t.decisions.len() as u64,
-                    outcome: explore::SeedOutcome::Clean,
-                }
-            })
-            .collect()
-    } else {
-        let make = |seed| cfg.strategy.build(p, seed, cfg.depth);
-        explore::run_seeds(p, cfg, &make, &|_| {})
-    };
-    let secs = started.elapsed().as_secs_f64().max(1e-9);
-    let steps: u64 = if tracing {
-        // a traced run's steps: run untraced once more to count them the same way
-        let make = |seed| cfg.strategy.build(p, seed, cfg.depth);
-        cfg.seeds().map(|s| explore::run_one(p, &make, s).steps).sum()
-    } else {
-        results.iter().map(|r| r.steps).sum()
-    };
-    (results.len() as f64 / secs, steps as f64 / secs, results)
+    let make = |seed| cfg.build(p, seed);
+    let results = explore::run_seeds(p, &cfg, &make, &|_| {});
+    (started.elapsed().as_secs_f64().max(1e-9), results)
+}
+
+/// Seconds for `cfg`'s seeds with tracing on (every event recorded).
+fn timed_traced(p: &Prepared, cfg: &Config) -> f64 {
+    let started = Instant::now();
+    for seed in cfg.seeds() {
+        let mut s = cfg.build(p, seed);
+        let _ = p.run_with(seed, &mut *s, true);
+    }
+    started.elapsed().as_secs_f64().max(1e-9)
 }
 
 fn to_first(results: &[explore::SeedResult]) -> String {
@@ -78,15 +71,17 @@ pub fn bench(a: &BenchArgs) -> i32 {
     } else {
         a.scenarios.clone()
     };
+    let strategies: &[StrategyKind] =
+        if a.strategies.is_empty() { &StrategyKind::ALL } else { &a.strategies };
     let jobs = a
         .jobs
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
         .max(1);
     let runs = a.runs.max(10);
     println!(
-        "| scenario | profile | steps/run | steps/s | runs/s | runs/s traced | untraced/traced | runs/s x{jobs} jobs | speed-up | to 1st violation random (median / p90) | urw | pct d=3 |"
+        "| scenario | profile | strategy | steps/run | steps/s | runs/s | runs/s traced | untraced/traced | x{jobs} jobs speed-up | runs to 1st violation (median / p90) |"
     );
-    println!("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+    println!("| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
     for name in &names {
         let source = match Source::load(name) {
             Ok(s) => s,
@@ -97,28 +92,27 @@ pub fn bench(a: &BenchArgs) -> i32 {
             Ok(p) => p,
             Err(e) => return fail(format!("{name}: {e}")),
         };
-        let cfg = Config { runs, jobs: 1, ..Config::default() };
-        let (runs_s, steps_s, random) = timed(&p, &cfg, false);
-        let steps_run: u64 = random.iter().map(|r| r.steps).sum::<u64>() / random.len() as u64;
-        let (traced_s, _, _) = timed(&p, &Config { runs: runs / 10, ..cfg.clone() }, true);
-        let (par_s, _, _) = timed(&p, &Config { jobs, ..cfg.clone() }, false);
-        let (_, _, urw) =
-            timed(&p, &Config { strategy: StrategyKind::Urw, jobs, ..cfg.clone() }, false);
-        let (_, _, pct) =
-            timed(&p, &Config { strategy: StrategyKind::Pct, jobs, ..cfg.clone() }, false);
-        println!(
-            "| {name} | {} | {steps_run} | {} | {} | {} | {:.1}x | {} | {:.2}x | {} | {} | {} |",
-            p.env.profile,
-            si(steps_s),
-            si(runs_s),
-            si(traced_s),
-            runs_s / traced_s,
-            si(par_s),
-            par_s / runs_s,
-            to_first(&random),
-            to_first(&urw),
-            to_first(&pct)
-        );
+        for &strategy in strategies {
+            let cfg = Config { strategy, runs, jobs: 1, ..Config::default() };
+            let (secs, results) = timed(&p, &cfg);
+            let steps: u64 = results.iter().map(|r| r.steps).sum();
+            let runs_s = results.len() as f64 / secs;
+            let traced = Config { runs: (runs / 10).max(1), ..cfg.clone() };
+            let traced_s = traced.runs as f64 / timed_traced(&p, &traced);
+            let (par_secs, _) = timed(&p, &Config { jobs, ..cfg.clone() });
+            println!(
+                "| {name} | {} | {} | {} | {} | {} | {} | {:.1}x | {:.2}x | {} |",
+                p.env.profile,
+                strategy.cli_name(),
+                steps / results.len().max(1) as u64,
+                si(steps as f64 / secs),
+                si(runs_s),
+                si(traced_s),
+                runs_s / traced_s,
+                secs / par_secs,
+                to_first(&results)
+            );
+        }
     }
     0
 }
