@@ -222,7 +222,8 @@ impl ReportKind {
             | ReportKind::LockRule
             | ReportKind::ShareCount
             | ReportKind::Leak
-            | ReportKind::Deadlock => Severity::Bug,
+            | ReportKind::Deadlock
+            | ReportKind::Starvation => Severity::Bug,
             ReportKind::RangeRevisit => Severity::Warning,
         }
     }
