@@ -419,10 +419,12 @@ fn cli_time_limit_and_ctrl_c_still_write_the_summary() {
     let kill = Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
     assert!(kill.success());
     let o = child.wait_with_output().unwrap();
-    assert_eq!(o.status.code(), Some(1), "{}", String::from_utf8_lossy(&o.stderr));
     let s = explore::read_json(&out.join("summary.json")).unwrap();
+    // exit status and stdout as for any finished exploration (how many seeds ran depends on
+    // the machine: whether any violated is not asserted)
+    assert_eq!(o.status.code(), Some(s.exit_code()), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(serde_json::from_slice::<Summary>(&o.stdout).unwrap(), s);
     assert_eq!(s.cut.as_deref(), Some("interrupted (Ctrl-C)"));
-    assert!(
-        s.violations > 0 && s.groups.iter().all(|g| out.join(g.trace.as_ref().unwrap()).exists())
-    );
+    assert!(s.runs < 100_000_000);
+    assert!(s.groups.iter().all(|g| out.join(g.trace.as_ref().unwrap()).exists()));
 }
