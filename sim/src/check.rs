@@ -146,6 +146,11 @@ fn held_list(k: &Kernel, cpu: u8) -> Vec<String> {
 
 /// File a report about the access `cx` is making now.
 pub fn report(cx: &mut Ctx, kind: ReportKind, func: &'static str, object: Object, what: String) {
+    // reported once per run: skip building a report `push` would drop (profiled: a scenario
+    // whose checker fires on every entry of a range spent most of its time formatting them)
+    if cx.check.seen.contains(&(kind, Some(object))) {
+        return;
+    }
     let env = cx.env;
     let at = site(env, cx.site(func));
     let pfn = match object {
