@@ -23,8 +23,10 @@ use std::collections::BTreeSet;
 pub struct Prediction {
     /// The observed execution.
     pub first: Trace,
-    /// The candidates found in it, described.
+    /// The candidates tried, described (critical-section flips included).
     pub candidates: Vec<String>,
+    /// Of those, the predicted use-after-frees (free before use, walk before unlink).
+    pub predicted: u32,
     /// The violating run: the first execution itself, or the confirmed reordering (with its
     /// index among `candidates`).
     pub confirmed: Option<(Option<usize>, Trace)>,
@@ -53,12 +55,14 @@ pub fn predict_seed(p: &Prepared, seed: u64, depth: u32) -> Result<Prediction, R
             confirmed: Some((None, first.clone())),
             first,
             candidates: Vec::new(),
+            predicted: 0,
             pairs,
             executions: 1,
         });
     }
     let mut pred = Prediction {
         candidates: Vec::new(),
+        predicted: 0,
         confirmed: None,
         pairs,
         executions: 1,
@@ -78,6 +82,8 @@ pub fn predict_seed(p: &Prepared, seed: u64, depth: u32) -> Result<Prediction, R
             }
             let k = pred.candidates.len();
             pred.candidates.push(c.describe(concurrent));
+            let flip = matches!(c.kind, reorder::Kind::UnshareBeforeCheck { .. });
+            pred.predicted += u32::from(!flip);
             let name = format!("{}, reordering {k}: {}", strategy_name(depth), pred.candidates[k]);
             let mut g = reorder::Guided::new(&c.plan, name);
             let r = p.run_with(seed, &mut g, true)?;
@@ -86,7 +92,7 @@ pub fn predict_seed(p: &Prepared, seed: u64, depth: u32) -> Result<Prediction, R
                 pred.confirmed = Some((Some(k), r));
                 return Ok(pred);
             }
-            if matches!(c.kind, reorder::Kind::UnshareBeforeCheck { .. }) {
+            if flip {
                 queue.push((r, false));
             }
         }
@@ -120,7 +126,7 @@ mod tests {
     fn finds_the_seed_race_from_the_first_execution_of_most_seeds_on_v6_1() {
         let p = prepared("v6.1");
         let mut found = 0;
-        let mut uaf = 0;
+        let mut uaf = 0u32;
         for seed in 0..50 {
             let r = predict_seed(&p, seed, crate::run::DEFAULT_DEPTH).unwrap();
             if let Some((_, t)) = &r.confirmed {
@@ -130,82 +136,90 @@ mod tests {
                     matches!(replayed, crate::run::ReplayResult::Identical(_)),
                     "seed {seed}: the confirmed trace must replay: {replayed:?}"
                 );
-                if t.reports.iter().any(|r| {
-                    matches!(
-                        r.kind,
-                        mmsim_traces::ReportKind::UseAfterFreeTable
-                            | mmsim_traces::ReportKind::UseAfterFreePtlock
-                    )
-                }) {
-                    uaf += 1;
-                }
+                uaf += u32::from(is_uaf(t));
             }
         }
-        eprintln!("confirmed {found}/50, use-after-free {uaf}/50");
-        assert!(uaf >= 26, "use-after-free confirmed for {uaf} of 50 seeds");
+        // measured: 43 of 50 (47 with any violation); random alone: 0 of 50
+        assert!(uaf >= 35, "use-after-free confirmed for {uaf} of 50 seeds ({found} violations)");
     }
 
     #[test]
-    fn confirms_nothing_on_v6_3() {
+    fn confirms_and_predicts_nothing_on_v6_3() {
         let p = prepared("v6.3");
+        let mut tried = 0;
         for seed in 0..40 {
             let r = predict_seed(&p, seed, crate::run::DEFAULT_DEPTH).unwrap();
             assert!(r.confirmed.is_none(), "seed {seed}: {:?}", r.confirmed.map(|c| c.1.reports));
+            // the vma lock orders every use before the free: no use-after-free is predicted
+            assert_eq!(r.predicted, 0, "seed {seed}: {:?}", r.candidates);
+            tried += r.candidates.len();
         }
+        // the critical-section flips were still tried
+        assert!(tried > 0);
     }
 
     #[test]
     fn coverage_is_deterministic_and_not_empty() {
         let p = prepared("v6.1");
-        let a = predict_seed(&p, 3, 3).unwrap().pairs;
-        let b = predict_seed(&p, 3, 3).unwrap().pairs;
-        assert_eq!(a, b);
+        let union = |seeds: std::ops::Range<u64>| {
+            let mut all = BTreeSet::new();
+            for seed in seeds {
+                all.extend(predict_seed(&p, seed, 3).unwrap().pairs);
+            }
+            all
+        };
+        let a = union(0..8);
+        assert_eq!(a, union(0..8));
         assert!(a.iter().any(|c| !c.ordered), "{a:?}");
         assert!(a.iter().any(|c| c.ordered), "{a:?}");
+        // the classes name kernel functions and accesses
+        assert!(a
+            .iter()
+            .any(|c| c.first == "follow_hugetlb_page" || c.second == "follow_hugetlb_page"));
     }
+}
+
+/// Whether a trace reports a use-after-free of a page-table page or its ptlock.
+pub fn is_uaf(t: &Trace) -> bool {
+    t.reports.iter().any(|r| {
+        matches!(
+            r.kind,
+            mmsim_traces::ReportKind::UseAfterFreeTable
+                | mmsim_traces::ReportKind::UseAfterFreePtlock
+        )
+    })
 }
 
 #[cfg(test)]
 mod measure {
     use super::*;
+
+    /// The measurement behind the figures in the report: for seeds 0..N, how often the first
+    /// (random) execution itself shows a use-after-free, and how often predict confirms one.
+    /// `PROF=v6.1 N=200 cargo test -p mmsim --release --lib predict::measure -- --ignored --nocapture`
     #[test]
     #[ignore]
     fn measure() {
-        let prof = std::env::var("PROF").unwrap_or("v6.1".into());
-        let n: u64 = std::env::var("N").map(|s| s.parse().unwrap()).unwrap_or(200);
+        let prof = std::env::var("PROF").unwrap_or_else(|_| "v6.1".into());
+        let n: u64 = std::env::var("N").ok().and_then(|s| s.parse().ok()).unwrap_or(200);
         let p = tests::prepared(&prof);
-        let (mut found, mut uaf, mut first_v, mut unconf, mut execs) = (0, 0, 0, 0, 0);
+        let (mut random_uaf, mut uaf, mut any, mut unconfirmed, mut execs) = (0, 0, 0, 0, 0);
         for seed in 0..n {
-            let r = predict_seed(&p, seed, 3).unwrap();
+            let r = predict_seed(&p, seed, crate::run::DEFAULT_DEPTH).unwrap();
             execs += r.executions;
+            random_uaf += u32::from(is_uaf(&r.first));
             match &r.confirmed {
-                Some((k, t)) => {
-                    found += 1;
-                    if k.is_none() {
-                        first_v += 1;
-                    }
-                    if t.reports.iter().any(|r| format!("{:?}", r.kind).starts_with("UseAfterFree"))
-                    {
-                        uaf += 1;
-                    }
-                    if std::env::var("V").is_ok() {
-                        eprintln!(
-                            "seed {seed}: {:?} {:?}",
-                            k,
-                            crate::explore::signature(&t.reports)
-                        );
-                    }
+                Some((_, t)) => {
+                    any += 1;
+                    uaf += u32::from(is_uaf(t));
                 }
-                None => {
-                    if !r.candidates.is_empty() {
-                        unconf += 1;
-                    }
-                    if std::env::var("V").is_ok() {
-                        eprintln!("seed {seed}: none, cands {:?}", r.candidates);
-                    }
-                }
+                None => unconfirmed += u32::from(r.predicted > 0),
             }
         }
-        eprintln!("{prof}: seeds {n}: confirmed {found}, uaf {uaf}, first-run violations {first_v}, unconfirmed {unconf}, executions {execs}");
+        eprintln!(
+            "{prof}, seeds 0..{n}: first (random) execution shows a use-after-free for {random_uaf}; \
+             predict confirms a use-after-free for {uaf} (any violation: {any}); \
+             predicted, not confirmed: {unconfirmed}; executions: {execs}"
+        );
     }
 }
