@@ -237,6 +237,9 @@ fn free_before_use(
     let fa = ev[f].actor;
     let mut prev_use = [false; hb::ACTORS];
     for u in born..f {
+        if out.len() >= MAX_CANDIDATES {
+            return;
+        }
         let e = &ev[u];
         let a = hb::index(e.actor);
         let is_use = uses_table(e.object, pfn) && e.actor != fa && concurrent(e.actor);
@@ -268,6 +271,9 @@ fn walk_before_unlink(
     out: &mut Vec<Candidate>,
 ) {
     for w in 0..f {
+        if out.len() >= MAX_CANDIDATES {
+            return;
+        }
         let e = &ev[w];
         let v = entry_value(env, e);
         if v.is_none() {
@@ -346,5 +352,77 @@ impl Strategy for Guided {
             .expect("runnable is never empty");
         self.taken[hb::index(c.actor)] += 1;
         Ok(i)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::run::{Prepared, Request};
+    use crate::scenario::Source;
+
+    fn prepared() -> Prepared {
+        Prepared::new(&Request {
+            source: Source::load("gup-vs-unshare").unwrap(),
+            arch: None,
+            profile: Some("v6.1".into()),
+            set: vec![],
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn entry_values_decode_from_event_details() {
+        let p = prepared();
+        let t = p.run_seed(0, true).unwrap().0;
+        // setup links A's PUD entry to the PMD table it then shares with B
+        let linked = t
+            .events
+            .iter()
+            .filter(|e| e.actor == Actor::Setup && e.access == Access::Write)
+            .filter_map(|e| entry_value(&p.env, e))
+            .filter(|v| matches!(v, Entry::Table { .. }))
+            .count();
+        assert!(linked >= 3, "pgd->pud, pud->pmd for two mms: {linked}");
+        let none = t
+            .events
+            .iter()
+            .find(|e| e.detail.ends_with(":= 0x0"))
+            .and_then(|e| entry_value(&p.env, e));
+        assert_eq!(none, Some(Entry::None));
+        assert!(t
+            .events
+            .iter()
+            .filter(|e| !matches!(e.object, Object::Entry { .. }))
+            .all(|e| entry_value(&p.env, e).is_none()));
+    }
+
+    #[test]
+    fn guided_with_the_executions_own_order_reproduces_it() {
+        let p = prepared();
+        for seed in 0..4 {
+            let t = p.run_seed(seed, true).unwrap().0;
+            let plan: Vec<Actor> = concurrent_events(&t).iter().map(|e| e.actor).collect();
+            let mut g = Guided::new(&plan, "guided".into());
+            let again = p.run_with(seed, &mut g, true).unwrap();
+            assert_eq!(again.decisions, t.decisions, "seed {seed}");
+            assert_eq!(again.events, t.events, "seed {seed}");
+        }
+    }
+
+    #[test]
+    fn a_plan_keeps_every_actors_program_order() {
+        let p = prepared();
+        let t = p.run_seed(2, true).unwrap().0;
+        let (setup, ev) = crate::predict::split(&t);
+        let cands = candidates(&p.env, setup, ev);
+        assert!(!cands.is_empty());
+        for c in cands.iter().chain(critical_section_flips(ev).iter()) {
+            assert_eq!(c.plan.len(), ev.len());
+            for a in [Actor::Cpu(0), Actor::Cpu(1), Actor::Cpu(2)] {
+                let n = |xs: &mut dyn Iterator<Item = Actor>| xs.filter(|&x| x == a).count();
+                assert_eq!(n(&mut c.plan.iter().copied()), n(&mut ev.iter().map(|e| e.actor)));
+            }
+        }
     }
 }
