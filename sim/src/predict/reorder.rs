@@ -78,10 +78,17 @@ impl Candidate {
 /// Candidates tried per execution at most.
 pub const MAX_CANDIDATES: usize = 8;
 
-/// The objects a use of table `pfn` touches.
-fn uses_table(o: Object, pfn: u64) -> bool {
-    matches!(o, Object::Table(p) | Object::PtLock(p) if p == pfn)
-        || matches!(o, Object::Entry { pfn: p, .. } if p == pfn)
+/// Whether `o` is a use of what the free `freed` frees: the table page (its descriptor, its
+/// entries, its ptlock), or only its ptlock when the free destroys the ptlock.
+fn uses(o: Object, freed: Object) -> bool {
+    match freed {
+        Object::PtLock(pfn) => o == Object::PtLock(pfn),
+        Object::Table(pfn) => {
+            matches!(o, Object::Table(p) | Object::PtLock(p) if p == pfn)
+                || matches!(o, Object::Entry { pfn: p, .. } if p == pfn)
+        }
+        _ => false,
+    }
 }
 
 fn is_free(e: &Event) -> Option<u64> {
@@ -148,20 +155,23 @@ pub fn candidates(env: &Env, setup: &[Event], ev: &[Event]) -> Vec<Candidate> {
     let mut freed: Vec<(u64, usize)> = Vec::new();
     for (i, e) in ev.iter().enumerate() {
         if let Some(p) = is_free(e) {
-            if !freed.iter().any(|&(q, _)| q == p) {
+            if !freed.iter().any(|&(q, g)| q == p && ev[g].object == e.object) {
                 freed.push((p, i));
             }
         }
     }
-    for &(pfn, f) in &freed {
+    for (k, &(pfn, f)) in freed.iter().enumerate() {
         let vc = hb::clocks(ev, |o| o == Object::PtLock(pfn));
         // this generation of the table: from its last allocation before the free
         let born = ev[..f]
             .iter()
             .rposition(|e| e.object == Object::Table(pfn) && e.access == Access::Alloc)
             .map_or(0, |i| i + 1);
-        free_before_use(ev, &vc, pfn, born, f, &mut out);
-        walk_before_unlink(env, ev, &vc, values.clone(), (pfn, f), &mut out);
+        free_before_use(env, ev, &vc, (pfn, born, f), &mut out);
+        // walks: once per table, up to its first free (ptlock or page)
+        if !freed[..k].iter().any(|&(q, _)| q == pfn) {
+            walk_before_unlink(env, ev, &vc, values.clone(), (pfn, f), &mut out);
+        }
     }
     out.truncate(MAX_CANDIDATES);
     out
@@ -226,12 +236,71 @@ pub fn critical_section_flips(ev: &[Event]) -> Vec<Candidate> {
     out
 }
 
+/// Whether `actor` is inside an RCU read-side section or an IRQs-off region at every event
+/// from `from` to `to` (inclusive), counting its own transitions from the start.
+fn in_reader(ev: &[Event], actor: Actor, from: usize, to: usize) -> bool {
+    let mut depth = 0i32;
+    for (i, e) in ev[..=to].iter().enumerate().filter(|(_, e)| e.actor == actor) {
+        match e.access {
+            Access::IrqDisable | Access::RcuReadLock => depth += 1,
+            Access::IrqEnable | Access::RcuReadUnlock => depth -= 1,
+            _ => {}
+        }
+        if i >= from && depth <= 0 {
+            return false;
+        }
+    }
+    depth > 0
+}
+
+/// Whether the free `f` of `pfn` waits for every reader section that was open when the table
+/// was unlinked at `w`: an RCU callback whose table was queued after `w`, or a free after an
+/// IPI to `cpu` sent after `w` and acknowledged. A CPU that obtained its pointer to the table
+/// inside such a section before the unlink, and uses it in the same section, cannot see the
+/// free: a reordering that moves the free before its use is then infeasible.
+fn free_waits_for_readers(ev: &[Event], pfn: u64, w: usize, f: usize, cpu: u8) -> bool {
+    let range = &ev[w + 1..f];
+    if ev[f].actor == Actor::Rcu {
+        return range
+            .iter()
+            .any(|e| e.object == Object::Table(pfn) && e.access == Access::QueueFree);
+    }
+    range.iter().enumerate().any(|(i, s)| {
+        s.access == Access::IpiSend
+            && s.object == Object::Cpu(cpu)
+            && range[i + 1..].iter().any(|x| x.actor == s.actor && x.access == Access::IpiWait)
+    })
+}
+
+/// The read by `actor` before `before` that found the pointer to `pfn`, and the later write
+/// by another actor that removed it (before `limit`).
+fn pointer_and_unlink(
+    env: &Env,
+    ev: &[Event],
+    actor: Actor,
+    pfn: u64,
+    before: usize,
+    limit: usize,
+) -> Option<(usize, usize)> {
+    let r = (0..before).rev().find(|&i| {
+        ev[i].actor == actor
+            && ev[i].access == Access::Read
+            && entry_value(env, &ev[i]) == Some(Entry::Table { pfn })
+    })?;
+    let w = (r + 1..limit).find(|&i| {
+        ev[i].object == ev[r].object
+            && ev[i].access == Access::Write
+            && ev[i].actor != actor
+            && entry_value(env, &ev[i]) != Some(Entry::Table { pfn })
+    })?;
+    Some((r, w))
+}
+
 fn free_before_use(
+    env: &Env,
     ev: &[Event],
     vc: &[Vc],
-    pfn: u64,
-    born: usize,
-    f: usize,
+    (pfn, born, f): (u64, usize, usize),
     out: &mut Vec<Candidate>,
 ) {
     let fa = ev[f].actor;
@@ -242,13 +311,21 @@ fn free_before_use(
         }
         let e = &ev[u];
         let a = hb::index(e.actor);
-        let is_use = uses_table(e.object, pfn) && e.actor != fa && concurrent(e.actor);
+        let is_use = uses(e.object, ev[f].object) && e.actor != fa && concurrent(e.actor);
         let starts = is_use && !prev_use[a];
         if e.actor != fa {
             prev_use[a] = is_use;
         }
         if !starts || hb::before(e.actor, &vc[u], &vc[f]) {
             continue;
+        }
+        // the pointer was taken inside a reader section the free waits for
+        if let (Actor::Cpu(c), Some((r, w))) =
+            (e.actor, pointer_and_unlink(env, ev, e.actor, pfn, u, f))
+        {
+            if in_reader(ev, e.actor, r, u) && free_waits_for_readers(ev, pfn, w, f, c) {
+                continue;
+            }
         }
         // everything up to the free that does not need the use goes first, then the use
         let mut first: Vec<usize> = (0..u).collect();
@@ -297,6 +374,12 @@ fn walk_before_unlink(
             done.push(x.actor);
             if x.access != Access::Read || hb::before(e.actor, &vc[w], &vc[r]) {
                 continue;
+            }
+            // a walk inside a reader section the free waits for cannot outlive the table
+            if let Actor::Cpu(c) = x.actor {
+                if in_reader(ev, x.actor, r, r) && free_waits_for_readers(ev, pfn, w, f, c) {
+                    continue;
+                }
             }
             let mut first: Vec<usize> = (0..w).collect();
             first.extend((w + 1..=r).filter(|&i| !hb::before(e.actor, &vc[w], &vc[i])));
