@@ -124,3 +124,22 @@ fn coverage_of_random_runs_is_deterministic_and_merges_as_a_union() {
     assert!(!plain.coverage && plain.race_pairs.is_empty());
     assert!(!plain.to_string().contains("race-pair coverage"));
 }
+
+#[test]
+fn gup_fast_is_confirmed_without_a_sync_and_never_with_one() {
+    let run = |args: &[&str]| -> Summary {
+        let mut a = vec!["explore", "gup-fast-vs-munmap", "--strategy", "predict"];
+        a.extend(args);
+        a.extend(["--runs", "20", "--format", "json"]);
+        let o = mmsim(&a);
+        serde_json::from_slice(&o.stdout).unwrap()
+    };
+    // a broadcast TLBI and no RCU table free: nothing holds the free back
+    let bare = run(&["--arch", "arm64-4k", "--set", "rcu_table_free=false"]);
+    assert!(bare.violations >= 15, "{bare}");
+    // x86_64 frees after an IPI the IRQs-off walk must acknowledge; arm64 frees by RCU
+    for arch in ["x86_64", "arm64-4k"] {
+        let safe = run(&["--arch", arch]);
+        assert_eq!(safe.violations, 0, "{safe}");
+    }
+}

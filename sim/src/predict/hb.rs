@@ -281,8 +281,8 @@ pub fn race_pairs(events: &[Event]) -> BTreeSet<RacePair> {
     let vc = clocks(events, |_| false);
     // per object: (actor, func, access) -> (event index) of its latest occurrence
     let mut last: BTreeMap<Object, Vec<(Actor, usize)>> = BTreeMap::new();
-    let mut seen: BTreeSet<(usize, usize, bool)> = BTreeSet::new();
     let mut classes: BTreeSet<(&str, u8, &str, u8, bool)> = BTreeSet::new();
+    let mut access: BTreeMap<u8, Access> = BTreeMap::new();
     for (i, e) in events.iter().enumerate() {
         if !concurrent_actor(e.actor) || !is_data(e.object) {
             continue;
@@ -294,9 +294,9 @@ pub fn race_pairs(events: &[Event]) -> BTreeSet<RacePair> {
                 continue;
             }
             let ordered = before(actor, &vc[j], &vc[i]);
-            if seen.insert((j, i, ordered)) {
-                classes.insert((&p.func, p.access as u8, &e.func, e.access as u8, ordered));
-            }
+            classes.insert((&p.func, p.access as u8, &e.func, e.access as u8, ordered));
+            access.insert(p.access as u8, p.access);
+            access.insert(e.access as u8, e.access);
         }
         match list.iter_mut().find(|(a, j)| {
             *a == e.actor && events[*j].func == e.func && events[*j].access == e.access
@@ -305,19 +305,14 @@ pub fn race_pairs(events: &[Event]) -> BTreeSet<RacePair> {
             None => list.push((e.actor, i)),
         }
     }
-    let name = |events: &[Event], code: u8| -> String {
-        events
-            .iter()
-            .find(|e| e.access as u8 == code)
-            .map_or_else(|| code.to_string(), |e| format!("{:?}", e.access))
-    };
+    let name = |code: u8| format!("{:?}", access[&code]);
     classes
         .into_iter()
         .map(|(f1, a1, f2, a2, ordered)| RacePair {
             first: f1.to_string(),
-            first_access: name(events, a1),
+            first_access: name(a1),
             second: f2.to_string(),
-            second_access: name(events, a2),
+            second_access: name(a2),
             ordered,
         })
         .collect()

@@ -49,6 +49,20 @@ pub fn strategy_name(depth: u32) -> String {
 pub fn predict_seed(p: &Prepared, seed: u64, depth: u32) -> Result<Prediction, RunError> {
     let mut random = RandomPriorities::new(seed, &p.lengths, depth);
     let first = p.run_with(seed, &mut random, true)?;
+    predict(p, first, &strategy_name(depth))
+}
+
+/// Analyse a recorded trace (from any strategy, read from a file or just run) and try its
+/// candidate reorderings; `origin` names the trace in errors.
+pub fn predict_trace(trace: &Trace, origin: &str) -> Result<Prediction, RunError> {
+    let p = Prepared::new(&crate::run::request_of(trace, origin))?;
+    predict(&p, trace.clone(), "predict(trace)")
+}
+
+/// Analyse `first` (a traced run of `p`) and run its candidate reorderings until one is
+/// confirmed or [`MAX_EXECUTIONS`] have run; `name` prefixes the reorderings' strategy names.
+pub fn predict(p: &Prepared, first: Trace, name: &str) -> Result<Prediction, RunError> {
+    let seed = first.header.seed;
     let pairs = hb::race_pairs(&first.events);
     if first.verdict == Verdict::Violation {
         return Ok(Prediction {
@@ -77,15 +91,15 @@ pub fn predict_seed(p: &Prepared, seed: u64, depth: u32) -> Result<Prediction, R
             cands.extend(reorder::critical_section_flips(concurrent));
         }
         for c in cands {
-            if pred.executions > MAX_EXECUTIONS {
+            if pred.executions >= MAX_EXECUTIONS {
                 return Ok(pred);
             }
             let k = pred.candidates.len();
             pred.candidates.push(c.describe(concurrent));
             let flip = matches!(c.kind, reorder::Kind::UnshareBeforeCheck { .. });
             pred.predicted += u32::from(!flip);
-            let name = format!("{}, reordering {k}: {}", strategy_name(depth), pred.candidates[k]);
-            let mut g = reorder::Guided::new(&c.plan, name);
+            let label = format!("{name}, reordering {k}: {}", pred.candidates[k]);
+            let mut g = reorder::Guided::new(&c.plan, label);
             let r = p.run_with(seed, &mut g, true)?;
             pred.executions += 1;
             if r.verdict == Verdict::Violation {
@@ -156,6 +170,22 @@ mod tests {
         }
         // the critical-section flips were still tried
         assert!(tried > 0);
+    }
+
+    #[test]
+    fn a_recorded_clean_trace_is_analysed_from_its_file() {
+        let p = prepared("v6.1");
+        // seed 2's random run is clean, one reordering away from the seed race
+        let (t, _) = p.run_seed(2, true).unwrap();
+        assert_eq!(t.verdict, Verdict::Clean);
+        let path = std::env::temp_dir().join(format!("mmsim-predict-{}.ron", std::process::id()));
+        mmsim_traces::write_atomic(&path, &t).unwrap();
+        let read = mmsim_traces::read(&path).unwrap();
+        let _ = std::fs::remove_file(&path);
+        let r = predict_trace(&read, "recorded").unwrap();
+        let (k, confirmed) = r.confirmed.expect("confirmed from the recorded trace");
+        assert!(k.is_some() && is_uaf(&confirmed), "{:?}", confirmed.reports);
+        assert!(confirmed.header.strategy.starts_with("predict(trace), reordering"));
     }
 
     #[test]
