@@ -161,7 +161,7 @@ mod tests {
     fn confirms_and_predicts_nothing_on_v6_3() {
         let p = prepared("v6.3");
         let mut tried = 0;
-        for seed in 0..40 {
+        for seed in 0..300 {
             let r = predict_seed(&p, seed, crate::run::DEFAULT_DEPTH).unwrap();
             assert!(r.confirmed.is_none(), "seed {seed}: {:?}", r.confirmed.map(|c| c.1.reports));
             // the vma lock orders every use before the free: no use-after-free is predicted
