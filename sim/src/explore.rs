@@ -14,9 +14,11 @@
 //! what an uncut run of that prefix gives.
 
 use crate::engine::strategy::{Fair, Liveness, Pct, RandomPriorities, RandomWalk, Strategy, Swarm};
+use crate::predict::{self, hb::RacePair};
 use crate::run::{self, Prepared, RunError};
 use mmsim_traces::{Report, Verdict};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeSet;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -34,6 +36,9 @@ pub enum StrategyKind {
     Pct,
     /// Swarm testing: each seed draws operations, CPUs, a switch and per-actor delays.
     Swarm,
+    /// Predictive detection: one random run per seed, happens-before analysis, and the
+    /// reorderings it predicts run to confirm them (`crate::predict`).
+    Predict,
 }
 
 impl StrategyKind {
@@ -43,17 +48,24 @@ impl StrategyKind {
             StrategyKind::Urw => "urw",
             StrategyKind::Pct => "pct",
             StrategyKind::Swarm => "swarm",
+            StrategyKind::Predict => "predict",
         }
     }
 
     /// Every strategy, in the order tables list them.
-    pub const ALL: [StrategyKind; 4] =
-        [StrategyKind::Random, StrategyKind::Urw, StrategyKind::Pct, StrategyKind::Swarm];
+    pub const ALL: [StrategyKind; 5] = [
+        StrategyKind::Random,
+        StrategyKind::Urw,
+        StrategyKind::Pct,
+        StrategyKind::Swarm,
+        StrategyKind::Predict,
+    ];
 
     /// The strategy's name in a summary: per-seed parameters (swarm's configuration) left out.
     pub fn summary_name(self, p: &Prepared, seed: u64, depth: u32) -> String {
         match self {
             StrategyKind::Swarm => "swarm".into(),
+            StrategyKind::Predict => predict::strategy_name(depth),
             _ => self.build(p, seed, depth).name(),
         }
     }
@@ -65,6 +77,8 @@ impl StrategyKind {
             StrategyKind::Urw => Box::new(RandomWalk::new(seed)),
             StrategyKind::Pct => Box::new(Pct::new(seed, p.steps_estimate, depth)),
             StrategyKind::Swarm => Box::new(Swarm::for_env(seed, &p.env, &p.lengths)),
+            // the first execution of a seed; `crate::predict` runs the reorderings
+            StrategyKind::Predict => Box::new(RandomPriorities::new(seed, &p.lengths, depth)),
         }
     }
 
@@ -132,6 +146,8 @@ pub struct Config {
     pub liveness: Option<Liveness>,
     /// Set from outside (time limit, Ctrl-C) to stop handing out seeds; with the reason.
     pub stop: Option<Arc<StopFlag>>,
+    /// Trace every run and collect race-pair coverage (always on for `predict`).
+    pub coverage: bool,
 }
 
 /// Stops an exploration from another thread: no new seed starts once it is raised.
@@ -171,6 +187,7 @@ impl Default for Config {
             check_determinism: true,
             liveness: None,
             stop: None,
+            coverage: false,
         }
     }
 }
@@ -205,6 +222,8 @@ pub enum SeedOutcome {
     Violation(Vec<String>),
     /// The execution panicked (or failed to run): the message.
     Panic(String),
+    /// Clean, but `predict` predicted this many reorderings that no run confirmed.
+    Unconfirmed(u32),
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -212,6 +231,8 @@ pub struct SeedResult {
     pub seed: u64,
     pub steps: u64,
     pub outcome: SeedOutcome,
+    /// Race-pair coverage of the run (empty unless measured).
+    pub pairs: BTreeSet<RacePair>,
 }
 
 /// What identifies a failure across schedules: each report's kind with the kernel function of
@@ -275,7 +296,7 @@ fn run_inner(
         Ok(Err(e)) => (0, SeedOutcome::Panic(RunError::from(e).to_string())),
         Err(payload) => (0, SeedOutcome::Panic(panic_message(&*payload))),
     };
-    (SeedResult { seed, steps, outcome }, hash)
+    (SeedResult { seed, steps, outcome, pairs: BTreeSet::new() }, hash)
 }
 
 /// A seed whose re-runs disagreed.
@@ -295,12 +316,13 @@ pub fn check_determinism(
 ) -> Option<DeterminismFailure> {
     let (a, ha) = run_inner(p, make, first.seed, true);
     let (b, hb) = run_inner(p, make, first.seed, true);
-    let what = if a != *first {
+    let same = |x: &SeedResult, y: &SeedResult| (x.steps, &x.outcome) == (y.steps, &y.outcome);
+    let what = if !same(&a, first) {
         format!(
             "first run {:?} after {} steps, re-run {:?} after {} steps",
             first.outcome, first.steps, a.outcome, a.steps
         )
-    } else if b != a {
+    } else if !same(&b, &a) {
         format!(
             "re-runs differ: {:?} after {} steps vs {:?} after {} steps",
             a.outcome, a.steps, b.outcome, b.steps
@@ -317,9 +339,60 @@ pub fn check_determinism(
     Some(DeterminismFailure { seed: first.seed, what })
 }
 
-/// Whether `r` gets the determinism check: it failed, or its seed is sampled.
-fn checked(r: &SeedResult) -> bool {
-    r.seed.is_multiple_of(DETERMINISM_SAMPLE) || !matches!(r.outcome, SeedOutcome::Clean)
+/// Whether `r` gets the determinism check: it failed, or its seed is sampled. Not for
+/// `predict`, whose result is a confirmed reordering rather than one run of the seed (its
+/// confirmation is itself a replay).
+fn checked(cfg: &Config, r: &SeedResult) -> bool {
+    cfg.check_determinism
+        && cfg.strategy != StrategyKind::Predict
+        && (r.seed.is_multiple_of(DETERMINISM_SAMPLE) || !matches!(r.outcome, SeedOutcome::Clean))
+}
+
+fn outcome_of(t: &mmsim_traces::Trace) -> SeedOutcome {
+    match t.verdict {
+        Verdict::Clean => SeedOutcome::Clean,
+        Verdict::StepLimit => SeedOutcome::StepLimit,
+        Verdict::Violation => SeedOutcome::Violation(signature(&t.reports)),
+    }
+}
+
+/// Run one seed as `cfg` says: `predict` analyses and reorders, `coverage` traces the run to
+/// measure race pairs; otherwise [`run_one`].
+pub fn run_one_cfg(p: &Prepared, cfg: &Config, make: &MakeStrategy, seed: u64) -> SeedResult {
+    if cfg.strategy != StrategyKind::Predict && !cfg.coverage {
+        return run_one(p, make, seed);
+    }
+    let r = catch_unwind(AssertUnwindSafe(|| -> Result<SeedResult, RunError> {
+        if cfg.strategy == StrategyKind::Predict {
+            let pred = predict::predict_seed(p, seed, cfg.depth)?;
+            let steps = pred.first.events.len() as u64;
+            let outcome = match &pred.confirmed {
+                Some((_, t)) => outcome_of(t),
+                None if pred.predicted == 0 => outcome_of(&pred.first),
+                None => SeedOutcome::Unconfirmed(pred.predicted),
+            };
+            return Ok(SeedResult { seed, steps, outcome, pairs: pred.pairs });
+        }
+        let mut s = make(seed);
+        let t = p.run_with(seed, &mut *s, true)?;
+        let pairs = predict::hb::race_pairs(&t.events);
+        Ok(SeedResult { seed, steps: t.events.len() as u64, outcome: outcome_of(&t), pairs })
+    }));
+    match r {
+        Ok(Ok(r)) => r,
+        Ok(Err(e)) => SeedResult {
+            seed,
+            steps: 0,
+            outcome: SeedOutcome::Panic(e.to_string()),
+            pairs: BTreeSet::new(),
+        },
+        Err(payload) => SeedResult {
+            seed,
+            steps: 0,
+            outcome: SeedOutcome::Panic(panic_message(&*payload)),
+            pairs: BTreeSet::new(),
+        },
+    }
 }
 
 /// Seeds per chunk: results are folded in seed order one chunk at a time.
@@ -367,12 +440,11 @@ pub fn run_seeds_checked(
                 if i >= chunk.len() || i > stop.load(Ordering::Relaxed) {
                     break;
                 }
-                let r = run_one(p, make, chunk[i]);
+                let r = run_one_cfg(p, cfg, make, chunk[i]);
                 if cfg.stop_on_first && matches!(r.outcome, SeedOutcome::Violation(_)) {
                     stop.fetch_min(i, Ordering::Relaxed);
                 }
-                let det =
-                    (cfg.check_determinism && checked(&r)).then(|| check_determinism(p, make, &r));
+                let det = checked(cfg, &r).then(|| check_determinism(p, make, &r));
                 each(&r);
                 mine.push((r, det));
             }
@@ -494,8 +566,18 @@ pub struct Summary {
     pub violations: u64,
     pub step_limits: u64,
     pub panics: u64,
-    /// Steps over all executions.
+    /// Steps over all executions (for `predict`: the first execution of each seed).
     pub steps: u64,
+    /// `predict`: seeds whose first execution was clean and whose predicted reorderings no
+    /// run confirmed (counted as clean, not as violations).
+    #[serde(default)]
+    pub predicted_unconfirmed: u64,
+    /// Whether race-pair coverage was measured (`predict`, or `--coverage`).
+    #[serde(default)]
+    pub coverage: bool,
+    /// Race-pair coverage: the distinct happens-before classes of conflicting pairs seen.
+    #[serde(default)]
+    pub race_pairs: BTreeSet<RacePair>,
     /// Sorted by first seed.
     pub groups: Vec<Group>,
     /// The lowest-seeded panics (at most [`PANICS_LISTED`]).
@@ -551,6 +633,9 @@ impl Summary {
             step_limits: 0,
             panics: 0,
             steps: 0,
+            predicted_unconfirmed: 0,
+            coverage: cfg.coverage || cfg.strategy == StrategyKind::Predict,
+            race_pairs: BTreeSet::new(),
             groups: Vec::new(),
             panicked: Vec::new(),
             determinism_checked: 0,
@@ -577,8 +662,13 @@ impl Summary {
     pub fn add(&mut self, r: &SeedResult) {
         self.runs += 1;
         self.steps += r.steps;
+        self.race_pairs.extend(r.pairs.iter().cloned());
         match &r.outcome {
             SeedOutcome::Clean => self.clean += 1,
+            SeedOutcome::Unconfirmed(_) => {
+                self.clean += 1;
+                self.predicted_unconfirmed += 1;
+            }
             SeedOutcome::StepLimit => self.step_limits += 1,
             SeedOutcome::Violation(sig) => {
                 self.violations += 1;
@@ -655,6 +745,10 @@ pub fn explore(
         for i in 0..sum.groups.len() {
             let seed = sum.groups[i].first_seed;
             let traced = catch_unwind(AssertUnwindSafe(|| {
+                if cfg.strategy == StrategyKind::Predict {
+                    let pred = predict::predict_seed(p, seed, cfg.depth)?;
+                    return Ok(pred.confirmed.map_or(pred.first, |c| c.1));
+                }
                 let mut s = make(seed);
                 p.run_with(seed, &mut *s, true)
             }));
@@ -726,6 +820,7 @@ pub fn merge(parts: &[Summary]) -> Result<Summary, String> {
         )?;
         same("shard count", m.shard_count.to_string(), p.shard_count.to_string())?;
         same("--stop-on-first", m.stop_on_first.to_string(), p.stop_on_first.to_string())?;
+        same("coverage", m.coverage.to_string(), p.coverage.to_string())?;
         if let Some(dup) = p.shards.iter().find(|s| m.shards.contains(s)) {
             return Err(format!("shard {dup}/{} is given twice", m.shard_count));
         }
@@ -736,6 +831,8 @@ pub fn merge(parts: &[Summary]) -> Result<Summary, String> {
         m.step_limits += p.step_limits;
         m.panics += p.panics;
         m.steps += p.steps;
+        m.predicted_unconfirmed += p.predicted_unconfirmed;
+        m.race_pairs.extend(p.race_pairs.iter().cloned());
         for g in &p.groups {
             match m.groups.iter_mut().find(|h| h.signature == g.signature) {
                 Some(h) => {
@@ -821,6 +918,23 @@ impl std::fmt::Display for Summary {
         }
         for d in &self.determinism_failures {
             writeln!(f, "NONDETERMINISTIC seed {}: {}", d.seed, d.what)?;
+        }
+        if self.strategy == StrategyKind::Predict {
+            writeln!(
+                f,
+                "predicted, not confirmed: {} seeds (clean first execution; no reordering showed a violation)",
+                self.predicted_unconfirmed
+            )?;
+        }
+        if self.coverage {
+            let unordered = self.race_pairs.iter().filter(|p| !p.ordered).count();
+            writeln!(
+                f,
+                "race-pair coverage: {} happens-before classes of conflicting pairs ({} unordered, {} ordered)",
+                self.race_pairs.len(),
+                unordered,
+                self.race_pairs.len() - unordered
+            )?;
         }
         if self.groups.is_empty() {
             writeln!(f, "no violation found")?;
@@ -931,6 +1045,7 @@ mod tests {
             seed,
             steps: 1,
             outcome: if bad { SeedOutcome::Violation(vec![]) } else { SeedOutcome::Clean },
+            pairs: BTreeSet::new(),
         };
         let rs: Vec<SeedResult> = [false, false, true, true, false, false, false, true, false]
             .iter()

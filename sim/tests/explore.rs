@@ -44,7 +44,8 @@ fn has_seed_race(s: &Summary) -> bool {
 #[test]
 fn jobs_do_not_change_the_summary() {
     let p = prepared("v6.1");
-    for strategy in StrategyKind::ALL {
+    // predict has its own test of this (its runs are traced and reordered: slower)
+    for strategy in StrategyKind::ALL.into_iter().filter(|&s| s != StrategyKind::Predict) {
         let cfg = Config { strategy, runs: 1500, jobs: 1, ..Config::default() };
         let one = explore(&p, &cfg);
         let two = explore(&p, &Config { jobs: 2, ..cfg.clone() });

@@ -61,6 +61,10 @@ pub struct ExploreArgs {
     /// Stop at the lowest violating seed.
     #[arg(long)]
     pub stop_on_first: bool,
+    /// Trace every run and report race-pair coverage: the distinct happens-before classes of
+    /// conflicting accesses seen (always on with --strategy predict; slower otherwise).
+    #[arg(long)]
+    pub coverage: bool,
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
     /// Write the first trace of each violation signature, and summary.json, here.
@@ -125,6 +129,7 @@ pub fn explore(a: &ExploreArgs) -> i32 {
         check_determinism: !a.no_determinism_check,
         liveness: a.liveness.map(|after| Liveness { after, limit: a.liveness_limit }),
         stop: Some(stop.clone()),
+        coverage: a.coverage,
     };
     let total = cfg.seeds().count() as u64;
     let show = !a.quiet && std::io::stderr().is_terminal();
@@ -145,7 +150,8 @@ pub fn explore(a: &ExploreArgs) -> i32 {
     let started = Instant::now();
     let each = |r: &explore::SeedResult| {
         bar.inc(1);
-        if !matches!(r.outcome, explore::SeedOutcome::Clean | explore::SeedOutcome::StepLimit) {
+        if matches!(r.outcome, explore::SeedOutcome::Violation(_) | explore::SeedOutcome::Panic(_))
+        {
             let n = found.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
             bar.set_message(format!("{n} violations"));
         }
