@@ -3,7 +3,7 @@
 
 use crate::profile::Switches;
 use crate::scenario::{Op, Resolved};
-use mmsim_arch::{Arch, ArchConfig, TableFree};
+use mmsim_arch::{Arch, ArchConfig, TableFree, TlbFlush};
 
 #[derive(Debug)]
 pub struct Env {
@@ -12,6 +12,8 @@ pub struct Env {
     pub profile: &'static str,
     pub sw: Switches,
     pub table_free: TableFree,
+    /// The remote TLB-flush mechanism: the configuration's, or `--set tlb_flush`.
+    pub tlb_flush: TlbFlush,
     pub scenario: Resolved,
     /// CPU slot the Setup/Teardown actor runs on (one past the scenario's CPUs).
     pub serial_cpu: u8,
@@ -48,6 +50,14 @@ impl Env {
                 TableFree::Rcu
             }
             None => cfg.table_free,
+        }
+    }
+    /// The TLB-flush mechanism of `cfg` under `sw`: `--set tlb_flush` if the arch has it (an
+    /// error naming what the arch can do otherwise), else the configuration's.
+    pub fn tlb_flush_for(cfg: &ArchConfig, sw: &Switches) -> Result<TlbFlush, String> {
+        match sw.tlb_flush {
+            Some(t) => cfg.supports_tlb_flush(t).map(|()| t),
+            None => Ok(cfg.tlb_flush),
         }
     }
     pub fn pmd_level(&self) -> usize {

@@ -64,6 +64,23 @@ pub enum UnshareAddr {
     MaskLastPage,
 }
 
+/// Where a VMA split unshares the PMD tables of the PUD range around the split address
+/// (kernel-notes §3.5, §9.7).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum SplitUnshare {
+    /// Nowhere: `hugetlb_vm_op_split()` only checks huge-page alignment, so a split can leave a
+    /// shared table under VMAs that no longer cover its PUD range (before b30c14cd6102).
+    Never,
+    /// In `->may_split()` = `hugetlb_vm_op_split()` -> `hugetlb_unshare_pmds()` taking the vma
+    /// lock and `i_mmap_rwsem` itself, *before* `__split_vma()` write-locks the rmap: a
+    /// concurrent `huge_pmd_share()` can re-share the table before the boundary moves
+    /// (b30c14cd6102, Jan 2023, to CVE-2025-38084).
+    MaySplit,
+    /// In `__split_vma()` as `hugetlb_split()`, after `vma_prepare()` took `i_mmap_rwsem` for
+    /// write, atomically with the boundary change (081056dc00a2, v6.16).
+    InSplit,
+}
+
 /// The switches of one kernel profile.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Switches {
@@ -106,6 +123,13 @@ pub struct Switches {
     /// the table is shared, so a `VM_MAYSHARE` VMA whose vma lock failed to allocate trips the
     /// assertion when hole punch or truncate unmaps it (v6.1 to 2025-07, §10.7).
     pub unshare_asserts_first: bool,
+    /// Where a VMA split unshares PMD tables straddling the split address.
+    pub split_unshare: SplitUnshare,
+    /// Override of the configuration's remote TLB-flush mechanism (`--set
+    /// tlb_flush=ipi|broadcast|paravirt|sbi`); `None` (`arch`) keeps the configuration's.
+    /// Checked against the arch when a run is prepared; the table-free policy does not follow
+    /// it (set `rcu_table_free` too, as a PV guest's `pv_ops.mmu.tlb_remove_table` does).
+    pub tlb_flush: Option<mmsim_arch::TlbFlush>,
 }
 
 /// A named profile.
@@ -140,6 +164,8 @@ const BASE: Switches = Switches {
     unshare_flush_leaf_only: false,
     walker_rcu: false,
     unshare_asserts_first: false,
+    split_unshare: SplitUnshare::Never,
+    tlb_flush: None,
 };
 
 const TIMELINE: &[Change] = &[
@@ -173,10 +199,11 @@ const TIMELINE: &[Change] = &[
     },
     Change {
         name: "v6.3",
-        doc: "every hugetlb walker holds the vma lock or i_mmap_rwsem; hugetlb_walk() checks (9c67a20704e7, eefc7fa53608)",
+        doc: "every hugetlb walker holds the vma lock or i_mmap_rwsem; hugetlb_walk() checks (9c67a20704e7, eefc7fa53608); VMA splits unshare in ->may_split() (b30c14cd6102, Jan 2023)",
         apply: |s| {
             s.walker_vma_lock = true;
             s.hugetlb_walk_lockdep = true;
+            s.split_unshare = SplitUnshare::MaySplit;
         },
     },
     Change {
@@ -201,8 +228,11 @@ const TIMELINE: &[Change] = &[
     },
     Change {
         name: "v6.16",
-        doc: "huge_pmd_unshare() calls tlb_remove_table_sync_one() (1013af4f585f)",
-        apply: |s| s.unshare_sync_one = true,
+        doc: "huge_pmd_unshare() calls tlb_remove_table_sync_one() (1013af4f585f); split unsharing moves into __split_vma() as hugetlb_split() (081056dc00a2)",
+        apply: |s| {
+            s.unshare_sync_one = true;
+            s.split_unshare = SplitUnshare::InSplit;
+        },
     },
     Change {
         name: "2025-10",
@@ -328,6 +358,16 @@ impl Switches {
             ("unshare_flush_leaf_only".into(), b(self.unshare_flush_leaf_only)),
             ("walker_rcu".into(), b(self.walker_rcu)),
             ("unshare_asserts_first".into(), b(self.unshare_asserts_first)),
+            ("tlb_flush".into(), self.tlb_flush.map_or("arch", |t| t.key()).into()),
+            (
+                "split_unshare".into(),
+                match self.split_unshare {
+                    SplitUnshare::Never => "never",
+                    SplitUnshare::MaySplit => "may_split",
+                    SplitUnshare::InSplit => "in_split",
+                }
+                .into(),
+            ),
         ];
         v.sort();
         v
@@ -363,6 +403,9 @@ impl Switches {
                 "page_table_lock" => SharePudLock::PageTableLock }),
             "unshare_addr" => enum_switch!(self, unshare_addr, value, "unshare_addr", {
                 "round_up" => UnshareAddr::RoundUp, "mask_last_page" => UnshareAddr::MaskLastPage }),
+            "split_unshare" => enum_switch!(self, split_unshare, value, "split_unshare", {
+                "never" => SplitUnshare::Never, "may_split" => SplitUnshare::MaySplit,
+                "in_split" => SplitUnshare::InSplit }),
             "unsharer_vma_lock" => self.unsharer_vma_lock = boolean(value)?,
             "walker_vma_lock" => self.walker_vma_lock = boolean(value)?,
             "hugetlb_walk_lockdep" => self.hugetlb_walk_lockdep = boolean(value)?,
@@ -374,6 +417,18 @@ impl Switches {
                         name: name.into(),
                         value: v.into(),
                         expected: "arch true false",
+                    })?),
+                }
+            }
+            "tlb_flush" => {
+                self.tlb_flush = match value {
+                    "arch" | "default" => None,
+                    v => Some(mmsim_arch::TlbFlush::from_key(v).ok_or_else(|| {
+                        SetError::BadValue {
+                            name: name.into(),
+                            value: v.into(),
+                            expected: "arch ipi broadcast paravirt sbi",
+                        }
                     })?),
                 }
             }

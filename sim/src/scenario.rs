@@ -82,8 +82,21 @@ pub enum CpuOp {
     GupFast { at: Quantity },
     /// `madvise(MADV_DONTNEED)`.
     MadviseDontneed { at: Quantity, len: Quantity },
-    /// `munmap()`.
+    /// `munmap()`; a range that covers part of a mapping splits it (`__split_vma()`).
     Munmap { at: Quantity, len: Quantity },
+    /// `mmap(MAP_FIXED)` of a hugetlbfs file over `[at, at + len)`: whatever the range overlaps
+    /// is unmapped first, splitting straddling mappings.
+    MmapFixed {
+        file: String,
+        at: Quantity,
+        len: Quantity,
+        #[serde(default = "yes")]
+        shared: bool,
+        #[serde(default)]
+        offset: Option<Quantity>,
+    },
+    /// `mmap(MAP_FIXED | MAP_PRIVATE | MAP_ANONYMOUS)` over `[at, at + len)`.
+    MmapFixedAnon { at: Quantity, len: Quantity },
     /// `mprotect()`; `write: false` makes the range read-only.
     Mprotect { at: Quantity, len: Quantity, write: bool },
     /// A user load (`write: false`) or store through the MMU: TLB, hardware walk, and a page
@@ -151,6 +164,14 @@ pub enum Op {
         at: u64,
         len: u64,
     },
+    /// `mmap(MAP_FIXED)`: a hugetlbfs file (`file`) or anonymous memory (`None`).
+    MmapFixed {
+        file: Option<u8>,
+        at: u64,
+        len: u64,
+        shared: bool,
+        pgoff: u64,
+    },
     Mprotect {
         at: u64,
         len: u64,
@@ -187,6 +208,14 @@ impl fmt::Display for Op {
                 write!(f, "madvise(0x{at:x}, 0x{len:x}, MADV_DONTNEED)")
             }
             Op::Munmap { at, len } => write!(f, "munmap(0x{at:x}, 0x{len:x})"),
+            Op::MmapFixed { file: Some(file), at, len, shared, .. } => write!(
+                f,
+                "mmap(0x{at:x}, 0x{len:x}, MAP_FIXED|{}, file{file})",
+                if shared { "MAP_SHARED" } else { "MAP_PRIVATE" }
+            ),
+            Op::MmapFixed { file: None, at, len, .. } => {
+                write!(f, "mmap(0x{at:x}, 0x{len:x}, MAP_FIXED|MAP_PRIVATE|MAP_ANONYMOUS)")
+            }
             Op::Mprotect { at, len, write } => write!(
                 f,
                 "mprotect(0x{at:x}, 0x{len:x}, {})",
@@ -242,6 +271,7 @@ pub const BUILTIN: &[(&str, &str)] = &[
     ("punch-hole-nolock", include_str!("../scenarios/punch-hole-nolock.ron")),
     ("anon-fault-munmap", include_str!("../scenarios/anon-fault-munmap.ron")),
     ("unshare-addr", include_str!("../scenarios/unshare-addr.ron")),
+    ("split-unshare", include_str!("../scenarios/split-unshare.ron")),
 ];
 
 /// Scenario text and where it came from.
@@ -482,6 +512,38 @@ impl Scenario {
                         page_range(field("at"), a, l)?;
                         Op::Munmap { at: a, len: l }
                     }
+                    CpuOp::MmapFixed { file, at, len, shared, offset } => {
+                        let (a, l) = (q(field("at"), at)?, q(field("len"), len)?);
+                        range(field("at"), a, l)?;
+                        let off = match offset {
+                            Some(o) => q(field("offset"), o)?,
+                            None => 0,
+                        };
+                        if !off.is_multiple_of(huge) {
+                            return Err(invalid(
+                                field("offset"),
+                                format!("offset 0x{off:x} is not huge-page aligned"),
+                            ));
+                        }
+                        let f = mm_index(&mut r.file_names, file);
+                        if r.file_pages.len() <= f as usize {
+                            r.file_pages.push(0);
+                        }
+                        let pages = (off + l) / huge;
+                        r.file_pages[f as usize] = r.file_pages[f as usize].max(pages);
+                        Op::MmapFixed {
+                            file: Some(f),
+                            at: a,
+                            len: l,
+                            shared: *shared,
+                            pgoff: off >> arch.page_shift(),
+                        }
+                    }
+                    CpuOp::MmapFixedAnon { at, len } => {
+                        let (a, l) = (q(field("at"), at)?, q(field("len"), len)?);
+                        page_range(field("at"), a, l)?;
+                        Op::MmapFixed { file: None, at: a, len: l, shared: false, pgoff: 0 }
+                    }
                     CpuOp::Mprotect { at, len, write } => {
                         let (a, l) = (q(field("at"), at)?, q(field("len"), len)?);
                         page_range(field("at"), a, l)?;
@@ -498,8 +560,9 @@ impl Scenario {
         Ok(r)
     }
 
-    /// Partial munmap/mprotect split VMAs (`__split_vma()`), which this model does not do yet:
-    /// refuse them rather than silently doing something else.
+    /// Mapping limits and overlaps in setup; a partial mprotect (a split this model does not
+    /// do) and a munmap or `mmap(MAP_FIXED)` that would split a hugetlb mapping off a huge-page
+    /// boundary (`-EINVAL`) are refused with the reason.
     fn check_ranges(&self, r: &Resolved, huge: u64) -> Result<(), (String, String)> {
         let mut maps: Vec<(u8, u64, u64)> = Vec::new();
         let mut huge_maps: Vec<(u8, u64, u64)> = Vec::new();
@@ -541,13 +604,28 @@ impl Scenario {
                         ));
                     }
                 }
-                if let Op::Munmap { at, len } | Op::Mprotect { at, len, .. } = *op {
+                if let Op::Mprotect { at, len, .. } = *op {
                     let whole = maps.iter().any(|&(mm, a, l)| mm == *m && a == at && l == len);
                     if !whole {
                         return Err((
                             format!("cpus[{c}].ops[{i}]"),
-                            format!("0x{at:x}+0x{len:x} is not exactly one mapping: splitting a VMA (__split_vma) is not modelled yet"),
+                            format!("mprotect 0x{at:x}+0x{len:x} is not exactly one mapping: an mprotect that splits a VMA is not modelled (munmap and mmap(MAP_FIXED) split)"),
                         ));
+                    }
+                }
+                if let Op::Munmap { at, len } | Op::MmapFixed { at, len, .. } = *op {
+                    // hugetlb_vm_op_split(): a split of a hugetlb VMA off a huge-page boundary
+                    // is -EINVAL; say so instead of running a call that does nothing
+                    for cut in [at, at + len] {
+                        let straddled = huge_maps
+                            .iter()
+                            .find(|&&(mm, a, l)| mm == *m && a < cut && cut < a + l);
+                        if let (Some(&(_, a, l)), false) = (straddled, cut.is_multiple_of(huge)) {
+                            return Err((
+                                format!("cpus[{c}].ops[{i}]"),
+                                format!("0x{at:x}+0x{len:x} would split the hugetlb mapping 0x{a:x}+0x{l:x} at 0x{cut:x}, which is not aligned to the huge page size 0x{huge:x}: the kernel refuses the split with -EINVAL (hugetlb_vm_op_split)"),
+                            ));
+                        }
                     }
                 }
             }

@@ -14,4 +14,5 @@ pub mod interrupts;
 pub mod mmu_gather;
 pub mod ops;
 pub mod user_access;
+pub mod vma;
 pub mod walk;
