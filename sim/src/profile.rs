@@ -81,6 +81,16 @@ pub enum SplitUnshare {
     InSplit,
 }
 
+/// How `copy_hugetlb_page_range()` decides that the child's PMD table is shared (§3.3, §3.6).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ForkShareTest {
+    /// `page_count(virt_to_page(dst_pte)) > 1`: right while sharers are counted in the
+    /// refcount, wrong once `pt_share_count` counts them (v6.13 to 2025-07).
+    PageCount,
+    /// `ptdesc_pmd_is_shared()` (14967a9c7d24, 2025-10).
+    PtShareCount,
+}
+
 /// The switches of one kernel profile.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Switches {
@@ -130,6 +140,11 @@ pub struct Switches {
     /// Checked against the arch when a run is prepared; the table-free policy does not follow
     /// it (set `rcu_table_free` too, as a PV guest's `pv_ops.mmu.tlb_remove_table` does).
     pub tlb_flush: Option<mmsim_arch::TlbFlush>,
+    /// `fork()` leaves the page tables of hugetlb mappings without an anon_vma to the child's
+    /// faults (bcd51a3c679d, "hugetlb: lazy page table copies in fork()", v6.0); `false`
+    /// copies them with `copy_hugetlb_page_range()`, as before and as with that commit reverted.
+    pub lazy_fork_copy: bool,
+    pub fork_share_test: ForkShareTest,
 }
 
 /// A named profile.
@@ -166,6 +181,8 @@ const BASE: Switches = Switches {
     unshare_asserts_first: false,
     split_unshare: SplitUnshare::Never,
     tlb_flush: None,
+    lazy_fork_copy: false,
+    fork_share_test: ForkShareTest::PageCount,
 };
 
 const TIMELINE: &[Change] = &[
@@ -184,8 +201,11 @@ const TIMELINE: &[Change] = &[
     },
     Change {
         name: "v6.0",
-        doc: "unsharing loops advance with hugetlb_mask_last_page() (May 2022 fix)",
-        apply: |s| s.unshare_addr = UnshareAddr::MaskLastPage,
+        doc: "unsharing loops advance with hugetlb_mask_last_page() (May 2022 fix); fork leaves shared hugetlb page tables to the child's faults (bcd51a3c679d)",
+        apply: |s| {
+            s.unshare_addr = UnshareAddr::MaskLastPage;
+            s.lazy_fork_copy = true;
+        },
     },
     Change {
         name: "v6.1",
@@ -236,8 +256,11 @@ const TIMELINE: &[Change] = &[
     },
     Change {
         name: "2025-10",
-        doc: "huge_pmd_unshare() asserts its locks only after the early returns, for a really shared table (Deepanshu Kartikey; 91a830422707, unverified)",
-        apply: |s| s.unshare_asserts_first = false,
+        doc: "huge_pmd_unshare() asserts its locks only after the early returns, for a really shared table (Deepanshu Kartikey; 91a830422707, unverified); fork tests ptdesc_pmd_is_shared() (14967a9c7d24)",
+        apply: |s| {
+            s.unshare_asserts_first = false;
+            s.fork_share_test = ForkShareTest::PtShareCount;
+        },
     },
 ];
 
@@ -358,6 +381,15 @@ impl Switches {
             ("unshare_flush_leaf_only".into(), b(self.unshare_flush_leaf_only)),
             ("walker_rcu".into(), b(self.walker_rcu)),
             ("unshare_asserts_first".into(), b(self.unshare_asserts_first)),
+            ("lazy_fork_copy".into(), b(self.lazy_fork_copy)),
+            (
+                "fork_share_test".into(),
+                match self.fork_share_test {
+                    ForkShareTest::PageCount => "page_count",
+                    ForkShareTest::PtShareCount => "pt_share_count",
+                }
+                .into(),
+            ),
             ("tlb_flush".into(), self.tlb_flush.map_or("arch", |t| t.key()).into()),
             (
                 "split_unshare".into(),
@@ -420,6 +452,10 @@ impl Switches {
                     })?),
                 }
             }
+            "lazy_fork_copy" => self.lazy_fork_copy = boolean(value)?,
+            "fork_share_test" => enum_switch!(self, fork_share_test, value, "fork_share_test", {
+                "page_count" => ForkShareTest::PageCount,
+                "pt_share_count" => ForkShareTest::PtShareCount }),
             "tlb_flush" => {
                 self.tlb_flush = match value {
                     "arch" | "default" => None,

@@ -59,6 +59,8 @@ pub enum SetupOp {
     Touch { mm: String, at: Quantity },
     /// `mmap(MAP_PRIVATE | MAP_ANONYMOUS)`: ordinary pages in PTE tables.
     MapAnon { mm: String, at: Quantity, len: Quantity },
+    /// `fork()` of `mm` into the new process `child` (its shared hugetlbfs mappings only).
+    Fork { mm: String, child: String },
 }
 
 fn yes() -> bool {
@@ -97,6 +99,10 @@ pub enum CpuOp {
     },
     /// `mmap(MAP_FIXED | MAP_PRIVATE | MAP_ANONYMOUS)` over `[at, at + len)`.
     MmapFixedAnon { at: Quantity, len: Quantity },
+    /// `fork()` into the process `child`, a name no setup mapping uses: `dup_mmap()` copies
+    /// this CPU's mm's VMAs (shared hugetlbfs mappings only) and, where the profile copies
+    /// page tables at fork, `copy_hugetlb_page_range()`.
+    Fork { child: String },
     /// `mprotect()`; `write: false` makes the range read-only.
     Mprotect { at: Quantity, len: Quantity, write: bool },
     /// A user load (`write: false`) or store through the MMU: TLB, hardware walk, and a page
@@ -177,6 +183,10 @@ pub enum Op {
         len: u64,
         write: bool,
     },
+    /// `fork()` into the mm `child`.
+    Fork {
+        child: u8,
+    },
     /// `exit_mmap()`, run for every mm at teardown.
     ExitMmap,
 }
@@ -221,6 +231,7 @@ impl fmt::Display for Op {
                 "mprotect(0x{at:x}, 0x{len:x}, {})",
                 if write { "PROT_READ|PROT_WRITE" } else { "PROT_READ" }
             ),
+            Op::Fork { child } => write!(f, "fork() into mm{child}"),
             Op::ExitMmap => write!(f, "exit_mmap"),
         }
     }
@@ -272,6 +283,7 @@ pub const BUILTIN: &[(&str, &str)] = &[
     ("anon-fault-munmap", include_str!("../scenarios/anon-fault-munmap.ron")),
     ("unshare-addr", include_str!("../scenarios/unshare-addr.ron")),
     ("split-unshare", include_str!("../scenarios/split-unshare.ron")),
+    ("fork-copy-shared", include_str!("../scenarios/fork-copy-shared.ron")),
 ];
 
 /// Scenario text and where it came from.
@@ -457,6 +469,11 @@ impl Scenario {
                     let m = mm_index(&mut r.mm_names, mm);
                     r.setup.push((m, Op::MapAnon { at: a, len: l }));
                 }
+                SetupOp::Fork { mm, child } => {
+                    let m = mm_index(&mut r.mm_names, mm);
+                    let c = mm_index(&mut r.mm_names, child);
+                    r.setup.push((m, Op::Fork { child: c }));
+                }
                 SetupOp::Touch { mm, at } => {
                     let at_v = q(field("at"), at)?;
                     let m = mm_index(&mut r.mm_names, mm);
@@ -539,6 +556,7 @@ impl Scenario {
                             pgoff: off >> arch.page_shift(),
                         }
                     }
+                    CpuOp::Fork { child } => Op::Fork { child: mm_index(&mut r.mm_names, child) },
                     CpuOp::MmapFixedAnon { at, len } => {
                         let (a, l) = (q(field("at"), at)?, q(field("len"), len)?);
                         page_range(field("at"), a, l)?;
@@ -590,6 +608,36 @@ impl Scenario {
                     ));
                 }
                 maps.push((*m, at, len));
+            }
+        }
+        let forks = r
+            .setup
+            .iter()
+            .enumerate()
+            .map(|(i, (m, op))| (format!("setup[{i}]"), *m, *op))
+            .chain(r.cpus.iter().enumerate().flat_map(|(c, (m, ops))| {
+                ops.iter().enumerate().map(move |(i, op)| (format!("cpus[{c}].ops[{i}]"), *m, *op))
+            }));
+        for (field, m, op) in forks {
+            let Op::Fork { child } = op else { continue };
+            let name = |x: u8| r.mm_names[x as usize].clone();
+            if child == m || maps.iter().any(|&(mm, _, _)| mm == child) {
+                return Err((
+                    field,
+                    format!(
+                        "fork() needs a new process as child, but mm {} already exists",
+                        name(child)
+                    ),
+                ));
+            }
+            let private = r.setup.iter().any(|(mm, op)| {
+                *mm == m && matches!(op, Op::MapAnon { .. } | Op::MapFile { shared: false, .. })
+            });
+            if private {
+                return Err((
+                    field,
+                    format!("fork() of mm {} with private mappings: copy-on-write at fork is not modelled (fork processes with shared hugetlbfs mappings only)", name(m)),
+                ));
             }
         }
         for (c, (m, ops)) in r.cpus.iter().enumerate() {

@@ -7,6 +7,7 @@
 
 pub mod anon;
 pub mod ctx;
+pub mod fork;
 pub mod gup_fast;
 pub mod hugetlb;
 pub mod hugetlbfs;

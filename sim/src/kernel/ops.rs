@@ -33,6 +33,7 @@ pub enum Running {
     Munmap(Unmap),
     Mprotect(Mprotect),
     MmapFixed(MmapFixed),
+    Fork(super::fork::Fork),
     ExitMmap(Unmap),
 }
 
@@ -56,6 +57,7 @@ impl Running {
             Op::MapAnon { at, len } => {
                 Running::MapAnon(MapAnon { mm, at, len, pc: 0, locked: false })
             }
+            Op::Fork { child } => Running::Fork(super::fork::Fork::new(mm, child)),
             Op::MmapFixed { file, at, len, shared, pgoff } => {
                 Running::MmapFixed(MmapFixed::new(mm, file, at, len, shared, pgoff))
             }
@@ -99,6 +101,7 @@ impl Running {
             Running::Munmap(m) | Running::ExitMmap(m) => m.step(cx),
             Running::Mprotect(m) => m.step(cx),
             Running::MmapFixed(m) => m.step(cx),
+            Running::Fork(m) => m.step(cx),
         }
     }
 }
