@@ -38,7 +38,9 @@ impl Env {
     }
     /// The table-free policy of `cfg` under the profile switches `sw`: `--set rcu_table_free`
     /// wins; else x86 configurations that free after the flush use RCU from v6.15
-    /// (`x86_rcu_table_free`); else the configuration's default.
+    /// (`x86_rcu_table_free`); riscv64 follows `riscv_table_free` (none before v6.8, then
+    /// RCU except in IPI-flush mode, RCU always from Qi Zheng's 2025 series); else the
+    /// configuration's default.
     pub fn table_free_for(cfg: &ArchConfig, sw: &Switches) -> TableFree {
         match sw.rcu_table_free {
             Some(true) => TableFree::Rcu,
@@ -48,6 +50,15 @@ impl Env {
                 && cfg.format.name().starts_with("x86_64") =>
             {
                 TableFree::Rcu
+            }
+            None if cfg.format.name().starts_with("riscv64") => {
+                use crate::profile::RiscvTableFree::*;
+                let ipi = Env::tlb_flush_for(cfg, sw).unwrap_or(cfg.tlb_flush) == TlbFlush::Ipi;
+                match sw.riscv_table_free {
+                    AfterFlush => TableFree::AfterFlush,
+                    RcuUnlessIpi if ipi => TableFree::AfterFlush,
+                    RcuUnlessIpi | Rcu => TableFree::Rcu,
+                }
             }
             None => cfg.table_free,
         }

@@ -91,6 +91,18 @@ pub enum ForkShareTest {
     PtShareCount,
 }
 
+/// How riscv64 frees page tables (kernel-notes §6.6).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum RiscvTableFree {
+    /// No `MMU_GATHER_RCU_TABLE_FREE`: tables are freed after the flush (before v6.8).
+    AfterFlush,
+    /// v6.8 (69be3fb111e7): RCU table free for SMP && MMU, but `tlb_remove_page_ptdesc()`
+    /// (free after the flush) when `riscv_use_ipi_for_rfence()`: RCU only in SBI mode.
+    RcuUnlessIpi,
+    /// `tlb_remove_ptdesc()` always (Qi Zheng, 2025; release unverified, with the v6.14 series).
+    Rcu,
+}
+
 /// The switches of one kernel profile.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Switches {
@@ -120,9 +132,11 @@ pub struct Switches {
     pub unshare_sync_one: bool,
     /// Keep freed page-table pages poisoned instead of reusing them (KASAN quarantine).
     pub quarantine: bool,
-    /// The flush after an unshare is leaf-only, keeping walk-cache entries through the cleared
-    /// PUD: arm64 after the v6.19 unshare rework (8ce720d5bd91) until c2ff4764e03e (2026).
-    /// No profile sets it, because the rest of that rework is not modelled; use `--set`.
+    /// The flush after an unshare is leaf-only on arm64 (`tlb_flush()` with `last_level =
+    /// !freed_tables`), keeping walk-cache entries through the cleared PUD: after the v6.19
+    /// unshare rework (8ce720d5bd91) until c2ff4764e03e (2026). Other archs' flushes drop
+    /// walk caches either way. Of that rework the model has this and the sync only for tables
+    /// left exclusive; the unshare still flushes per VMA, not through the caller's gather.
     pub unshare_flush_leaf_only: bool,
     /// Slow GUP protects its walk with `rcu_read_lock()` instead of the vma lock: the
     /// "walker lock" of Peter Xu's RFC v2 (Nov 2022), dropped before v6.3 because
@@ -145,6 +159,14 @@ pub struct Switches {
     /// copies them with `copy_hugetlb_page_range()`, as before and as with that commit reverted.
     pub lazy_fork_copy: bool,
     pub fork_share_test: ForkShareTest,
+    /// riscv64's page-table free policy; `rcu_table_free` overrides it.
+    pub riscv_table_free: RiscvTableFree,
+    /// riscv64 has GUP-fast (v6.8, 3f910b7a522e); before, `get_user_pages_fast()` falls back
+    /// to slow GUP under `mmap_lock`.
+    pub riscv_gup_fast: bool,
+    /// The unshare's `tlb_remove_table_sync_one()` runs only when the table is left with one
+    /// owner (`fully_unshared_tables`, v6.19, 8ce720d5bd91); before, after every unshare.
+    pub unshare_sync_exclusive_only: bool,
 }
 
 /// A named profile.
@@ -183,6 +205,9 @@ const BASE: Switches = Switches {
     tlb_flush: None,
     lazy_fork_copy: false,
     fork_share_test: ForkShareTest::PageCount,
+    riscv_table_free: RiscvTableFree::AfterFlush,
+    riscv_gup_fast: false,
+    unshare_sync_exclusive_only: false,
 };
 
 const TIMELINE: &[Change] = &[
@@ -232,14 +257,25 @@ const TIMELINE: &[Change] = &[
         apply: |s| s.share_pud_lock = SharePudLock::PageTableLock,
     },
     Change {
+        name: "v6.8",
+        doc: "riscv frees page tables by RCU (MMU_GATHER_RCU_TABLE_FREE, 69be3fb111e7; not in IPI-flush mode) and gains GUP-fast (3f910b7a522e)",
+        apply: |s| {
+            s.riscv_table_free = RiscvTableFree::RcuUnlessIpi;
+            s.riscv_gup_fast = true;
+        },
+    },
+    Change {
         name: "v6.13",
         doc: "pt_share_count in struct ptdesc replaces the refcount (59d9094df3d7)",
         apply: |s| s.share_count = ShareCount::PtShareCount,
     },
     Change {
         name: "v6.14",
-        doc: "table dtor (and ptlock free) moves into __tlb_remove_table() (Qi Zheng)",
-        apply: |s| s.ptlock_dies = PtlockDies::WithTable,
+        doc: "table dtor (and ptlock free) moves into __tlb_remove_table(); riscv frees tables by RCU in IPI mode too (Qi Zheng's series; release unverified)",
+        apply: |s| {
+            s.ptlock_dies = PtlockDies::WithTable;
+            s.riscv_table_free = RiscvTableFree::Rcu;
+        },
     },
     Change {
         name: "v6.15",
@@ -261,6 +297,19 @@ const TIMELINE: &[Change] = &[
             s.unshare_asserts_first = false;
             s.fork_share_test = ForkShareTest::PtShareCount;
         },
+    },
+    Change {
+        name: "v6.19",
+        doc: "unshare through mmu_gather: one sync IPI only for tables left exclusive; arm64's flush after it is leaf-only (8ce720d5bd91)",
+        apply: |s| {
+            s.unshare_sync_exclusive_only = true;
+            s.unshare_flush_leaf_only = true;
+        },
+    },
+    Change {
+        name: "2026",
+        doc: "arm64 flushes walk caches after an unshare as after a free (c2ff4764e03e)",
+        apply: |s| s.unshare_flush_leaf_only = false,
     },
 ];
 
@@ -383,6 +432,17 @@ impl Switches {
             ("unshare_asserts_first".into(), b(self.unshare_asserts_first)),
             ("lazy_fork_copy".into(), b(self.lazy_fork_copy)),
             (
+                "riscv_table_free".into(),
+                match self.riscv_table_free {
+                    RiscvTableFree::AfterFlush => "after_flush",
+                    RiscvTableFree::RcuUnlessIpi => "rcu_unless_ipi",
+                    RiscvTableFree::Rcu => "rcu",
+                }
+                .into(),
+            ),
+            ("riscv_gup_fast".into(), b(self.riscv_gup_fast)),
+            ("unshare_sync_exclusive_only".into(), b(self.unshare_sync_exclusive_only)),
+            (
                 "fork_share_test".into(),
                 match self.fork_share_test {
                     ForkShareTest::PageCount => "page_count",
@@ -453,6 +513,12 @@ impl Switches {
                 }
             }
             "lazy_fork_copy" => self.lazy_fork_copy = boolean(value)?,
+            "riscv_gup_fast" => self.riscv_gup_fast = boolean(value)?,
+            "unshare_sync_exclusive_only" => self.unshare_sync_exclusive_only = boolean(value)?,
+            "riscv_table_free" => enum_switch!(self, riscv_table_free, value, "riscv_table_free", {
+                "after_flush" => RiscvTableFree::AfterFlush,
+                "rcu_unless_ipi" => RiscvTableFree::RcuUnlessIpi,
+                "rcu" => RiscvTableFree::Rcu }),
             "fork_share_test" => enum_switch!(self, fork_share_test, value, "fork_share_test", {
                 "page_count" => ForkShareTest::PageCount,
                 "pt_share_count" => ForkShareTest::PtShareCount }),

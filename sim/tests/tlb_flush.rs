@@ -8,11 +8,13 @@ use mmsim::scenario::Source;
 use mmsim_arch::TlbFlush;
 use mmsim_traces::{ReportKind, Verdict};
 
+/// v6.1; riscv64 with v6.8, its first release with GUP-fast.
 fn request(arch: &str, set: &[&str]) -> Request {
+    let profile = if arch.starts_with("riscv64") { "v6.8" } else { "v6.1" };
     Request {
         source: Source::load("gup-fast-vs-munmap").unwrap(),
         arch: Some(arch.into()),
-        profile: Some("v6.1".into()),
+        profile: Some(profile.into()),
         set: set.iter().map(|s| s.to_string()).collect(),
     }
 }

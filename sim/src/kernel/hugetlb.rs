@@ -296,6 +296,8 @@ pub struct HugePmdUnshare {
     pud: Option<EntryPtr>,
     sync: Option<FlushTlb>,
     assert_vma_lock: bool,
+    /// Sharers beyond the first, as read before the unshare.
+    sharers: u32,
 }
 
 impl HugePmdUnshare {
@@ -311,6 +313,7 @@ impl HugePmdUnshare {
             pud: None,
             sync: None,
             assert_vma_lock: true,
+            sharers: 0,
         }
     }
 
@@ -331,6 +334,7 @@ impl HugePmdUnshare {
             // (2025-10: the early returns first, then the assertions for a shared table)
             0 => {
                 let sharers = cx.table_sharers(F, self.ptep)?;
+                self.sharers = sharers;
                 if cx.env.sw.unshare_asserts_first || sharers > 0 {
                     crate::check::assert_unshare_locks(cx, self.mm, self.vma, self.assert_vma_lock);
                 }
@@ -355,7 +359,11 @@ impl HugePmdUnshare {
             3 => {
                 cx.table_unshare(F, self.ptep)?;
                 cx.k.mms[self.mm as usize].nr_pmds -= 1;
-                let sync = cx.env.sw.unshare_sync_one && cx.env.table_free == TableFree::Rcu;
+                // v6.19: tlb_flush_unshared_tables() syncs only if fully_unshared_tables
+                let left = self.sharers.saturating_sub(1);
+                let sync = cx.env.sw.unshare_sync_one
+                    && cx.env.table_free == TableFree::Rcu
+                    && (!cx.env.sw.unshare_sync_exclusive_only || left == 0);
                 self.pc = if sync { 5 } else { 4 };
             }
             4 => return Ok(Poll::Ready(true)),
@@ -605,7 +613,9 @@ impl ZapHugetlbVma {
             }
             // if (force_flush) tlb_flush_mmu_tlbonly(tlb): before i_mmap_rwsem is dropped
             3 => {
-                let leaf_only = cx.env.sw.unshare_flush_leaf_only;
+                // arm64 tlb_flush(): last_level = !freed_tables (v6.19 until c2ff4764e03e)
+                let leaf_only =
+                    cx.env.sw.unshare_flush_leaf_only && cx.env.arch.name().starts_with("arm64");
                 let fl = self.flush.get_or_insert_with(|| {
                     FlushTlb::mm(cx, mm, "tlb_flush_mmu_tlbonly").leaf_only(leaf_only)
                 });

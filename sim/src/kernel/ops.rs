@@ -28,7 +28,7 @@ pub enum Running {
     Access(UserAccess),
     Fault(UserFault),
     GupSlow(FollowHugetlbPage),
-    GupFast(super::gup_fast::GupFast),
+    GupFast(GetUserPagesFast),
     MadviseDontneed(MadviseDontneed),
     Munmap(Unmap),
     Mprotect(Mprotect),
@@ -68,7 +68,7 @@ impl Running {
             }
             Op::TempRef { at } => Running::TempRef(TempRef { mm, at, pc: 0, pfn: None }),
             Op::GupSlow { at } => Running::GupSlow(FollowHugetlbPage::new(mm, at)),
-            Op::GupFast { at } => Running::GupFast(super::gup_fast::GupFast::new(mm, at)),
+            Op::GupFast { at } => Running::GupFast(GetUserPagesFast { mm, at, path: None }),
             Op::MadviseDontneed { at, len } => Running::MadviseDontneed(MadviseDontneed {
                 mm,
                 at,
@@ -905,5 +905,39 @@ impl MmapFixed {
             }
         }
         Ok(Poll::Pending)
+    }
+}
+
+/// `get_user_pages_fast()`: the lockless `gup_fast()` walk where the arch has GUP-fast, else
+/// (riscv64 before v6.8, `riscv_gup_fast` off) the slow-GUP fallback under `mmap_lock`
+/// (`get_user_pages_unlocked()` -> `follow_hugetlb_page()`).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct GetUserPagesFast {
+    mm: u8,
+    at: u64,
+    path: Option<GupPath>,
+}
+
+#[allow(clippy::large_enum_variant)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+enum GupPath {
+    Fast(super::gup_fast::GupFast),
+    Slow(FollowHugetlbPage),
+}
+
+impl GetUserPagesFast {
+    fn step(&mut self, cx: &mut Ctx) -> R<Poll<()>> {
+        let (mm, at) = (self.mm, self.at);
+        let path = self.path.get_or_insert_with(|| {
+            if cx.env.arch.name().starts_with("riscv64") && !cx.env.sw.riscv_gup_fast {
+                GupPath::Slow(FollowHugetlbPage::new(mm, at))
+            } else {
+                GupPath::Fast(super::gup_fast::GupFast::new(mm, at))
+            }
+        });
+        match path {
+            GupPath::Fast(g) => g.step(cx),
+            GupPath::Slow(g) => g.step(cx),
+        }
     }
 }
