@@ -221,7 +221,8 @@ impl ReportKind {
             | ReportKind::LockRule
             | ReportKind::ShareCount
             | ReportKind::Leak
-            | ReportKind::Deadlock => Severity::Bug,
+            | ReportKind::Deadlock
+            | ReportKind::SplitShared => Severity::Bug,
             ReportKind::RangeRevisit => Severity::Warning,
         }
     }
