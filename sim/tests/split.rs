@@ -182,3 +182,33 @@ fn misaligned_hugetlb_split_is_refused_like_einval() {
     assert!(e.contains("-EINVAL") && e.contains("hugetlb_vm_op_split"), "{e}");
     assert!(e.contains("at 0x40201000"), "{e}");
 }
+
+#[test]
+fn a_misaligned_split_of_a_mapping_made_at_run_time_fails_with_einval() {
+    // the hugetlb mapping appears only in the concurrent phase, so the scenario check cannot
+    // see it: __split_vma() refuses at run time and the munmap unmaps nothing
+    let text = r#"Scenario(
+    name: "einval",
+    setup: [ MapAnon(mm: "A", at: "PUD", len: "PUD") ],
+    cpus: [ (mm: "A", ops: [
+        MmapFixed(file: "huge", at: "PUD", len: "PUD"),
+        Fault(at: "PUD+PMD"),
+        Munmap(at: "PUD+PMD", len: "PAGE"),
+        Access(at: "PUD+PMD", write: true),
+    ]) ],
+)"#;
+    let p = prepared_src(inline("einval", text), "x86_64", "latest");
+    let (t, out) = p.run_seed(0, true).unwrap();
+    assert_eq!(out.verdict, Verdict::Clean, "{:#?}", t.reports);
+    let op2 = |e: &&mmsim_traces::Event| e.actor == Actor::Cpu(0) && e.op == 2;
+    let refused: Vec<_> = t
+        .events
+        .iter()
+        .filter(op2)
+        .filter(|e| e.func == "hugetlb_vm_op_split" && e.detail.contains("-EINVAL"))
+        .collect();
+    assert_eq!(refused.len(), 1, "{refused:#?}");
+    assert!(t.events.iter().filter(op2).all(|e| e.func != "__unmap_hugepage_range_final"));
+    // the page is still mapped: the store after the failed munmap does not fault
+    assert!(t.events.iter().filter(|e| e.op == 3).all(|e| e.func != "hugetlb_fault"));
+}
