@@ -269,6 +269,9 @@ pub enum ScenarioError {
 /// Mappings one mm may have (bounded so kernel paths keep fixed-size state).
 pub const MAX_MAPPINGS: usize = 8;
 
+/// VMAs one mm may reach, splits included: every munmap or `mmap(MAP_FIXED)` can add two.
+pub const MAX_VMAS: usize = 16;
+
 /// Built-in scenarios: (name, RON source).
 pub const BUILTIN: &[(&str, &str)] = &[
     ("gup-vs-unshare", include_str!("../scenarios/gup-vs-unshare.ron")),
@@ -639,6 +642,32 @@ impl Scenario {
                     format!("fork() of mm {} with private mappings: copy-on-write at fork is not modelled (fork processes with shared hugetlbfs mappings only)", name(m)),
                 ));
             }
+        }
+        // a munmap or mmap(MAP_FIXED) in the middle of a mapping leaves one VMA more, and a
+        // new one; a fork gives the child as many as its parent
+        let mut bound: Vec<usize> = (0..r.mm_names.len())
+            .map(|mm| maps.iter().filter(|&&(m, _, _)| m as usize == mm).count())
+            .collect();
+        let all_ops = r
+            .setup
+            .iter()
+            .map(|(m, op)| (*m, *op))
+            .chain(r.cpus.iter().flat_map(|(m, ops)| ops.iter().map(move |op| (*m, *op))));
+        for (m, op) in all_ops {
+            match op {
+                Op::Munmap { .. } | Op::MmapFixed { .. } => bound[m as usize] += 2,
+                Op::Fork { child } => bound[child as usize] += bound[m as usize],
+                _ => {}
+            }
+        }
+        if let Some(mm) = bound.iter().position(|&n| n > MAX_VMAS) {
+            return Err((
+                "cpus".into(),
+                format!(
+                    "mm {} could reach {} VMAs through its mappings and splits; at most {MAX_VMAS} are supported",
+                    r.mm_names[mm], bound[mm]
+                ),
+            ));
         }
         for (c, (m, ops)) in r.cpus.iter().enumerate() {
             for (i, op) in ops.iter().enumerate() {

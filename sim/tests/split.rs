@@ -212,3 +212,17 @@ fn a_misaligned_split_of_a_mapping_made_at_run_time_fails_with_einval() {
     // the page is still mapped: the store after the failed munmap does not fault
     assert!(t.events.iter().filter(|e| e.op == 3).all(|e| e.func != "hugetlb_fault"));
 }
+
+#[test]
+fn too_many_splits_for_the_fixed_vma_bound_are_refused() {
+    let maps: String = (1..=8)
+        .map(|i| format!("MapAnon(mm: \"A\", at: \"{i}*PUD\", len: \"16*PAGE\"),"))
+        .collect();
+    let cuts: String =
+        (1..=5).map(|i| format!("Munmap(at: \"{i}*PUD+4*PAGE\", len: \"PAGE\"),")).collect();
+    let text =
+        format!("Scenario(name: \"many\", setup: [{maps}], cpus: [(mm: \"A\", ops: [{cuts}])])");
+    let req = Request { source: inline("many", &text), arch: None, profile: None, set: vec![] };
+    let e = Prepared::new(&req).err().expect("refused").to_string();
+    assert!(e.contains("could reach 18 VMAs") && e.contains("at most 16"), "{e}");
+}

@@ -531,7 +531,7 @@ pub struct Unmap {
     exit: bool,
     pc: u8,
     /// VMA ids to remove, in address order (at most a few per scenario).
-    vmas: [u16; 8],
+    vmas: [u16; crate::scenario::MAX_VMAS],
     nvmas: u8,
     cur: u8,
     floor: u64,
@@ -558,7 +558,7 @@ impl Unmap {
             end: at.saturating_add(len),
             exit,
             pc: 0,
-            vmas: [0; 8],
+            vmas: [0; crate::scenario::MAX_VMAS],
             nvmas: 0,
             cur: 0,
             floor: 0,
