@@ -103,7 +103,8 @@ pub enum CpuOp {
     /// this CPU's mm's VMAs (shared hugetlbfs mappings only) and, where the profile copies
     /// page tables at fork, `copy_hugetlb_page_range()`.
     Fork { child: String },
-    /// `mprotect()`; `write: false` makes the range read-only.
+    /// `mprotect()` of a range inside one mapping (a part splits it); `write: false` makes the
+    /// range read-only.
     Mprotect { at: Quantity, len: Quantity, write: bool },
     /// A user load (`write: false`) or store through the MMU: TLB, hardware walk, and a page
     /// fault if the translation is missing.
@@ -655,7 +656,9 @@ impl Scenario {
             .chain(r.cpus.iter().flat_map(|(m, ops)| ops.iter().map(move |op| (*m, *op))));
         for (m, op) in all_ops {
             match op {
-                Op::Munmap { .. } | Op::MmapFixed { .. } => bound[m as usize] += 2,
+                Op::Munmap { .. } | Op::MmapFixed { .. } | Op::Mprotect { .. } => {
+                    bound[m as usize] += 2
+                }
                 Op::Fork { child } => bound[child as usize] += bound[m as usize],
                 _ => {}
             }
@@ -682,15 +685,19 @@ impl Scenario {
                     }
                 }
                 if let Op::Mprotect { at, len, .. } = *op {
-                    let whole = maps.iter().any(|&(mm, a, l)| mm == *m && a == at && l == len);
-                    if !whole {
+                    let inside =
+                        maps.iter().any(|&(mm, a, l)| mm == *m && a <= at && at + len <= a + l);
+                    if !inside {
                         return Err((
                             format!("cpus[{c}].ops[{i}]"),
-                            format!("mprotect 0x{at:x}+0x{len:x} is not exactly one mapping: an mprotect that splits a VMA is not modelled (munmap and mmap(MAP_FIXED) split)"),
+                            format!("mprotect 0x{at:x}+0x{len:x} is not inside one mapping: an mprotect over several VMAs or holes is not modelled"),
                         ));
                     }
                 }
-                if let Op::Munmap { at, len } | Op::MmapFixed { at, len, .. } = *op {
+                if let Op::Munmap { at, len }
+                | Op::MmapFixed { at, len, .. }
+                | Op::Mprotect { at, len, .. } = *op
+                {
                     // hugetlb_vm_op_split(): a split of a hugetlb VMA off a huge-page boundary
                     // is -EINVAL; say so instead of running a call that does nothing
                     for cut in [at, at + len] {

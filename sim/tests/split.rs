@@ -117,9 +117,11 @@ fn split_unshares_and_leaves_no_shared_table_or_leak() {
 }
 
 #[test]
-fn mmap_fixed_splits_like_munmap() {
-    // the same race with mmap(MAP_FIXED) of anonymous memory and of another hugetlbfs file
+fn mmap_fixed_and_mprotect_split_like_munmap() {
+    // the same race with a partial mprotect, and mmap(MAP_FIXED) of anonymous memory and of
+    // another hugetlbfs file
     for (name, op) in [
+        ("mprotect", r#"Mprotect(at: "PUD+PMD", len: "PMD", write: false)"#),
         ("anon", r#"MmapFixedAnon(at: "PUD+PMD", len: "PMD")"#),
         ("file", r#"MmapFixed(file: "other", at: "PUD+PMD", len: "PMD")"#),
     ] {

@@ -80,7 +80,7 @@ impl Running {
             }),
             Op::Munmap { at, len } => Running::Munmap(Unmap::new(mm, at, len, false)),
             Op::Mprotect { at, len, write } => {
-                Running::Mprotect(Mprotect { mm, at, len, write, pc: 0, inner: None })
+                Running::Mprotect(Mprotect { mm, at, len, write, pc: 0, inner: None, split: None })
             }
             Op::ExitMmap => Running::ExitMmap(Unmap::new(mm, 0, u64::MAX, true)),
         }
@@ -736,7 +736,8 @@ impl Unmap {
     }
 }
 
-/// `mprotect()` of a whole hugetlb VMA: `mmap_write_lock()`, `mprotect_fixup()` ->
+/// `mprotect()` within one VMA: `mmap_write_lock()`, `mprotect_fixup()` (which splits the VMA
+/// at the range's ends through `vma_modify_flags()` -> `__split_vma()`) ->
 /// `change_protection()` -> `hugetlb_change_protection()`, update `vm_flags`.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Mprotect {
@@ -746,14 +747,44 @@ pub struct Mprotect {
     write: bool,
     pc: u8,
     inner: Option<HugetlbChangeProtection>,
+    split: Option<SplitVma>,
 }
 
 impl Mprotect {
     fn step(&mut self, cx: &mut Ctx) -> R<Poll<()>> {
         let lock = Object::MmapLock(self.mm);
+        let mm = self.mm;
         match self.pc {
             0 => {
                 cx.down_write("do_mprotect_pkey", lock)?;
+                self.pc = 10;
+            }
+            // vma_modify_flags(): split_vma() at start, then at end, where they fall inside
+            10 | 11 => {
+                let end = self.at + self.len;
+                if self.split.is_none() {
+                    let (cut, below) = if self.pc == 10 { (self.at, true) } else { (end, false) };
+                    let straddling = cx.k.mms[mm as usize]
+                        .vmas
+                        .iter()
+                        .find(|v| v.start < cut && cut < v.end)
+                        .map(|v| v.id);
+                    match straddling {
+                        Some(id) => self.split = Some(SplitVma::new(mm, id, cut, below)),
+                        None => {
+                            self.pc += 1;
+                            return Ok(Poll::Pending);
+                        }
+                    }
+                }
+                let s = self.split.as_mut().expect("set");
+                if s.step(cx)?.is_ready() {
+                    let failed = s.failed;
+                    self.split = None;
+                    self.pc = if failed { 2 } else { self.pc + 1 };
+                }
+            }
+            12 => {
                 let end = self.at + self.len;
                 self.inner = cx.k.mms[self.mm as usize]
                     .find_vma(self.at)
