@@ -195,6 +195,9 @@ pub enum ReportKind {
     /// An unsharing loop revisits the PUD range it just unshared instead of moving past it
     /// (schema 2).
     RangeRevisit,
+    /// After a VMA split, a VMA that does not cover its whole PUD range maps a shared PMD
+    /// table (kernel-notes §9.7; schema 3).
+    SplitShared,
     /// Hung-task style: in the liveness phase (fair scheduling after an adversarial bound) a
     /// CPU stayed blocked while the others completed more operations than the limit; the text
     /// gives the blocking chain (schema 3).
@@ -223,6 +226,7 @@ impl ReportKind {
             | ReportKind::ShareCount
             | ReportKind::Leak
             | ReportKind::Deadlock
+            | ReportKind::SplitShared
             | ReportKind::Starvation => Severity::Bug,
             ReportKind::RangeRevisit => Severity::Warning,
         }
