@@ -28,6 +28,8 @@ pub enum StrategyKind {
     Urw,
     /// PCT (Burckhardt et al. 2010) with bug depth `--depth`.
     Pct,
+    /// Bounded exhaustive search (`--exhaustive`; see `mmsim::dfs`): not a per-seed strategy.
+    Dfs,
 }
 
 impl StrategyKind {
@@ -36,6 +38,7 @@ impl StrategyKind {
             StrategyKind::Random => "random",
             StrategyKind::Urw => "urw",
             StrategyKind::Pct => "pct",
+            StrategyKind::Dfs => "dfs",
         }
     }
 
@@ -45,6 +48,8 @@ impl StrategyKind {
             StrategyKind::Random => Box::new(RandomPriorities::new(seed, &p.lengths, depth)),
             StrategyKind::Urw => Box::new(RandomWalk::new(seed)),
             StrategyKind::Pct => Box::new(Pct::new(seed, p.steps_estimate, depth)),
+            // the search drives the engine itself (`dfs::search`); per seed it has no choice
+            StrategyKind::Dfs => Box::new(crate::engine::strategy::FirstRunnable),
         }
     }
 }
