@@ -398,6 +398,13 @@ impl Search<'_> {
             order.remove(i);
             order.insert(0, i);
         }
+        // In a covering schedule the sleeping step has already run, which may have enabled
+        // the last actor's next step here: count it as runnable there unless it commutes.
+        let last_fp = match last {
+            Some(l @ Actor::Cpu(_)) => eng.pending_of(l).map(|p| footprint(l, Some(p))),
+            Some(_) => Some(GLOBAL),
+            None => None,
+        };
         let mut done: Vec<(Sleep, bool)> = Vec::new();
         for i in order {
             if self.stopped.is_some() {
@@ -427,7 +434,10 @@ impl Search<'_> {
                 for z in &sleep {
                     if z.actor != c.actor && !dependent(z.fp, fp) {
                         // the covering schedule takes the same step from the same last actor
-                        zs.push(Sleep { alt_used: z.alt_used + c_cost, ..*z });
+                        let last_runnable_there =
+                            last_enabled || last_fp.is_some_and(|f| dependent(f, z.fp));
+                        let alt_cost = cost(last, last_runnable_there, c.actor);
+                        zs.push(Sleep { alt_used: z.alt_used + alt_cost, ..*z });
                     }
                 }
                 for (d, d_enabled_after) in &done {
