@@ -10,9 +10,11 @@
 //! exploration goes on.
 
 use crate::engine::strategy::{Pct, RandomPriorities, RandomWalk, Strategy};
+use crate::predict::{self, hb::RacePair};
 use crate::run::{self, Prepared, RunError};
 use mmsim_traces::{Report, Verdict};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeSet;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -30,6 +32,9 @@ pub enum StrategyKind {
     Pct,
     /// Bounded exhaustive search (`--exhaustive`; see `mmsim::dfs`): not a per-seed strategy.
     Dfs,
+    /// Predictive detection: one random run per seed, happens-before analysis, and the
+    /// reorderings it predicts run to confirm them (`crate::predict`).
+    Predict,
 }
 
 impl StrategyKind {
@@ -39,6 +44,7 @@ impl StrategyKind {
             StrategyKind::Urw => "urw",
             StrategyKind::Pct => "pct",
             StrategyKind::Dfs => "dfs",
+            StrategyKind::Predict => "predict",
         }
     }
 
@@ -50,6 +56,8 @@ impl StrategyKind {
             StrategyKind::Pct => Box::new(Pct::new(seed, p.steps_estimate, depth)),
             // the search drives the engine itself (`dfs::search`); per seed it has no choice
             StrategyKind::Dfs => Box::new(crate::engine::strategy::FirstRunnable),
+            // the first execution of a seed; `crate::predict` runs the reorderings
+            StrategyKind::Predict => Box::new(RandomPriorities::new(seed, &p.lengths, depth)),
         }
     }
 }
@@ -96,6 +104,8 @@ pub struct Config {
     pub shard: Option<Shard>,
     /// Stop after the lowest violating seed (all lower seeds are still run and counted).
     pub stop_on_first: bool,
+    /// Trace every run and collect race-pair coverage (always on for `predict`).
+    pub coverage: bool,
 }
 
 impl Default for Config {
@@ -108,6 +118,7 @@ impl Default for Config {
             jobs: 1,
             shard: None,
             stop_on_first: false,
+            coverage: false,
         }
     }
 }
@@ -129,6 +140,8 @@ pub enum SeedOutcome {
     Violation(Vec<String>),
     /// The execution panicked (or failed to run): the message.
     Panic(String),
+    /// Clean, but `predict` predicted this many reorderings that no run confirmed.
+    Unconfirmed(u32),
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -136,6 +149,8 @@ pub struct SeedResult {
     pub seed: u64,
     pub steps: u64,
     pub outcome: SeedOutcome,
+    /// Race-pair coverage of the run (empty unless measured).
+    pub pairs: BTreeSet<RacePair>,
 }
 
 /// What identifies a failure across schedules: each report's kind with the kernel function of
@@ -178,7 +193,54 @@ pub fn run_one(p: &Prepared, make: &MakeStrategy, seed: u64) -> SeedResult {
         Ok(Err(e)) => (0, SeedOutcome::Panic(RunError::from(e).to_string())),
         Err(payload) => (0, SeedOutcome::Panic(panic_message(&*payload))),
     };
-    SeedResult { seed, steps, outcome }
+    SeedResult { seed, steps, outcome, pairs: BTreeSet::new() }
+}
+
+fn outcome_of(t: &mmsim_traces::Trace) -> SeedOutcome {
+    match t.verdict {
+        Verdict::Clean => SeedOutcome::Clean,
+        Verdict::StepLimit => SeedOutcome::StepLimit,
+        Verdict::Violation => SeedOutcome::Violation(signature(&t.reports)),
+    }
+}
+
+/// Run one seed as `cfg` says: `predict` analyses and reorders, `coverage` traces the run to
+/// measure race pairs; otherwise [`run_one`].
+pub fn run_one_cfg(p: &Prepared, cfg: &Config, make: &MakeStrategy, seed: u64) -> SeedResult {
+    if cfg.strategy != StrategyKind::Predict && !cfg.coverage {
+        return run_one(p, make, seed);
+    }
+    let r = catch_unwind(AssertUnwindSafe(|| -> Result<SeedResult, RunError> {
+        if cfg.strategy == StrategyKind::Predict {
+            let pred = predict::predict_seed(p, seed, cfg.depth)?;
+            let steps = pred.first.events.len() as u64;
+            let outcome = match &pred.confirmed {
+                Some((_, t)) => outcome_of(t),
+                None if pred.predicted == 0 => outcome_of(&pred.first),
+                None => SeedOutcome::Unconfirmed(pred.predicted),
+            };
+            return Ok(SeedResult { seed, steps, outcome, pairs: pred.pairs });
+        }
+        let mut s = make(seed);
+        let t = p.run_with(seed, &mut *s, true)?;
+        let pairs = predict::hb::race_pairs(&t.events);
+        Ok(SeedResult { seed, steps: t.events.len() as u64, outcome: outcome_of(&t), pairs })
+    }));
+    match r {
+        Ok(Ok(r)) => r,
+        Ok(Err(e)) => SeedResult {
+            seed,
+            steps: 0,
+            outcome: SeedOutcome::Panic(e.to_string()),
+            pairs: BTreeSet::new(),
+        },
+        Err(payload) => SeedResult {
+            seed,
+            steps: 0,
+            outcome: SeedOutcome::Panic(panic_message(&*payload)),
+            pairs: BTreeSet::new(),
+        },
+    }
 }
 
 /// Seeds per chunk: results are folded in seed order one chunk at a time.
@@ -209,7 +271,7 @@ pub fn run_seeds(
                 if i >= chunk.len() || i > stop.load(Ordering::Relaxed) {
                     break;
                 }
-                let r = run_one(p, make, chunk[i]);
+                let r = run_one_cfg(p, cfg, make, chunk[i]);
                 if cfg.stop_on_first && matches!(r.outcome, SeedOutcome::Violation(_)) {
                     stop.fetch_min(i, Ordering::Relaxed);
                 }
@@ -328,8 +390,18 @@ pub struct Summary {
     pub violations: u64,
     pub step_limits: u64,
     pub panics: u64,
-    /// Steps over all executions.
+    /// Steps over all executions (for `predict`: the first execution of each seed).
     pub steps: u64,
+    /// `predict`: seeds whose first execution was clean and whose predicted reorderings no
+    /// run confirmed (counted as clean, not as violations).
+    #[serde(default)]
+    pub predicted_unconfirmed: u64,
+    /// Whether race-pair coverage was measured (`predict`, or `--coverage`).
+    #[serde(default)]
+    pub coverage: bool,
+    /// Race-pair coverage: the distinct happens-before classes of conflicting pairs seen.
+    #[serde(default)]
+    pub race_pairs: BTreeSet<RacePair>,
     /// Sorted by first seed.
     pub groups: Vec<Group>,
     /// The lowest-seeded panics (at most [`PANICS_LISTED`]).
@@ -339,7 +411,10 @@ pub struct Summary {
 impl Summary {
     /// An empty summary for `cfg` over `p`.
     pub fn new(p: &Prepared, cfg: &Config) -> Summary {
-        let name = cfg.strategy.build(p, cfg.seed_start, cfg.depth).name();
+        let name = match cfg.strategy {
+            StrategyKind::Predict => predict::strategy_name(cfg.depth),
+            s => s.build(p, cfg.seed_start, cfg.depth).name(),
+        };
         let pct = (cfg.strategy == StrategyKind::Pct).then(|| {
             let depth = cfg.depth.clamp(1, crate::engine::strategy::MAX_CHANGE_POINTS as u32 + 1);
             PctBound {
@@ -370,6 +445,9 @@ impl Summary {
             step_limits: 0,
             panics: 0,
             steps: 0,
+            predicted_unconfirmed: 0,
+            coverage: cfg.coverage || cfg.strategy == StrategyKind::Predict,
+            race_pairs: BTreeSet::new(),
             groups: Vec::new(),
             panicked: Vec::new(),
         }
@@ -379,8 +457,13 @@ impl Summary {
     pub fn add(&mut self, r: &SeedResult) {
         self.runs += 1;
         self.steps += r.steps;
+        self.race_pairs.extend(r.pairs.iter().cloned());
         match &r.outcome {
             SeedOutcome::Clean => self.clean += 1,
+            SeedOutcome::Unconfirmed(_) => {
+                self.clean += 1;
+                self.predicted_unconfirmed += 1;
+            }
             SeedOutcome::StepLimit => self.step_limits += 1,
             SeedOutcome::Violation(sig) => {
                 self.violations += 1;
@@ -444,6 +527,10 @@ pub fn explore(
         for i in 0..sum.groups.len() {
             let seed = sum.groups[i].first_seed;
             let traced = catch_unwind(AssertUnwindSafe(|| {
+                if cfg.strategy == StrategyKind::Predict {
+                    let pred = predict::predict_seed(p, seed, cfg.depth)?;
+                    return Ok(pred.confirmed.map_or(pred.first, |c| c.1));
+                }
                 let mut s = make(seed);
                 p.run_with(seed, &mut *s, true)
             }));
@@ -515,6 +602,7 @@ pub fn merge(parts: &[Summary]) -> Result<Summary, String> {
         )?;
         same("shard count", m.shard_count.to_string(), p.shard_count.to_string())?;
         same("--stop-on-first", m.stop_on_first.to_string(), p.stop_on_first.to_string())?;
+        same("coverage", m.coverage.to_string(), p.coverage.to_string())?;
         if let Some(dup) = p.shards.iter().find(|s| m.shards.contains(s)) {
             return Err(format!("shard {dup}/{} is given twice", m.shard_count));
         }
@@ -525,6 +613,8 @@ pub fn merge(parts: &[Summary]) -> Result<Summary, String> {
         m.step_limits += p.step_limits;
         m.panics += p.panics;
         m.steps += p.steps;
+        m.predicted_unconfirmed += p.predicted_unconfirmed;
+        m.race_pairs.extend(p.race_pairs.iter().cloned());
         for g in &p.groups {
             match m.groups.iter_mut().find(|h| h.signature == g.signature) {
                 Some(h) => {
@@ -582,6 +672,23 @@ impl std::fmt::Display for Summary {
             "{} runs: {} clean, {} violations, {} step limits, {} panics; {} steps",
             self.runs, self.clean, self.violations, self.step_limits, self.panics, self.steps
         )?;
+        if self.strategy == StrategyKind::Predict {
+            writeln!(
+                f,
+                "predicted, not confirmed: {} seeds (clean first execution; no reordering showed a violation)",
+                self.predicted_unconfirmed
+            )?;
+        }
+        if self.coverage {
+            let unordered = self.race_pairs.iter().filter(|p| !p.ordered).count();
+            writeln!(
+                f,
+                "race-pair coverage: {} happens-before classes of conflicting pairs ({} unordered, {} ordered)",
+                self.race_pairs.len(),
+                unordered,
+                self.race_pairs.len() - unordered
+            )?;
+        }
         if self.groups.is_empty() {
             writeln!(f, "no violation found")?;
         }
@@ -688,6 +795,7 @@ mod tests {
             seed,
             steps: 1,
             outcome: if bad { SeedOutcome::Violation(vec![]) } else { SeedOutcome::Clean },
+            pairs: BTreeSet::new(),
         };
         let rs: Vec<SeedResult> = [false, false, true, true, false, false, false, true, false]
             .iter()

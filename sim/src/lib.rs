@@ -16,6 +16,7 @@ pub mod explore;
 pub mod kernel;
 pub mod minimize;
 pub mod model;
+pub mod predict;
 pub mod profile;
 pub mod run;
 pub mod scenario;

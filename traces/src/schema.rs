@@ -197,6 +197,33 @@ pub enum ReportKind {
     RangeRevisit,
 }
 
+/// How bad a report is, for choosing which run or report to show first. Memory-safety bugs
+/// (KASAN-style, wrong-mm, stale TLB) outrank lock and accounting bugs, which outrank warnings
+/// about wasted work (`RangeRevisit`, a slowdown with no safety effect).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Severity {
+    Warning,
+    Bug,
+    MemorySafety,
+}
+
+impl ReportKind {
+    pub fn severity(self) -> Severity {
+        match self {
+            ReportKind::UseAfterFreeTable
+            | ReportKind::UseAfterFreePtlock
+            | ReportKind::WrongMm
+            | ReportKind::StaleTlb => Severity::MemorySafety,
+            ReportKind::LockContract
+            | ReportKind::LockRule
+            | ReportKind::ShareCount
+            | ReportKind::Leak
+            | ReportKind::Deadlock => Severity::Bug,
+            ReportKind::RangeRevisit => Severity::Warning,
+        }
+    }
+}
+
 /// A step named for a report's provenance.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Site {

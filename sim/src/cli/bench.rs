@@ -36,6 +36,7 @@ fn timed(p: &Prepared, cfg: &Config, tracing: bool) -> (f64, f64, Vec<explore::S
                     seed,
                     steps: t.decisions.len() as u64,
                     outcome: explore::SeedOutcome::Clean,
+                    pairs: Default::default(),
                 }
             })
             .collect()

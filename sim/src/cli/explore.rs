@@ -49,6 +49,10 @@ pub struct ExploreArgs {
     /// Stop at the lowest violating seed.
     #[arg(long)]
     pub stop_on_first: bool,
+    /// Trace every run and report race-pair coverage: the distinct happens-before classes of
+    /// conflicting accesses seen (always on with --strategy predict; slower otherwise).
+    #[arg(long)]
+    pub coverage: bool,
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
     /// Write the first trace of each violation signature, and summary.json, here.
@@ -83,6 +87,7 @@ pub fn explore(a: &ExploreArgs) -> i32 {
         jobs,
         shard: a.shard,
         stop_on_first: a.stop_on_first,
+        coverage: a.coverage,
     };
     let total = cfg.seeds().count() as u64;
     let bar = if std::io::stderr().is_terminal() {
@@ -100,7 +105,8 @@ pub fn explore(a: &ExploreArgs) -> i32 {
     let found = std::sync::atomic::AtomicU64::new(0);
     let each = |r: &explore::SeedResult| {
         bar.inc(1);
-        if !matches!(r.outcome, explore::SeedOutcome::Clean | explore::SeedOutcome::StepLimit) {
+        if matches!(r.outcome, explore::SeedOutcome::Violation(_) | explore::SeedOutcome::Panic(_))
+        {
             let n = found.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
             bar.set_message(format!("{n} violations or panics"));
         }

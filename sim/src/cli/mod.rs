@@ -4,7 +4,7 @@
 //! This file holds the clap definitions and the dispatch; each command's body lives in its own
 //! module beside it, so commands can grow without touching each other.
 
-mod arch;
+pub(crate) mod arch;
 mod bench;
 mod book;
 mod compare;
