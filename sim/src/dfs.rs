@@ -682,3 +682,64 @@ impl std::fmt::Display for DfsSummary {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fp(object: Object, access: Access) -> Footprint {
+        footprint(Actor::Cpu(0), Some(Pending { func: "f", object, access }))
+    }
+
+    #[test]
+    fn independence_follows_the_declared_accesses() {
+        let e = |index| Object::Entry { pfn: 0x1003, index };
+        // reads commute; a write does not commute with a read of any entry
+        assert!(!dependent(fp(e(1), Access::Read), fp(e(2), Access::Read)));
+        assert!(dependent(fp(e(1), Access::Write), fp(e(2), Access::Read)));
+        // rwsem readers commute, a writer does not
+        let l = Object::MmapLock(0);
+        assert!(!dependent(fp(l, Access::LockRead), fp(l, Access::UnlockRead)));
+        assert!(dependent(fp(l, Access::LockRead), fp(l, Access::LockWrite)));
+        assert!(!dependent(fp(l, Access::LockWrite), fp(Object::MmapLock(1), Access::LockWrite)));
+        // a trylock is declared as a read but may take the lock
+        assert!(dependent(fp(l, Access::Read), fp(l, Access::LockRead)));
+        // a VMA's lock goes with its VMA tree
+        let vl = Object::VmaLock { mm: 0, vma: 3 };
+        assert!(dependent(fp(vl, Access::LockRead), fp(Object::Vmas(0), Access::Write)));
+        // the allocator and interrupt actors touch everything
+        let alloc = fp(Object::Table(0x1005), Access::Alloc);
+        assert!(dependent(alloc, fp(Object::MmapLock(1), Access::LockRead)));
+        assert!(dependent(footprint(Actor::Irq(1), None), fp(e(1), Access::Read)));
+        assert!(!dependent(fp(e(1), Access::Local), fp(e(2), Access::Write)));
+    }
+
+    #[test]
+    fn normalizing_keeps_the_order_of_tlb_times_and_drops_provenance_steps() {
+        let req = crate::run::Request {
+            source: crate::scenario::Source::load("gup-vs-unshare").unwrap(),
+            arch: None,
+            profile: Some("v6.1".into()),
+            set: vec![],
+        };
+        let env = crate::run::prepare(&req).unwrap();
+        let mut e = Engine::new(&env, false);
+        assert!(e.start_concurrent().is_none());
+        let mut a = e.state.clone();
+        let mut b = e.state.clone();
+        a.step = 100;
+        b.step = 200;
+        a.k.mms[0].flushed_at = 50;
+        b.k.mms[0].flushed_at = 70;
+        assert_eq!(normalized(&a), normalized(&b));
+        b.k.cpus[0].tlb.entries[0].valid = true;
+        b.k.cpus[0].tlb.entries[0].filled = 60;
+        a.k.cpus[0].tlb.entries[0] = b.k.cpus[0].tlb.entries[0];
+        a.k.cpus[0].tlb.entries[0].filled = 40;
+        // filled before the flush in both: the same state
+        assert_eq!(normalized(&a), normalized(&b));
+        // filled after the flush in one: not the same state
+        a.k.cpus[0].tlb.entries[0].filled = 55;
+        assert_ne!(normalized(&a), normalized(&b));
+    }
+}
