@@ -152,6 +152,12 @@ fn fault_vs_unshare_reduced_v4_20() {
 }
 
 #[test]
+fn ptlock_early_free_reduced_v6_13_arm64() {
+    check("ptlock-early-free-2cpu.ron", "v6.13", Some("arm64-4k"), 3);
+}
+
+/// Three CPUs: brute force beyond bound 2 takes minutes.
+#[test]
 fn share_pud_lock_v6_1() {
     check("share-pud-lock", "v6.1", None, 2);
 }
