@@ -78,6 +78,26 @@ pub enum TlbFlush {
     SbiRfence,
 }
 
+impl TlbFlush {
+    /// Every mechanism, in `--set tlb_flush=` order.
+    pub const ALL: [TlbFlush; 4] =
+        [TlbFlush::Ipi, TlbFlush::Broadcast, TlbFlush::Paravirt, TlbFlush::SbiRfence];
+
+    /// The `--set tlb_flush=` spelling (`ipi`, `broadcast`, `paravirt`, `sbi`).
+    pub const fn key(self) -> &'static str {
+        match self {
+            TlbFlush::Ipi => "ipi",
+            TlbFlush::Broadcast => "broadcast",
+            TlbFlush::Paravirt => "paravirt",
+            TlbFlush::SbiRfence => "sbi",
+        }
+    }
+
+    pub fn from_key(key: &str) -> Option<TlbFlush> {
+        TlbFlush::ALL.into_iter().find(|t| t.key() == key)
+    }
+}
+
 /// A named architecture configuration as users select it with `--arch`.
 #[derive(Clone, Copy, Debug)]
 pub struct ArchConfig {
@@ -170,6 +190,32 @@ impl ArchConfig {
     }
 
     /// A human description: name, doc, policies, then the format's [`Arch::describe`].
+    /// Whether this configuration's architecture can flush remote TLBs by `t` (kernel-notes §8):
+    /// x86_64 by native IPIs, paravirt hypercalls or INVLPGB broadcast; arm64 only by broadcast
+    /// TLBI (its PEs are never interrupted for a flush); riscv64 by S-mode IPIs or an SBI remote
+    /// fence. Otherwise the reason.
+    pub fn supports_tlb_flush(&self, t: TlbFlush) -> Result<(), String> {
+        let arch = self.format.name();
+        let ok = if arch.starts_with("x86_64") {
+            t != TlbFlush::SbiRfence
+        } else if arch.starts_with("arm64") {
+            t == TlbFlush::Broadcast
+        } else {
+            matches!(t, TlbFlush::Ipi | TlbFlush::SbiRfence)
+        };
+        if ok {
+            return Ok(());
+        }
+        let how = if arch.starts_with("x86_64") {
+            "x86_64 flushes by native IPIs (ipi), paravirt hypercalls (paravirt) or INVLPGB (broadcast); SBI is riscv-only"
+        } else if arch.starts_with("arm64") {
+            "arm64 flushes only by broadcast TLBI ..IS instructions (broadcast): it has no IPI, hypercall or SBI flush"
+        } else {
+            "riscv64 flushes by S-mode IPIs (ipi) or an SBI remote fence (sbi): it has no broadcast invalidation or paravirt flush"
+        };
+        Err(format!("{} cannot flush TLBs by `{}`: {how}", self.name, t.key()))
+    }
+
     pub fn describe(&self) -> String {
         format!(
             "{}: {}\n  table free: {:?}, TLB flush: {:?}\n{}",

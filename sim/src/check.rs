@@ -168,6 +168,9 @@ pub fn report(cx: &mut Ctx, kind: ReportKind, func: &'static str, object: Object
         ReportKind::RangeRevisit => {
             format!("WARNING: {func} walks the PUD range it just unshared again")
         }
+        ReportKind::SplitShared => {
+            format!("WARNING: shared PMD table straddles a VMA boundary after {func}")
+        }
         ReportKind::StaleTlb => {
             "BUG: stale TLB entry used after the flush claimed completion".to_string()
         }
@@ -228,14 +231,16 @@ pub fn report(cx: &mut Ctx, kind: ReportKind, func: &'static str, object: Object
 /// profile has vma locks, the vma lock held for write.
 /// With `unshare_asserts_first` (v6.1 to 2025-07) they run before the sharing check, and a
 /// `VM_MAYSHARE` VMA without a vma lock fails them; afterwards they run only for a shared table.
-pub fn assert_unshare_locks(cx: &mut Ctx, mm: u8, vma: u16) {
+/// `vma_lock: false` skips the vma-lock half (`hugetlb_split()`, see `HugePmdUnshare`).
+pub fn assert_unshare_locks(cx: &mut Ctx, mm: u8, vma: u16, vma_lock: bool) {
     let cpu = cx.who.cpu;
     let Some(v) = cx.k.mms[mm as usize].vma(vma) else { return };
     let i_mmap_ok = v
         .file
         .is_some_and(|f| cx.k.files[f as usize].i_mmap_rwsem.held_by(cpu) == Some(Held::Write));
     let held = |l: &crate::model::sync::RwLock| l.held_by(cpu) == Some(Held::Write);
-    let vma_ok = !cx.env.sw.unsharer_vma_lock
+    let vma_ok = !vma_lock
+        || !cx.env.sw.unsharer_vma_lock
         || !v.flags.mayshare
         || match v.vma_lock.as_ref() {
             Some(l) => held(l),

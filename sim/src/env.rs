@@ -3,7 +3,7 @@
 
 use crate::profile::Switches;
 use crate::scenario::{Op, Resolved};
-use mmsim_arch::{Arch, ArchConfig, TableFree};
+use mmsim_arch::{Arch, ArchConfig, TableFree, TlbFlush};
 
 #[derive(Debug)]
 pub struct Env {
@@ -12,6 +12,8 @@ pub struct Env {
     pub profile: &'static str,
     pub sw: Switches,
     pub table_free: TableFree,
+    /// The remote TLB-flush mechanism: the configuration's, or `--set tlb_flush`.
+    pub tlb_flush: TlbFlush,
     pub scenario: Resolved,
     /// CPU slot the Setup/Teardown actor runs on (one past the scenario's CPUs).
     pub serial_cpu: u8,
@@ -36,7 +38,9 @@ impl Env {
     }
     /// The table-free policy of `cfg` under the profile switches `sw`: `--set rcu_table_free`
     /// wins; else x86 configurations that free after the flush use RCU from v6.15
-    /// (`x86_rcu_table_free`); else the configuration's default.
+    /// (`x86_rcu_table_free`); riscv64 follows `riscv_table_free` (none before v6.8, then
+    /// RCU except in IPI-flush mode, RCU always from Qi Zheng's 2025 series); else the
+    /// configuration's default.
     pub fn table_free_for(cfg: &ArchConfig, sw: &Switches) -> TableFree {
         match sw.rcu_table_free {
             Some(true) => TableFree::Rcu,
@@ -47,7 +51,24 @@ impl Env {
             {
                 TableFree::Rcu
             }
+            None if cfg.format.name().starts_with("riscv64") => {
+                use crate::profile::RiscvTableFree::*;
+                let ipi = Env::tlb_flush_for(cfg, sw).unwrap_or(cfg.tlb_flush) == TlbFlush::Ipi;
+                match sw.riscv_table_free {
+                    AfterFlush => TableFree::AfterFlush,
+                    RcuUnlessIpi if ipi => TableFree::AfterFlush,
+                    RcuUnlessIpi | Rcu => TableFree::Rcu,
+                }
+            }
             None => cfg.table_free,
+        }
+    }
+    /// The TLB-flush mechanism of `cfg` under `sw`: `--set tlb_flush` if the arch has it (an
+    /// error naming what the arch can do otherwise), else the configuration's.
+    pub fn tlb_flush_for(cfg: &ArchConfig, sw: &Switches) -> Result<TlbFlush, String> {
+        match sw.tlb_flush {
+            Some(t) => cfg.supports_tlb_flush(t).map(|()| t),
+            None => Ok(cfg.tlb_flush),
         }
     }
     pub fn pmd_level(&self) -> usize {

@@ -64,6 +64,45 @@ pub enum UnshareAddr {
     MaskLastPage,
 }
 
+/// Where a VMA split unshares the PMD tables of the PUD range around the split address
+/// (kernel-notes §3.5, §9.7).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum SplitUnshare {
+    /// Nowhere: `hugetlb_vm_op_split()` only checks huge-page alignment, so a split can leave a
+    /// shared table under VMAs that no longer cover its PUD range (before b30c14cd6102).
+    Never,
+    /// In `->may_split()` = `hugetlb_vm_op_split()` -> `hugetlb_unshare_pmds()` taking the vma
+    /// lock and `i_mmap_rwsem` itself, *before* `__split_vma()` write-locks the rmap: a
+    /// concurrent `huge_pmd_share()` can re-share the table before the boundary moves
+    /// (b30c14cd6102, Jan 2023, to CVE-2025-38084).
+    MaySplit,
+    /// In `__split_vma()` as `hugetlb_split()`, after `vma_prepare()` took `i_mmap_rwsem` for
+    /// write, atomically with the boundary change (081056dc00a2, v6.16).
+    InSplit,
+}
+
+/// How `copy_hugetlb_page_range()` decides that the child's PMD table is shared (§3.3, §3.6).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ForkShareTest {
+    /// `page_count(virt_to_page(dst_pte)) > 1`: right while sharers are counted in the
+    /// refcount, wrong once `pt_share_count` counts them (v6.13 to 2025-07).
+    PageCount,
+    /// `ptdesc_pmd_is_shared()` (14967a9c7d24, 2025-10).
+    PtShareCount,
+}
+
+/// How riscv64 frees page tables (kernel-notes §6.6).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum RiscvTableFree {
+    /// No `MMU_GATHER_RCU_TABLE_FREE`: tables are freed after the flush (before v6.8).
+    AfterFlush,
+    /// v6.8 (69be3fb111e7): RCU table free for SMP && MMU, but `tlb_remove_page_ptdesc()`
+    /// (free after the flush) when `riscv_use_ipi_for_rfence()`: RCU only in SBI mode.
+    RcuUnlessIpi,
+    /// `tlb_remove_ptdesc()` always (Qi Zheng, 2025; release unverified, with the v6.14 series).
+    Rcu,
+}
+
 /// The switches of one kernel profile.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Switches {
@@ -93,9 +132,11 @@ pub struct Switches {
     pub unshare_sync_one: bool,
     /// Keep freed page-table pages poisoned instead of reusing them (KASAN quarantine).
     pub quarantine: bool,
-    /// The flush after an unshare is leaf-only, keeping walk-cache entries through the cleared
-    /// PUD: arm64 after the v6.19 unshare rework (8ce720d5bd91) until c2ff4764e03e (2026).
-    /// No profile sets it, because the rest of that rework is not modelled; use `--set`.
+    /// The flush after an unshare is leaf-only on arm64 (`tlb_flush()` with `last_level =
+    /// !freed_tables`), keeping walk-cache entries through the cleared PUD: after the v6.19
+    /// unshare rework (8ce720d5bd91) until c2ff4764e03e (2026). Other archs' flushes drop
+    /// walk caches either way. Of that rework the model has this and the sync only for tables
+    /// left exclusive; the unshare still flushes per VMA, not through the caller's gather.
     pub unshare_flush_leaf_only: bool,
     /// Slow GUP protects its walk with `rcu_read_lock()` instead of the vma lock: the
     /// "walker lock" of Peter Xu's RFC v2 (Nov 2022), dropped before v6.3 because
@@ -106,6 +147,26 @@ pub struct Switches {
     /// the table is shared, so a `VM_MAYSHARE` VMA whose vma lock failed to allocate trips the
     /// assertion when hole punch or truncate unmaps it (v6.1 to 2025-07, §10.7).
     pub unshare_asserts_first: bool,
+    /// Where a VMA split unshares PMD tables straddling the split address.
+    pub split_unshare: SplitUnshare,
+    /// Override of the configuration's remote TLB-flush mechanism (`--set
+    /// tlb_flush=ipi|broadcast|paravirt|sbi`); `None` (`arch`) keeps the configuration's.
+    /// Checked against the arch when a run is prepared; the table-free policy does not follow
+    /// it (set `rcu_table_free` too, as a PV guest's `pv_ops.mmu.tlb_remove_table` does).
+    pub tlb_flush: Option<mmsim_arch::TlbFlush>,
+    /// `fork()` leaves the page tables of hugetlb mappings without an anon_vma to the child's
+    /// faults (bcd51a3c679d, "hugetlb: lazy page table copies in fork()", v6.0); `false`
+    /// copies them with `copy_hugetlb_page_range()`, as before and as with that commit reverted.
+    pub lazy_fork_copy: bool,
+    pub fork_share_test: ForkShareTest,
+    /// riscv64's page-table free policy; `rcu_table_free` overrides it.
+    pub riscv_table_free: RiscvTableFree,
+    /// riscv64 has GUP-fast (v6.8, 3f910b7a522e); before, `get_user_pages_fast()` falls back
+    /// to slow GUP under `mmap_lock`.
+    pub riscv_gup_fast: bool,
+    /// The unshare's `tlb_remove_table_sync_one()` runs only when the table is left with one
+    /// owner (`fully_unshared_tables`, v6.19, 8ce720d5bd91); before, after every unshare.
+    pub unshare_sync_exclusive_only: bool,
 }
 
 /// A named profile.
@@ -140,6 +201,13 @@ const BASE: Switches = Switches {
     unshare_flush_leaf_only: false,
     walker_rcu: false,
     unshare_asserts_first: false,
+    split_unshare: SplitUnshare::Never,
+    tlb_flush: None,
+    lazy_fork_copy: false,
+    fork_share_test: ForkShareTest::PageCount,
+    riscv_table_free: RiscvTableFree::AfterFlush,
+    riscv_gup_fast: false,
+    unshare_sync_exclusive_only: false,
 };
 
 const TIMELINE: &[Change] = &[
@@ -158,8 +226,11 @@ const TIMELINE: &[Change] = &[
     },
     Change {
         name: "v6.0",
-        doc: "unsharing loops advance with hugetlb_mask_last_page() (May 2022 fix)",
-        apply: |s| s.unshare_addr = UnshareAddr::MaskLastPage,
+        doc: "unsharing loops advance with hugetlb_mask_last_page() (May 2022 fix); fork leaves shared hugetlb page tables to the child's faults (bcd51a3c679d)",
+        apply: |s| {
+            s.unshare_addr = UnshareAddr::MaskLastPage;
+            s.lazy_fork_copy = true;
+        },
     },
     Change {
         name: "v6.1",
@@ -173,10 +244,11 @@ const TIMELINE: &[Change] = &[
     },
     Change {
         name: "v6.3",
-        doc: "every hugetlb walker holds the vma lock or i_mmap_rwsem; hugetlb_walk() checks (9c67a20704e7, eefc7fa53608)",
+        doc: "every hugetlb walker holds the vma lock or i_mmap_rwsem; hugetlb_walk() checks (9c67a20704e7, eefc7fa53608); VMA splits unshare in ->may_split() (b30c14cd6102, Jan 2023)",
         apply: |s| {
             s.walker_vma_lock = true;
             s.hugetlb_walk_lockdep = true;
+            s.split_unshare = SplitUnshare::MaySplit;
         },
     },
     Change {
@@ -185,14 +257,25 @@ const TIMELINE: &[Change] = &[
         apply: |s| s.share_pud_lock = SharePudLock::PageTableLock,
     },
     Change {
+        name: "v6.8",
+        doc: "riscv frees page tables by RCU (MMU_GATHER_RCU_TABLE_FREE, 69be3fb111e7; not in IPI-flush mode) and gains GUP-fast (3f910b7a522e)",
+        apply: |s| {
+            s.riscv_table_free = RiscvTableFree::RcuUnlessIpi;
+            s.riscv_gup_fast = true;
+        },
+    },
+    Change {
         name: "v6.13",
         doc: "pt_share_count in struct ptdesc replaces the refcount (59d9094df3d7)",
         apply: |s| s.share_count = ShareCount::PtShareCount,
     },
     Change {
         name: "v6.14",
-        doc: "table dtor (and ptlock free) moves into __tlb_remove_table() (Qi Zheng)",
-        apply: |s| s.ptlock_dies = PtlockDies::WithTable,
+        doc: "table dtor (and ptlock free) moves into __tlb_remove_table(); riscv frees tables by RCU in IPI mode too (Qi Zheng's series; release unverified)",
+        apply: |s| {
+            s.ptlock_dies = PtlockDies::WithTable;
+            s.riscv_table_free = RiscvTableFree::Rcu;
+        },
     },
     Change {
         name: "v6.15",
@@ -201,13 +284,32 @@ const TIMELINE: &[Change] = &[
     },
     Change {
         name: "v6.16",
-        doc: "huge_pmd_unshare() calls tlb_remove_table_sync_one() (1013af4f585f)",
-        apply: |s| s.unshare_sync_one = true,
+        doc: "huge_pmd_unshare() calls tlb_remove_table_sync_one() (1013af4f585f); split unsharing moves into __split_vma() as hugetlb_split() (081056dc00a2)",
+        apply: |s| {
+            s.unshare_sync_one = true;
+            s.split_unshare = SplitUnshare::InSplit;
+        },
     },
     Change {
         name: "2025-10",
-        doc: "huge_pmd_unshare() asserts its locks only after the early returns, for a really shared table (Deepanshu Kartikey; 91a830422707, unverified)",
-        apply: |s| s.unshare_asserts_first = false,
+        doc: "huge_pmd_unshare() asserts its locks only after the early returns, for a really shared table (Deepanshu Kartikey; 91a830422707, unverified); fork tests ptdesc_pmd_is_shared() (14967a9c7d24)",
+        apply: |s| {
+            s.unshare_asserts_first = false;
+            s.fork_share_test = ForkShareTest::PtShareCount;
+        },
+    },
+    Change {
+        name: "v6.19",
+        doc: "unshare through mmu_gather: one sync IPI only for tables left exclusive; arm64's flush after it is leaf-only (8ce720d5bd91)",
+        apply: |s| {
+            s.unshare_sync_exclusive_only = true;
+            s.unshare_flush_leaf_only = true;
+        },
+    },
+    Change {
+        name: "2026",
+        doc: "arm64 flushes walk caches after an unshare as after a free (c2ff4764e03e)",
+        apply: |s| s.unshare_flush_leaf_only = false,
     },
 ];
 
@@ -328,6 +430,36 @@ impl Switches {
             ("unshare_flush_leaf_only".into(), b(self.unshare_flush_leaf_only)),
             ("walker_rcu".into(), b(self.walker_rcu)),
             ("unshare_asserts_first".into(), b(self.unshare_asserts_first)),
+            ("lazy_fork_copy".into(), b(self.lazy_fork_copy)),
+            (
+                "riscv_table_free".into(),
+                match self.riscv_table_free {
+                    RiscvTableFree::AfterFlush => "after_flush",
+                    RiscvTableFree::RcuUnlessIpi => "rcu_unless_ipi",
+                    RiscvTableFree::Rcu => "rcu",
+                }
+                .into(),
+            ),
+            ("riscv_gup_fast".into(), b(self.riscv_gup_fast)),
+            ("unshare_sync_exclusive_only".into(), b(self.unshare_sync_exclusive_only)),
+            (
+                "fork_share_test".into(),
+                match self.fork_share_test {
+                    ForkShareTest::PageCount => "page_count",
+                    ForkShareTest::PtShareCount => "pt_share_count",
+                }
+                .into(),
+            ),
+            ("tlb_flush".into(), self.tlb_flush.map_or("arch", |t| t.key()).into()),
+            (
+                "split_unshare".into(),
+                match self.split_unshare {
+                    SplitUnshare::Never => "never",
+                    SplitUnshare::MaySplit => "may_split",
+                    SplitUnshare::InSplit => "in_split",
+                }
+                .into(),
+            ),
         ];
         v.sort();
         v
@@ -363,6 +495,9 @@ impl Switches {
                 "page_table_lock" => SharePudLock::PageTableLock }),
             "unshare_addr" => enum_switch!(self, unshare_addr, value, "unshare_addr", {
                 "round_up" => UnshareAddr::RoundUp, "mask_last_page" => UnshareAddr::MaskLastPage }),
+            "split_unshare" => enum_switch!(self, split_unshare, value, "split_unshare", {
+                "never" => SplitUnshare::Never, "may_split" => SplitUnshare::MaySplit,
+                "in_split" => SplitUnshare::InSplit }),
             "unsharer_vma_lock" => self.unsharer_vma_lock = boolean(value)?,
             "walker_vma_lock" => self.walker_vma_lock = boolean(value)?,
             "hugetlb_walk_lockdep" => self.hugetlb_walk_lockdep = boolean(value)?,
@@ -374,6 +509,28 @@ impl Switches {
                         name: name.into(),
                         value: v.into(),
                         expected: "arch true false",
+                    })?),
+                }
+            }
+            "lazy_fork_copy" => self.lazy_fork_copy = boolean(value)?,
+            "riscv_gup_fast" => self.riscv_gup_fast = boolean(value)?,
+            "unshare_sync_exclusive_only" => self.unshare_sync_exclusive_only = boolean(value)?,
+            "riscv_table_free" => enum_switch!(self, riscv_table_free, value, "riscv_table_free", {
+                "after_flush" => RiscvTableFree::AfterFlush,
+                "rcu_unless_ipi" => RiscvTableFree::RcuUnlessIpi,
+                "rcu" => RiscvTableFree::Rcu }),
+            "fork_share_test" => enum_switch!(self, fork_share_test, value, "fork_share_test", {
+                "page_count" => ForkShareTest::PageCount,
+                "pt_share_count" => ForkShareTest::PtShareCount }),
+            "tlb_flush" => {
+                self.tlb_flush = match value {
+                    "arch" | "default" => None,
+                    v => Some(mmsim_arch::TlbFlush::from_key(v).ok_or_else(|| {
+                        SetError::BadValue {
+                            name: name.into(),
+                            value: v.into(),
+                            expected: "arch ipi broadcast paravirt sbi",
+                        }
                     })?),
                 }
             }

@@ -33,6 +33,8 @@ pub enum RunError {
     Set { origin: String, err: SetError },
     #[error("{scenario} shares PMD tables, which {arch} cannot do: {why}")]
     CannotShare { scenario: String, arch: String, why: NoShare },
+    #[error("--set tlb_flush: {0}")]
+    TlbFlush(String),
     #[error("replay diverged at {0}")]
     Diverged(#[from] Diverged),
 }
@@ -71,7 +73,11 @@ pub fn prepare(req: &Request) -> Result<Env, RunError> {
         }
     }
     let serial_cpu = scenario.cpus.len() as u8;
+    let tlb_flush = Env::tlb_flush_for(cfg, &sw).map_err(RunError::TlbFlush)?;
+    // the trace header lists the mechanism used, not `arch`
+    sw.tlb_flush = Some(tlb_flush);
     Ok(Env {
+        tlb_flush,
         arch: cfg.format,
         cfg,
         profile: prof.name,

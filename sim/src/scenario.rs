@@ -59,6 +59,8 @@ pub enum SetupOp {
     Touch { mm: String, at: Quantity },
     /// `mmap(MAP_PRIVATE | MAP_ANONYMOUS)`: ordinary pages in PTE tables.
     MapAnon { mm: String, at: Quantity, len: Quantity },
+    /// `fork()` of `mm` into the new process `child` (its shared hugetlbfs mappings only).
+    Fork { mm: String, child: String },
 }
 
 fn yes() -> bool {
@@ -82,9 +84,27 @@ pub enum CpuOp {
     GupFast { at: Quantity },
     /// `madvise(MADV_DONTNEED)`.
     MadviseDontneed { at: Quantity, len: Quantity },
-    /// `munmap()`.
+    /// `munmap()`; a range that covers part of a mapping splits it (`__split_vma()`).
     Munmap { at: Quantity, len: Quantity },
-    /// `mprotect()`; `write: false` makes the range read-only.
+    /// `mmap(MAP_FIXED)` of a hugetlbfs file over `[at, at + len)`: whatever the range overlaps
+    /// is unmapped first, splitting straddling mappings.
+    MmapFixed {
+        file: String,
+        at: Quantity,
+        len: Quantity,
+        #[serde(default = "yes")]
+        shared: bool,
+        #[serde(default)]
+        offset: Option<Quantity>,
+    },
+    /// `mmap(MAP_FIXED | MAP_PRIVATE | MAP_ANONYMOUS)` over `[at, at + len)`.
+    MmapFixedAnon { at: Quantity, len: Quantity },
+    /// `fork()` into the process `child`, a name no setup mapping uses: `dup_mmap()` copies
+    /// this CPU's mm's VMAs (shared hugetlbfs mappings only) and, where the profile copies
+    /// page tables at fork, `copy_hugetlb_page_range()`.
+    Fork { child: String },
+    /// `mprotect()` of a range inside one mapping (a part splits it); `write: false` makes the
+    /// range read-only.
     Mprotect { at: Quantity, len: Quantity, write: bool },
     /// A user load (`write: false`) or store through the MMU: TLB, hardware walk, and a page
     /// fault if the translation is missing.
@@ -151,10 +171,22 @@ pub enum Op {
         at: u64,
         len: u64,
     },
+    /// `mmap(MAP_FIXED)`: a hugetlbfs file (`file`) or anonymous memory (`None`).
+    MmapFixed {
+        file: Option<u8>,
+        at: u64,
+        len: u64,
+        shared: bool,
+        pgoff: u64,
+    },
     Mprotect {
         at: u64,
         len: u64,
         write: bool,
+    },
+    /// `fork()` into the mm `child`.
+    Fork {
+        child: u8,
     },
     /// `exit_mmap()`, run for every mm at teardown.
     ExitMmap,
@@ -187,11 +219,20 @@ impl fmt::Display for Op {
                 write!(f, "madvise(0x{at:x}, 0x{len:x}, MADV_DONTNEED)")
             }
             Op::Munmap { at, len } => write!(f, "munmap(0x{at:x}, 0x{len:x})"),
+            Op::MmapFixed { file: Some(file), at, len, shared, .. } => write!(
+                f,
+                "mmap(0x{at:x}, 0x{len:x}, MAP_FIXED|{}, file{file})",
+                if shared { "MAP_SHARED" } else { "MAP_PRIVATE" }
+            ),
+            Op::MmapFixed { file: None, at, len, .. } => {
+                write!(f, "mmap(0x{at:x}, 0x{len:x}, MAP_FIXED|MAP_PRIVATE|MAP_ANONYMOUS)")
+            }
             Op::Mprotect { at, len, write } => write!(
                 f,
                 "mprotect(0x{at:x}, 0x{len:x}, {})",
                 if write { "PROT_READ|PROT_WRITE" } else { "PROT_READ" }
             ),
+            Op::Fork { child } => write!(f, "fork() into mm{child}"),
             Op::ExitMmap => write!(f, "exit_mmap"),
         }
     }
@@ -229,6 +270,9 @@ pub enum ScenarioError {
 /// Mappings one mm may have (bounded so kernel paths keep fixed-size state).
 pub const MAX_MAPPINGS: usize = 8;
 
+/// VMAs one mm may reach, splits included: every munmap or `mmap(MAP_FIXED)` can add two.
+pub const MAX_VMAS: usize = 16;
+
 /// Built-in scenarios: (name, RON source).
 pub const BUILTIN: &[(&str, &str)] = &[
     ("gup-vs-unshare", include_str!("../scenarios/gup-vs-unshare.ron")),
@@ -242,6 +286,8 @@ pub const BUILTIN: &[(&str, &str)] = &[
     ("punch-hole-nolock", include_str!("../scenarios/punch-hole-nolock.ron")),
     ("anon-fault-munmap", include_str!("../scenarios/anon-fault-munmap.ron")),
     ("unshare-addr", include_str!("../scenarios/unshare-addr.ron")),
+    ("split-unshare", include_str!("../scenarios/split-unshare.ron")),
+    ("fork-copy-shared", include_str!("../scenarios/fork-copy-shared.ron")),
 ];
 
 /// Scenario text and where it came from.
@@ -427,6 +473,11 @@ impl Scenario {
                     let m = mm_index(&mut r.mm_names, mm);
                     r.setup.push((m, Op::MapAnon { at: a, len: l }));
                 }
+                SetupOp::Fork { mm, child } => {
+                    let m = mm_index(&mut r.mm_names, mm);
+                    let c = mm_index(&mut r.mm_names, child);
+                    r.setup.push((m, Op::Fork { child: c }));
+                }
                 SetupOp::Touch { mm, at } => {
                     let at_v = q(field("at"), at)?;
                     let m = mm_index(&mut r.mm_names, mm);
@@ -482,6 +533,39 @@ impl Scenario {
                         page_range(field("at"), a, l)?;
                         Op::Munmap { at: a, len: l }
                     }
+                    CpuOp::MmapFixed { file, at, len, shared, offset } => {
+                        let (a, l) = (q(field("at"), at)?, q(field("len"), len)?);
+                        range(field("at"), a, l)?;
+                        let off = match offset {
+                            Some(o) => q(field("offset"), o)?,
+                            None => 0,
+                        };
+                        if !off.is_multiple_of(huge) {
+                            return Err(invalid(
+                                field("offset"),
+                                format!("offset 0x{off:x} is not huge-page aligned"),
+                            ));
+                        }
+                        let f = mm_index(&mut r.file_names, file);
+                        if r.file_pages.len() <= f as usize {
+                            r.file_pages.push(0);
+                        }
+                        let pages = (off + l) / huge;
+                        r.file_pages[f as usize] = r.file_pages[f as usize].max(pages);
+                        Op::MmapFixed {
+                            file: Some(f),
+                            at: a,
+                            len: l,
+                            shared: *shared,
+                            pgoff: off >> arch.page_shift(),
+                        }
+                    }
+                    CpuOp::Fork { child } => Op::Fork { child: mm_index(&mut r.mm_names, child) },
+                    CpuOp::MmapFixedAnon { at, len } => {
+                        let (a, l) = (q(field("at"), at)?, q(field("len"), len)?);
+                        page_range(field("at"), a, l)?;
+                        Op::MmapFixed { file: None, at: a, len: l, shared: false, pgoff: 0 }
+                    }
                     CpuOp::Mprotect { at, len, write } => {
                         let (a, l) = (q(field("at"), at)?, q(field("len"), len)?);
                         page_range(field("at"), a, l)?;
@@ -498,8 +582,9 @@ impl Scenario {
         Ok(r)
     }
 
-    /// Partial munmap/mprotect split VMAs (`__split_vma()`), which this model does not do yet:
-    /// refuse them rather than silently doing something else.
+    /// Mapping limits and overlaps in setup; a partial mprotect (a split this model does not
+    /// do) and a munmap or `mmap(MAP_FIXED)` that would split a hugetlb mapping off a huge-page
+    /// boundary (`-EINVAL`) are refused with the reason.
     fn check_ranges(&self, r: &Resolved, huge: u64) -> Result<(), (String, String)> {
         let mut maps: Vec<(u8, u64, u64)> = Vec::new();
         let mut huge_maps: Vec<(u8, u64, u64)> = Vec::new();
@@ -529,6 +614,64 @@ impl Scenario {
                 maps.push((*m, at, len));
             }
         }
+        let forks = r
+            .setup
+            .iter()
+            .enumerate()
+            .map(|(i, (m, op))| (format!("setup[{i}]"), *m, *op))
+            .chain(r.cpus.iter().enumerate().flat_map(|(c, (m, ops))| {
+                ops.iter().enumerate().map(move |(i, op)| (format!("cpus[{c}].ops[{i}]"), *m, *op))
+            }));
+        for (field, m, op) in forks {
+            let Op::Fork { child } = op else { continue };
+            let name = |x: u8| r.mm_names[x as usize].clone();
+            if child == m || maps.iter().any(|&(mm, _, _)| mm == child) {
+                return Err((
+                    field,
+                    format!(
+                        "fork() needs a new process as child, but mm {} already exists",
+                        name(child)
+                    ),
+                ));
+            }
+            let private = r.setup.iter().any(|(mm, op)| {
+                *mm == m && matches!(op, Op::MapAnon { .. } | Op::MapFile { shared: false, .. })
+            });
+            if private {
+                return Err((
+                    field,
+                    format!("fork() of mm {} with private mappings: copy-on-write at fork is not modelled (fork processes with shared hugetlbfs mappings only)", name(m)),
+                ));
+            }
+        }
+        // a munmap or mmap(MAP_FIXED) in the middle of a mapping leaves one VMA more, and a
+        // new one; a fork gives the child as many as its parent
+        let mut bound: Vec<usize> = (0..r.mm_names.len())
+            .map(|mm| maps.iter().filter(|&&(m, _, _)| m as usize == mm).count())
+            .collect();
+        let all_ops = r
+            .setup
+            .iter()
+            .map(|(m, op)| (*m, *op))
+            .chain(r.cpus.iter().flat_map(|(m, ops)| ops.iter().map(move |op| (*m, *op))));
+        for (m, op) in all_ops {
+            match op {
+                Op::Munmap { .. } | Op::MmapFixed { .. } | Op::Mprotect { .. } => {
+                    bound[m as usize] += 2
+                }
+                Op::Fork { child } => bound[child as usize] += bound[m as usize],
+                _ => {}
+            }
+        }
+        if let Some(mm) = bound.iter().position(|&n| n > MAX_VMAS) {
+            return Err((
+                "cpus".into(),
+                format!(
+                    "mm {} could reach {} VMAs through its mappings and splits; at most {MAX_VMAS} are supported",
+                    r.mm_names[mm], bound[mm]
+                ),
+            ));
+        }
         for (c, (m, ops)) in r.cpus.iter().enumerate() {
             for (i, op) in ops.iter().enumerate() {
                 if let Op::MadviseDontneed { at, len } = *op {
@@ -541,13 +684,32 @@ impl Scenario {
                         ));
                     }
                 }
-                if let Op::Munmap { at, len } | Op::Mprotect { at, len, .. } = *op {
-                    let whole = maps.iter().any(|&(mm, a, l)| mm == *m && a == at && l == len);
-                    if !whole {
+                if let Op::Mprotect { at, len, .. } = *op {
+                    let inside =
+                        maps.iter().any(|&(mm, a, l)| mm == *m && a <= at && at + len <= a + l);
+                    if !inside {
                         return Err((
                             format!("cpus[{c}].ops[{i}]"),
-                            format!("0x{at:x}+0x{len:x} is not exactly one mapping: splitting a VMA (__split_vma) is not modelled yet"),
+                            format!("mprotect 0x{at:x}+0x{len:x} is not inside one mapping: an mprotect over several VMAs or holes is not modelled"),
                         ));
+                    }
+                }
+                if let Op::Munmap { at, len }
+                | Op::MmapFixed { at, len, .. }
+                | Op::Mprotect { at, len, .. } = *op
+                {
+                    // hugetlb_vm_op_split(): a split of a hugetlb VMA off a huge-page boundary
+                    // is -EINVAL; say so instead of running a call that does nothing
+                    for cut in [at, at + len] {
+                        let straddled = huge_maps
+                            .iter()
+                            .find(|&&(mm, a, l)| mm == *m && a < cut && cut < a + l);
+                        if let (Some(&(_, a, l)), false) = (straddled, cut.is_multiple_of(huge)) {
+                            return Err((
+                                format!("cpus[{c}].ops[{i}]"),
+                                format!("0x{at:x}+0x{len:x} would split the hugetlb mapping 0x{a:x}+0x{l:x} at 0x{cut:x}, which is not aligned to the huge page size 0x{huge:x}: the kernel refuses the split with -EINVAL (hugetlb_vm_op_split)"),
+                            ));
+                        }
                     }
                 }
             }

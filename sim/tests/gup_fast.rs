@@ -7,11 +7,14 @@ use mmsim::scenario::Source;
 use mmsim_arch::{configs, TableFree, TlbFlush};
 use mmsim_traces::{Access, Actor, Object, ReportKind, Verdict};
 
+/// v6.1, except riscv64 with v6.14: riscv has GUP-fast from v6.8 and frees tables by RCU in
+/// IPI mode too from Qi Zheng's series (see `riscv_before_v6_8_falls_back_to_slow_gup`).
 fn prepared(arch: &str, set: &[&str]) -> Prepared {
+    let profile = if arch.starts_with("riscv64") { "v6.14" } else { "v6.1" };
     let req = Request {
         source: Source::load("gup-fast-vs-munmap").unwrap(),
         arch: Some(arch.into()),
-        profile: Some("v6.1".into()),
+        profile: Some(profile.into()),
         set: set.iter().map(|s| s.to_string()).collect(),
     };
     Prepared::new(&req).unwrap_or_else(|e| panic!("{arch} {set:?}: {e}"))
@@ -102,4 +105,37 @@ fn without_rcu_table_free_or_ipi_flush_the_walk_uses_a_freed_table() {
         let broken = (0..2000).any(|s| p.run_seed(s, false).unwrap().1.verdict != Verdict::Clean);
         assert_eq!(broken, c.tlb_flush != TlbFlush::Ipi, "{} without RCU table free", c.name);
     }
+}
+
+#[test]
+fn riscv_before_v6_8_falls_back_to_slow_gup() {
+    let req = |profile: &str, set: &[&str]| Request {
+        source: Source::load("gup-fast-vs-munmap").unwrap(),
+        arch: Some("riscv64-sv39-sbi".into()),
+        profile: Some(profile.into()),
+        set: set.iter().map(|s| s.to_string()).collect(),
+    };
+    let p = |profile: &str, set: &[&str]| Prepared::new(&req(profile, set)).unwrap();
+    // v6.1: no GUP-fast on riscv (3f910b7a522e is v6.8): slow GUP under mmap_lock, no race
+    // even though tables are freed after a flush that does not wait for IRQs-off harts
+    let old = p("v6.1", &[]);
+    assert_eq!(old.env.table_free, TableFree::AfterFlush);
+    assert_clean(&old, 300, "riscv64 v6.1");
+    let (t, _) = old.run_seed(0, true).unwrap();
+    let cpu0 = |f: &str| t.events.iter().any(|e| e.actor == Actor::Cpu(0) && e.func == f);
+    assert!(cpu0("faultin_page_range"), "slow GUP takes mmap_lock");
+    assert!(t.events.iter().all(|e| !e.func.starts_with("gup_fast")));
+    // with GUP-fast but without RCU table free, the SBI fence leaves the walk unprotected
+    let broken = p("v6.1", &["riscv_gup_fast=true"]);
+    assert!((0..2000).any(|s| broken.run_seed(s, false).unwrap().1.verdict != Verdict::Clean));
+    // v6.8 gives both: RCU table free in SBI mode; IPI mode frees after the (waiting) flush
+    assert_eq!(p("v6.8", &[]).env.table_free, TableFree::Rcu);
+    assert_clean(&p("v6.8", &[]), 300, "riscv64-sbi v6.8");
+    let ipi =
+        Prepared::new(&Request { arch: Some("riscv64-sv39".into()), ..req("v6.8", &[]) }).unwrap();
+    assert_eq!(ipi.env.table_free, TableFree::AfterFlush);
+    assert_clean(&ipi, 300, "riscv64-ipi v6.8");
+    let ipi14 =
+        Prepared::new(&Request { arch: Some("riscv64-sv39".into()), ..req("v6.14", &[]) }).unwrap();
+    assert_eq!(ipi14.env.table_free, TableFree::Rcu);
 }

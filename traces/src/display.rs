@@ -139,6 +139,7 @@ impl ReportKind {
             ReportKind::Deadlock => "deadlock",
             ReportKind::StaleTlb => "stale_tlb",
             ReportKind::RangeRevisit => "range_revisit",
+            ReportKind::SplitShared => "split_shared",
         }
     }
 }

@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 /// Version of this schema. A trace of another version is refused with both versions named.
-pub const SCHEMA_VERSION: u32 = 2;
+pub const SCHEMA_VERSION: u32 = 3;
 
 /// One recorded execution.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -195,6 +195,9 @@ pub enum ReportKind {
     /// An unsharing loop revisits the PUD range it just unshared instead of moving past it
     /// (schema 2).
     RangeRevisit,
+    /// After a VMA split, a VMA that does not cover its whole PUD range maps a shared PMD
+    /// table (kernel-notes §9.7; schema 3).
+    SplitShared,
 }
 
 /// How bad a report is, for choosing which run or report to show first. Memory-safety bugs
@@ -218,7 +221,8 @@ impl ReportKind {
             | ReportKind::LockRule
             | ReportKind::ShareCount
             | ReportKind::Leak
-            | ReportKind::Deadlock => Severity::Bug,
+            | ReportKind::Deadlock
+            | ReportKind::SplitShared => Severity::Bug,
             ReportKind::RangeRevisit => Severity::Warning,
         }
     }

@@ -15,7 +15,8 @@ pub enum ArchCmd {
         /// configuration's own default, as before v6.15).
         #[arg(long)]
         profile: Option<String>,
-        /// Override a profile switch, e.g. --set rcu_table_free=false (repeatable).
+        /// Override a profile switch, e.g. --set rcu_table_free=false or --set tlb_flush=ipi
+        /// (repeatable); configurations that cannot flush that way show `n/a`.
         #[arg(long = "set")]
         set: Vec<String>,
     },
@@ -23,6 +24,13 @@ pub enum ArchCmd {
     Show {
         /// Configuration name (see `mmsim arch list`).
         name: String,
+        /// Also show the policies a run with this kernel profile uses.
+        #[arg(long)]
+        profile: Option<String>,
+        /// Override a profile switch, e.g. --set tlb_flush=broadcast (repeatable); an
+        /// override the architecture cannot do is an error.
+        #[arg(long = "set")]
+        set: Vec<String>,
     },
 }
 
@@ -42,9 +50,27 @@ pub fn arch(cmd: &ArchCmd) -> i32 {
             }
             0
         }
-        ArchCmd::Show { name } => match ArchConfig::by_name(name) {
+        ArchCmd::Show { name, profile, set } => match ArchConfig::by_name(name) {
             Some(c) => {
+                let sw = match switches(profile.as_deref(), set) {
+                    Ok(sw) => sw,
+                    Err(e) => return fail(e),
+                };
+                let resolved = match sw.as_ref().map(|sw| Env::tlb_flush_for(c, sw)) {
+                    Some(Err(e)) => return fail(format!("--set tlb_flush: {e}")),
+                    Some(Ok(t)) => sw.as_ref().map(|sw| (Env::table_free_for(c, sw), t)),
+                    None => None,
+                };
                 print!("{}", c.describe());
+                if let Some((free, flush)) = resolved {
+                    println!(
+                        "  with profile {}{}: table free: {}, TLB flush: {}",
+                        profile.as_deref().unwrap_or("latest"),
+                        set.iter().map(|s| format!(" --set {s}")).collect::<String>(),
+                        table_free_name(free),
+                        tlb_flush_name(flush)
+                    );
+                }
                 0
             }
             None => fail(format!(
@@ -120,7 +146,10 @@ pub fn list(sw: Option<&Switches>) -> String {
                 human_size(f.pud_size()),
                 table_free_name(sw.map_or(c.table_free, |sw| Env::table_free_for(c, sw)))
                     .to_string(),
-                tlb_flush_name(c.tlb_flush).to_string(),
+                match sw.map_or(Ok(c.tlb_flush), |sw| Env::tlb_flush_for(c, sw)) {
+                    Ok(t) => tlb_flush_name(t).to_string(),
+                    Err(_) => "n/a".to_string(),
+                },
                 match f.pmd_sharing() {
                     Ok(()) => "yes".to_string(),
                     Err(why) => format!("no: {}", short_reason(why)),

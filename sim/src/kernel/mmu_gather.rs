@@ -100,7 +100,7 @@ impl FlushTlb {
     }
 
     fn uses_ipi(cx: &Ctx) -> bool {
-        cx.env.cfg.tlb_flush == TlbFlush::Ipi
+        cx.env.tlb_flush == TlbFlush::Ipi
     }
 
     /// `sync_only` is kept for callers that build a sync IPI with [`FlushTlb::all_others`].

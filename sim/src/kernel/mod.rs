@@ -7,6 +7,7 @@
 
 pub mod anon;
 pub mod ctx;
+pub mod fork;
 pub mod gup_fast;
 pub mod hugetlb;
 pub mod hugetlbfs;
@@ -14,4 +15,5 @@ pub mod interrupts;
 pub mod mmu_gather;
 pub mod ops;
 pub mod user_access;
+pub mod vma;
 pub mod walk;

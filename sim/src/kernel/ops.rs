@@ -8,6 +8,7 @@ use super::ctx::{Ctx, R};
 use super::hugetlb::{HugetlbChangeProtection, HugetlbFault, ZapHugetlbVma};
 use super::mmu_gather::{FreePgdRange, MmuGather, TlbFinishMmu};
 use super::user_access::UserAccess;
+use super::vma::SplitVma;
 use super::walk::Walk;
 use crate::model::mem::EntryPtr;
 use crate::model::mm::{VmFlags, Vma};
@@ -27,10 +28,12 @@ pub enum Running {
     Access(UserAccess),
     Fault(UserFault),
     GupSlow(FollowHugetlbPage),
-    GupFast(super::gup_fast::GupFast),
+    GupFast(GetUserPagesFast),
     MadviseDontneed(MadviseDontneed),
     Munmap(Unmap),
     Mprotect(Mprotect),
+    MmapFixed(MmapFixed),
+    Fork(super::fork::Fork),
     ExitMmap(Unmap),
 }
 
@@ -48,9 +51,16 @@ impl Running {
                     fail_vma_lock_alloc,
                     pc: 0,
                     vma: 0,
+                    locked: false,
                 })
             }
-            Op::MapAnon { at, len } => Running::MapAnon(MapAnon { mm, at, len, pc: 0 }),
+            Op::MapAnon { at, len } => {
+                Running::MapAnon(MapAnon { mm, at, len, pc: 0, locked: false })
+            }
+            Op::Fork { child } => Running::Fork(super::fork::Fork::new(mm, child)),
+            Op::MmapFixed { file, at, len, shared, pgoff } => {
+                Running::MmapFixed(MmapFixed::new(mm, file, at, len, shared, pgoff))
+            }
             Op::Fault { at, write } => Running::Fault(UserFault::new(mm, at, write)),
             Op::Access { at, write } => Running::Access(UserAccess::new(mm, at, write)),
             Op::PunchHole { file, first, last } => {
@@ -58,7 +68,7 @@ impl Running {
             }
             Op::TempRef { at } => Running::TempRef(TempRef { mm, at, pc: 0, pfn: None }),
             Op::GupSlow { at } => Running::GupSlow(FollowHugetlbPage::new(mm, at)),
-            Op::GupFast { at } => Running::GupFast(super::gup_fast::GupFast::new(mm, at)),
+            Op::GupFast { at } => Running::GupFast(GetUserPagesFast { mm, at, path: None }),
             Op::MadviseDontneed { at, len } => Running::MadviseDontneed(MadviseDontneed {
                 mm,
                 at,
@@ -70,7 +80,7 @@ impl Running {
             }),
             Op::Munmap { at, len } => Running::Munmap(Unmap::new(mm, at, len, false)),
             Op::Mprotect { at, len, write } => {
-                Running::Mprotect(Mprotect { mm, at, len, write, pc: 0, inner: None })
+                Running::Mprotect(Mprotect { mm, at, len, write, pc: 0, inner: None, split: None })
             }
             Op::ExitMmap => Running::ExitMmap(Unmap::new(mm, 0, u64::MAX, true)),
         }
@@ -90,6 +100,8 @@ impl Running {
             Running::MadviseDontneed(m) => m.step(cx),
             Running::Munmap(m) | Running::ExitMmap(m) => m.step(cx),
             Running::Mprotect(m) => m.step(cx),
+            Running::MmapFixed(m) => m.step(cx),
+            Running::Fork(m) => m.step(cx),
         }
     }
 }
@@ -108,6 +120,8 @@ pub struct MapFile {
     fail_vma_lock_alloc: bool,
     pc: u8,
     vma: u16,
+    /// The caller (`mmap(MAP_FIXED)` after its unmap) holds `mmap_lock` for write.
+    locked: bool,
 }
 
 impl MapFile {
@@ -116,7 +130,11 @@ impl MapFile {
         let i_mmap = Object::IMmapRwsem(self.file);
         match self.pc {
             0 => {
-                cx.down_write("do_mmap", mmap_lock)?;
+                if self.locked {
+                    cx.touch("mmap_region", Object::Vmas(self.mm), Access::Write)?;
+                } else {
+                    cx.down_write("do_mmap", mmap_lock)?;
+                }
                 let m = &mut cx.k.mms[self.mm as usize];
                 self.vma = m.next_vma_id;
                 m.next_vma_id += 1;
@@ -153,7 +171,9 @@ impl MapFile {
                 self.pc = 3;
             }
             _ => {
-                cx.up_write("do_mmap", mmap_lock)?;
+                if !self.locked {
+                    cx.up_write("do_mmap", mmap_lock)?;
+                }
                 return Ok(Poll::Ready(()));
             }
         }
@@ -169,13 +189,19 @@ pub struct MapAnon {
     at: u64,
     len: u64,
     pc: u8,
+    /// The caller holds `mmap_lock` for write (as [`MapFile::locked`]).
+    locked: bool,
 }
 
 impl MapAnon {
     fn step(&mut self, cx: &mut Ctx) -> R<Poll<()>> {
         let lock = Object::MmapLock(self.mm);
         if self.pc == 0 {
-            cx.down_write("do_mmap", lock)?;
+            if self.locked {
+                cx.touch("mmap_region", Object::Vmas(self.mm), Access::Write)?;
+            } else {
+                cx.down_write("do_mmap", lock)?;
+            }
             let page = cx.env.arch.page_size();
             let m = &mut cx.k.mms[self.mm as usize];
             let id = m.next_vma_id;
@@ -197,7 +223,9 @@ impl MapAnon {
             self.pc = 1;
             return Ok(Poll::Pending);
         }
-        cx.up_write("do_mmap", lock)?;
+        if !self.locked {
+            cx.up_write("do_mmap", lock)?;
+        }
         Ok(Poll::Ready(()))
     }
 }
@@ -503,7 +531,7 @@ pub struct Unmap {
     exit: bool,
     pc: u8,
     /// VMA ids to remove, in address order (at most a few per scenario).
-    vmas: [u16; 8],
+    vmas: [u16; crate::scenario::MAX_VMAS],
     nvmas: u8,
     cur: u8,
     floor: u64,
@@ -512,17 +540,25 @@ pub struct Unmap {
     free: Option<FreePgdRange>,
     tlb: MmuGather,
     finish: TlbFinishMmu,
+    split: Option<SplitVma>,
+    /// The caller (`mmap(MAP_FIXED)`) already holds `mmap_lock` for write.
+    locked: bool,
+    /// `-EINVAL` from a refused split: nothing was unmapped.
+    pub failed: bool,
 }
 
 impl Unmap {
     fn new(mm: u8, at: u64, len: u64, exit: bool) -> Self {
         Unmap {
+            split: None,
+            locked: false,
+            failed: false,
             mm,
             at,
             end: at.saturating_add(len),
             exit,
             pc: 0,
-            vmas: [0; 8],
+            vmas: [0; crate::scenario::MAX_VMAS],
             nvmas: 0,
             cur: 0,
             floor: 0,
@@ -547,9 +583,47 @@ impl Unmap {
         let mm = self.mm;
         let lock = Object::MmapLock(mm);
         match self.pc {
-            // mmap_write_lock(mm); find the VMAs and their neighbours
+            // mmap_write_lock(mm)
             0 => {
-                cx.down_write(f, lock)?;
+                if !self.locked {
+                    cx.down_write(f, lock)?;
+                }
+                self.pc = if self.exit { 12 } else { 10 };
+            }
+            // do_vmi_align_munmap(): if (start > vma->vm_start) __split_vma(vmi, vma, start, 1);
+            // then for the last VMA: if (next->vm_end > end) __split_vma(vmi, next, end, 0)
+            10 | 11 => {
+                if self.split.is_none() {
+                    let (cut, below) =
+                        if self.pc == 10 { (self.at, true) } else { (self.end, false) };
+                    let straddling = cx.k.mms[mm as usize]
+                        .vmas
+                        .iter()
+                        .find(|v| v.start < cut && cut < v.end)
+                        .map(|v| v.id);
+                    match straddling {
+                        Some(id) => self.split = Some(SplitVma::new(mm, id, cut, below)),
+                        None => {
+                            self.pc += 1;
+                            return Ok(Poll::Pending);
+                        }
+                    }
+                }
+                let s = self.split.as_mut().expect("set");
+                if s.step(cx)?.is_ready() {
+                    let failed = s.failed;
+                    self.split = None;
+                    if failed {
+                        // the munmap fails with -EINVAL (an earlier split stays done)
+                        self.failed = true;
+                        self.pc = 6;
+                    } else {
+                        self.pc += 1;
+                    }
+                }
+            }
+            // find the VMAs and their neighbours
+            12 => {
                 let m = &cx.k.mms[mm as usize];
                 self.nvmas = 0;
                 for v in m.vmas.iter().filter(|v| v.start < self.end && self.at < v.end) {
@@ -645,7 +719,9 @@ impl Unmap {
             }
             // mmap_write_unlock(mm)
             6 => {
-                cx.up_write(f, lock)?;
+                if !self.locked {
+                    cx.up_write(f, lock)?;
+                }
                 self.pc = if self.exit { 7 } else { 8 };
             }
             // mm_free_pgd() -> pgd_free()
@@ -660,7 +736,8 @@ impl Unmap {
     }
 }
 
-/// `mprotect()` of a whole hugetlb VMA: `mmap_write_lock()`, `mprotect_fixup()` ->
+/// `mprotect()` within one VMA: `mmap_write_lock()`, `mprotect_fixup()` (which splits the VMA
+/// at the range's ends through `vma_modify_flags()` -> `__split_vma()`) ->
 /// `change_protection()` -> `hugetlb_change_protection()`, update `vm_flags`.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Mprotect {
@@ -670,14 +747,44 @@ pub struct Mprotect {
     write: bool,
     pc: u8,
     inner: Option<HugetlbChangeProtection>,
+    split: Option<SplitVma>,
 }
 
 impl Mprotect {
     fn step(&mut self, cx: &mut Ctx) -> R<Poll<()>> {
         let lock = Object::MmapLock(self.mm);
+        let mm = self.mm;
         match self.pc {
             0 => {
                 cx.down_write("do_mprotect_pkey", lock)?;
+                self.pc = 10;
+            }
+            // vma_modify_flags(): split_vma() at start, then at end, where they fall inside
+            10 | 11 => {
+                let end = self.at + self.len;
+                if self.split.is_none() {
+                    let (cut, below) = if self.pc == 10 { (self.at, true) } else { (end, false) };
+                    let straddling = cx.k.mms[mm as usize]
+                        .vmas
+                        .iter()
+                        .find(|v| v.start < cut && cut < v.end)
+                        .map(|v| v.id);
+                    match straddling {
+                        Some(id) => self.split = Some(SplitVma::new(mm, id, cut, below)),
+                        None => {
+                            self.pc += 1;
+                            return Ok(Poll::Pending);
+                        }
+                    }
+                }
+                let s = self.split.as_mut().expect("set");
+                if s.step(cx)?.is_ready() {
+                    let failed = s.failed;
+                    self.split = None;
+                    self.pc = if failed { 2 } else { self.pc + 1 };
+                }
+            }
+            12 => {
                 let end = self.at + self.len;
                 self.inner = cx.k.mms[self.mm as usize]
                     .find_vma(self.at)
@@ -754,5 +861,114 @@ impl TempRef {
             }
         }
         Ok(Poll::Pending)
+    }
+}
+
+/// `mmap(MAP_FIXED)` over a range that may hold mappings: `do_mmap()` -> `mmap_region()`
+/// under `mmap_lock` write unmaps what the range overlaps first (`do_vmi_munmap()`, splitting
+/// straddling VMAs through `__split_vma()`), then inserts the new VMA. Simplification: the
+/// old range is unmapped completely before the new VMA goes in (v6.12's
+/// `vms_gather_munmap_vmas()` / `vms_complete_munmap_vmas()` split the same work around the
+/// insertion); a refused split fails the call with `-EINVAL` and maps nothing.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct MmapFixed {
+    mm: u8,
+    pc: u8,
+    unmap: Unmap,
+    map: MapNew,
+}
+
+/// The mapping `mmap(MAP_FIXED)` inserts.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+enum MapNew {
+    File(MapFile),
+    Anon(MapAnon),
+}
+
+impl MmapFixed {
+    fn new(mm: u8, file: Option<u8>, at: u64, len: u64, shared: bool, pgoff: u64) -> Self {
+        let mut unmap = Unmap::new(mm, at, len, false);
+        unmap.locked = true;
+        let map = match file {
+            Some(file) => MapNew::File(MapFile {
+                mm,
+                file,
+                at,
+                len,
+                shared,
+                pgoff,
+                fail_vma_lock_alloc: false,
+                pc: 0,
+                vma: 0,
+                locked: true,
+            }),
+            None => MapNew::Anon(MapAnon { mm, at, len, pc: 0, locked: true }),
+        };
+        MmapFixed { mm, pc: 0, unmap, map }
+    }
+
+    fn step(&mut self, cx: &mut Ctx) -> R<Poll<()>> {
+        let lock = Object::MmapLock(self.mm);
+        match self.pc {
+            0 => {
+                cx.down_write("do_mmap", lock)?;
+                self.pc = 1;
+            }
+            // mmap_region(): do_vmi_munmap(&vmi, mm, addr, len, uf, false)
+            1 => {
+                if self.unmap.step(cx)?.is_ready() {
+                    self.pc = if self.unmap.failed { 3 } else { 2 };
+                }
+            }
+            // the new VMA: vma_link() (and its file's i_mmap)
+            2 => {
+                let done = match &mut self.map {
+                    MapNew::File(m) => m.step(cx)?,
+                    MapNew::Anon(m) => m.step(cx)?,
+                };
+                if done.is_ready() {
+                    self.pc = 3;
+                }
+            }
+            _ => {
+                cx.up_write("do_mmap", lock)?;
+                return Ok(Poll::Ready(()));
+            }
+        }
+        Ok(Poll::Pending)
+    }
+}
+
+/// `get_user_pages_fast()`: the lockless `gup_fast()` walk where the arch has GUP-fast, else
+/// (riscv64 before v6.8, `riscv_gup_fast` off) the slow-GUP fallback under `mmap_lock`
+/// (`get_user_pages_unlocked()` -> `follow_hugetlb_page()`).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct GetUserPagesFast {
+    mm: u8,
+    at: u64,
+    path: Option<GupPath>,
+}
+
+#[allow(clippy::large_enum_variant)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+enum GupPath {
+    Fast(super::gup_fast::GupFast),
+    Slow(FollowHugetlbPage),
+}
+
+impl GetUserPagesFast {
+    fn step(&mut self, cx: &mut Ctx) -> R<Poll<()>> {
+        let (mm, at) = (self.mm, self.at);
+        let path = self.path.get_or_insert_with(|| {
+            if cx.env.arch.name().starts_with("riscv64") && !cx.env.sw.riscv_gup_fast {
+                GupPath::Slow(FollowHugetlbPage::new(mm, at))
+            } else {
+                GupPath::Fast(super::gup_fast::GupFast::new(mm, at))
+            }
+        });
+        match path {
+            GupPath::Fast(g) => g.step(cx),
+            GupPath::Slow(g) => g.step(cx),
+        }
     }
 }
