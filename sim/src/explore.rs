@@ -36,6 +36,8 @@ pub enum StrategyKind {
     Pct,
     /// Swarm testing: each seed draws operations, CPUs, a switch and per-actor delays.
     Swarm,
+    /// Bounded exhaustive search (`--exhaustive`; see `mmsim::dfs`): not a per-seed strategy.
+    Dfs,
     /// Predictive detection: one random run per seed, happens-before analysis, and the
     /// reorderings it predicts run to confirm them (`crate::predict`).
     Predict,
@@ -48,11 +50,13 @@ impl StrategyKind {
             StrategyKind::Urw => "urw",
             StrategyKind::Pct => "pct",
             StrategyKind::Swarm => "swarm",
+            StrategyKind::Dfs => "dfs",
             StrategyKind::Predict => "predict",
         }
     }
 
-    /// Every strategy, in the order tables list them.
+    /// Every per-seed strategy, in the order tables list them (`dfs` is not per seed: the
+    /// exhaustive search reports its own figures).
     pub const ALL: [StrategyKind; 5] = [
         StrategyKind::Random,
         StrategyKind::Urw,
@@ -77,6 +81,8 @@ impl StrategyKind {
             StrategyKind::Urw => Box::new(RandomWalk::new(seed)),
             StrategyKind::Pct => Box::new(Pct::new(seed, p.steps_estimate, depth)),
             StrategyKind::Swarm => Box::new(Swarm::for_env(seed, &p.env, &p.lengths)),
+            // the search drives the engine itself (`dfs::search`); per seed it has no choice
+            StrategyKind::Dfs => Box::new(crate::engine::strategy::FirstRunnable),
             // the first execution of a seed; `crate::predict` runs the reorderings
             StrategyKind::Predict => Box::new(RandomPriorities::new(seed, &p.lengths, depth)),
         }

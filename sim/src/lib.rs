@@ -9,6 +9,7 @@ pub mod book;
 pub mod check;
 pub mod cli;
 pub mod compare;
+pub mod dfs;
 pub mod engine;
 pub mod env;
 pub mod explore;

@@ -39,15 +39,25 @@ pub enum Format {
 pub struct ExploreArgs {
     #[command(flatten)]
     pub target: Target,
-    /// Scheduler strategy.
+    /// Scheduler strategy (dfs: the bounded exhaustive search, as --exhaustive).
     #[arg(long, value_enum, default_value_t = StrategyKind::Random)]
     pub strategy: StrategyKind,
+    /// Bounded exhaustive search (strategy dfs): every schedule of the concurrent phase with at
+    /// most --preemptions preemptions, bounds 0, 1, ..., K in turn, up to partial-order
+    /// reduction and visited-state pruning. --runs becomes a budget of executions (the result
+    /// then says NOT exhaustive); --jobs, --seed-start, --depth and --shard do not apply.
+    #[arg(long)]
+    pub exhaustive: bool,
+    /// Preemption bound of the exhaustive search.
+    #[arg(long, default_value_t = 2)]
+    pub preemptions: u32,
     /// Bug depth d (random, pct): d - 1 priority change points per run.
     #[arg(long, default_value_t = crate::run::DEFAULT_DEPTH)]
     pub depth: u32,
-    /// Size of the seed range.
-    #[arg(long, default_value_t = 1000)]
-    pub runs: u64,
+    /// Size of the seed range [default: 1000]; with --exhaustive, a budget of executions
+    /// [default: none].
+    #[arg(long)]
+    pub runs: Option<u64>,
     /// First seed of the range.
     #[arg(long, default_value_t = 0)]
     pub seed_start: u64,
@@ -114,6 +124,9 @@ pub fn explore(a: &ExploreArgs) -> i32 {
         Ok(p) => p,
         Err(e) => return fail(e),
     };
+    if a.exhaustive || a.strategy == StrategyKind::Dfs {
+        return exhaustive(a, &prepared);
+    }
     let jobs = a
         .jobs
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
@@ -122,7 +135,7 @@ pub fn explore(a: &ExploreArgs) -> i32 {
         strategy: a.strategy,
         depth: a.depth,
         seed_start: a.seed_start,
-        runs: a.runs,
+        runs: a.runs.unwrap_or(1000),
         jobs,
         shard: a.shard,
         stop_on_first: a.stop_on_first,
@@ -174,6 +187,50 @@ pub fn explore(a: &ExploreArgs) -> i32 {
             summary.runs as f64 / secs,
             summary.steps as f64 / secs
         );
+    }
+    if let Some(dir) = &a.out {
+        if a.format == Format::Text {
+            println!("summary written to {}", dir.join("summary.json").display());
+        }
+    }
+    summary.exit_code()
+}
+
+/// `--exhaustive` / `--strategy dfs`: the bounded exhaustive search.
+fn exhaustive(a: &ExploreArgs, p: &crate::run::Prepared) -> i32 {
+    if a.shard.is_some() {
+        return fail(
+            "--shard does not apply to --exhaustive: the search is one tree, not a seed range",
+        );
+    }
+    if !matches!(a.strategy, StrategyKind::Random | StrategyKind::Dfs) {
+        return fail(format!(
+            "--exhaustive is the dfs strategy; it cannot be combined with --strategy {}",
+            a.strategy.cli_name()
+        ));
+    }
+    let cfg = crate::dfs::DfsConfig {
+        preemptions: a.preemptions,
+        max_executions: a.runs,
+        stop_on_first: a.stop_on_first,
+        ..Default::default()
+    };
+    let started = Instant::now();
+    let summary = match crate::dfs::explore(p, &cfg, a.out.as_deref()) {
+        Ok(s) => s,
+        Err(e) => return fail(e),
+    };
+    let secs = started.elapsed().as_secs_f64();
+    match a.format {
+        Format::Text => print!("{summary}"),
+        Format::Json => {
+            let mut j = serde_json::to_string_pretty(&summary).expect("a summary serialises");
+            j.push('\n');
+            print!("{j}");
+        }
+    }
+    if std::io::stderr().is_terminal() {
+        eprintln!("{} executions in {secs:.2} s", summary.executions);
     }
     if let Some(dir) = &a.out {
         if a.format == Format::Text {

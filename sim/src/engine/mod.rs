@@ -61,6 +61,7 @@ pub struct Outcome {
     pub steps: u64,
 }
 
+#[derive(Clone)]
 pub struct Engine<'e> {
     pub env: &'e Env,
     pub state: State,
@@ -313,12 +314,8 @@ impl<'e> Engine<'e> {
         self.check.time = self.state.step;
     }
 
-    /// Run one phase to completion with `strategy`; false if it deadlocked or hit the limit.
-    fn run_phase(
-        &mut self,
-        strategy: &mut dyn Strategy,
-        record: bool,
-    ) -> Result<Option<Verdict>, Diverged> {
+    /// Start the current phase: every slot of the phase declares its first access.
+    fn enter_phase(&mut self) {
         for slot in 0..self.state.progs.len() {
             let is_serial = slot == self.serial_slot();
             let in_phase = (self.phase == Phase::Concurrent) != is_serial;
@@ -328,6 +325,15 @@ impl<'e> Engine<'e> {
                 self.declare(slot);
             }
         }
+    }
+
+    /// Run one phase to completion with `strategy`; false if it deadlocked or hit the limit.
+    fn run_phase(
+        &mut self,
+        strategy: &mut dyn Strategy,
+        record: bool,
+    ) -> Result<Option<Verdict>, Diverged> {
+        self.enter_phase();
         let live = if self.phase == Phase::Concurrent { strategy.liveness() } else { None };
         let mut chosen = 0u64;
         // per CPU: operations completed when it became blocked (liveness phase only)
@@ -510,6 +516,17 @@ impl<'e> Engine<'e> {
         if let Some(v) = self.run_phase(strategy, true)? {
             return Ok(v);
         }
+        self.teardown_and_checks()
+    }
+
+    /// Teardown and the end-of-run checks, after a concurrent phase that ran out of work.
+    fn after_concurrent(mut self) -> Result<Outcome, Diverged> {
+        let v = self.teardown_and_checks()?;
+        Ok(self.finish(v))
+    }
+
+    fn teardown_and_checks(&mut self) -> Result<Verdict, Diverged> {
+        let mut serial = FirstRunnable;
         check::check_share_counts(&self.state.k, self.env, self.state.step, &mut self.check);
         self.phase = Phase::Teardown;
         if let Some(v) = self.run_phase(&mut serial, false)? {
@@ -517,6 +534,64 @@ impl<'e> Engine<'e> {
         }
         check::check_leaks(&self.state.k, self.env, self.state.step, &mut self.check);
         Ok(if self.check.violated() { Verdict::Violation } else { Verdict::Clean })
+    }
+
+    // ---- stepping from outside: the exhaustive search (`engine::dfs`) drives these -------
+
+    /// Run setup and enter the concurrent phase. `Some` if setup already ended the run.
+    pub fn start_concurrent(&mut self) -> Option<Outcome> {
+        self.phase = Phase::Setup;
+        match self.run_phase(&mut FirstRunnable, false) {
+            Ok(None) => {}
+            Ok(Some(v)) => return Some(self.clone().finish(v)),
+            Err(_) => unreachable!("first-runnable never diverges"),
+        }
+        self.phase = Phase::Concurrent;
+        self.enter_phase();
+        None
+    }
+
+    /// The actors runnable now in the concurrent phase, in the order strategies see them.
+    pub fn runnable_now(&mut self) -> &[Choice] {
+        self.collect_runnable();
+        &self.runnable
+    }
+
+    /// The declared next access of a CPU (`None` for interrupt and RCU actors).
+    pub fn pending_of(&self, actor: Actor) -> Option<Pending> {
+        match actor {
+            Actor::Cpu(c) => self.state.progs.get(c as usize).and_then(|p| p.pending),
+            _ => None,
+        }
+    }
+
+    /// Record `c` as the next decision and execute its step.
+    pub fn step_choice(&mut self, c: Choice) {
+        self.decisions.push(Decision { actor: c.actor, op: c.op, op_step: c.op_step });
+        self.exec(c.actor);
+    }
+
+    /// Whether the run has reached its step limit.
+    pub fn at_step_limit(&self) -> bool {
+        self.state.step >= self.steps_max
+    }
+
+    /// End a concurrent phase that has nothing runnable (or hit the step limit): the deadlock
+    /// check, teardown and the end-of-run checks, as [`Engine::run`] does.
+    pub fn finish_concurrent(mut self) -> Outcome {
+        if self.at_step_limit() {
+            return self.finish(Verdict::StepLimit);
+        }
+        self.collect_runnable();
+        debug_assert!(self.runnable.is_empty(), "finish_concurrent with runnable actors");
+        if self.has_work() {
+            self.deadlock();
+            return self.finish(Verdict::Violation);
+        }
+        match self.after_concurrent() {
+            Ok(o) => o,
+            Err(_) => unreachable!("first-runnable never diverges"),
+        }
     }
 
     fn finish(self, v: Verdict) -> Outcome {
