@@ -1,10 +1,14 @@
 //! Minimisation of a failing trace: keep its violation signature while removing operations,
-//! whole CPUs and preemptions, each pass kept only if the failure reproduces.
+//! whole CPUs and preemptions, then resetting switches to the profile's defaults, each pass
+//! kept only if the failure reproduces.
 //!
 //! Operations and CPUs are removed from the embedded scenario; each candidate is searched with
 //! the default random strategy over a bounded number of seeds. Preemptions are removed by
 //! guided replay: follow the recorded order of (CPU, operation, step) positions, but at one
-//! preemption let the preempted CPU keep running until it blocks or finishes.
+//! preemption let the preempted CPU keep running until it blocks or finishes. A switch that
+//! differs from the profile's default (from `--set` or the scenario's own `set`) is put back to
+//! the default when the same order of positions, or failing that a seed in the budget, still
+//! shows the signature: what is left is what the bug needs.
 
 use crate::engine::strategy::{Choice, Diverged, Strategy};
 use crate::run::{self, Prepared, Request, RunError};
@@ -89,6 +93,10 @@ pub struct Minimized {
     pub removed_ops: usize,
     pub preemptions_before: usize,
     pub preemptions_after: usize,
+    /// Switches put back to the profile's default (`name=value` as they are now).
+    pub switches_reset: Vec<String>,
+    /// Switches that still differ from the profile's default: the failure needs them.
+    pub switches_kept: Vec<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -162,13 +170,89 @@ pub fn minimize(trace: &Trace, origin: &str, budget: u64) -> Result<Minimized, M
         }
     }
     let after = preemptions(&best.decisions);
+
+    // 3. switches back to the profile's defaults, one at a time
+    let (switches_reset, switches_kept) = reset_switches(&mut best, &req, &sig, budget, after)?;
     Ok(Minimized {
         trace: best,
         signature: sig,
         removed_ops: removed,
         preemptions_before: before,
         preemptions_after: after,
+        switches_reset,
+        switches_kept,
     })
+}
+
+/// Pass 3: try each switch that differs from the profile's default at its default, keeping the
+/// change when the recorded order of positions still shows `sig` (with no more preemptions),
+/// or else when some seed in the budget does. Returns (reset, kept), as `name=value`.
+fn reset_switches(
+    best: &mut Trace,
+    req: &Request,
+    sig: &[String],
+    budget: u64,
+    max_preemptions: usize,
+) -> Result<(Vec<String>, Vec<String>), MinimizeError> {
+    // the defaults as resolved for this arch and profile (e.g. `tlb_flush=arch` resolves to the
+    // configuration's mechanism), with neither --set nor the scenario's own `set`
+    let mut bare = prepared_scenario(req)?;
+    bare.set.clear();
+    let bare = Request {
+        source: Source { origin: req.source.origin.clone(), text: bare.to_ron() },
+        arch: Some(best.header.arch.clone()),
+        profile: Some(best.header.profile.clone()),
+        set: Vec::new(),
+    };
+    let Ok(env) = run::prepare(&bare) else {
+        return Ok((Vec::new(), Vec::new()));
+    };
+    let defaults = env.sw.list();
+    let default_of = |n: &str| defaults.iter().find(|(d, _)| d == n).map(|(_, v)| v.clone());
+    let (mut reset, mut kept) = (Vec::new(), Vec::new());
+    let differing: Vec<(String, String)> = best
+        .header
+        .switches
+        .iter()
+        .filter(|(n, v)| default_of(n).is_some_and(|d| &d != v))
+        .cloned()
+        .collect();
+    for (name, value) in differing {
+        let Some(default) = default_of(&name) else { continue };
+        let mut cand = run::request_of(best, &req.source.origin);
+        cand.source = req.source.clone();
+        for a in cand.set.iter_mut() {
+            if a.split_once('=').is_some_and(|(n, _)| n == name) {
+                *a = format!("{name}={default}");
+            }
+        }
+        let Ok(prepared) = Prepared::new(&cand) else {
+            kept.push(format!("{name}={value}"));
+            continue;
+        };
+        let d = best.decisions.clone();
+        let mut g = Guided { order: &d, done: vec![false; d.len()], keep: None };
+        let guided = run::execute(&prepared.env, &mut g, true)
+            .ok()
+            .map(|out| run::trace_of(&cand, &prepared.env, "minimized", best.header.seed, out))
+            .filter(|t| reproduces(t, sig) && preemptions(&t.decisions) <= max_preemptions);
+        let found = match guided {
+            Some(t) => Some(t),
+            None => search(&cand, &prepared_scenario(&cand)?, sig, budget)?,
+        };
+        match found {
+            Some(t) => {
+                *best = t;
+                reset.push(format!("{name}={value}"));
+            }
+            None => kept.push(format!("{name}={value}")),
+        }
+    }
+    Ok((reset, kept))
+}
+
+fn prepared_scenario(req: &Request) -> Result<Scenario, MinimizeError> {
+    Ok(req.source.parse().map_err(RunError::from)?)
 }
 
 /// Scenarios with one CPU operation, or one whole CPU, removed.
@@ -280,6 +364,38 @@ mod tests {
         // the minimised trace replays
         assert!(matches!(run::replay(&m.trace, "min").unwrap(), run::ReplayResult::Identical(_)));
         assert!(!chain(&m.trace).is_empty());
+    }
+
+    fn first_failing(scenario: &str, set: &[&str], seeds: u64) -> Trace {
+        let req = Request {
+            source: Source::load(scenario).unwrap(),
+            arch: None,
+            profile: None,
+            set: set.iter().map(|s| s.to_string()).collect(),
+        };
+        let p = Prepared::new(&req).unwrap();
+        (0..seeds)
+            .map(|s| p.run_seed(s, true).unwrap().0)
+            .find(|t| t.verdict == Verdict::Violation)
+            .expect("a failing seed")
+    }
+
+    #[test]
+    fn a_switch_the_failure_needs_is_kept_and_one_it_does_not_is_reset() {
+        // the stale walk-cache entry needs the leaf-only unshare flush; KASAN-style quarantine
+        // (never reuse freed frames) does not change whether the stale entry is used
+        let t = first_failing(
+            "tlb-walk-cache",
+            &["unshare_flush_leaf_only=true", "quarantine=true"],
+            1000,
+        );
+        let m = minimize(&t, "test", 300).unwrap();
+        assert_eq!(m.switches_kept, vec!["unshare_flush_leaf_only=true".to_string()]);
+        assert_eq!(m.switches_reset, vec!["quarantine=true".to_string()]);
+        assert_eq!(signature(&m.trace), signature(&t));
+        let q = m.trace.header.switches.iter().find(|(n, _)| n == "quarantine").unwrap();
+        assert_eq!(q.1, "false", "the minimised trace runs with the default");
+        assert!(matches!(run::replay(&m.trace, "min").unwrap(), run::ReplayResult::Identical(_)));
     }
 
     #[test]

@@ -24,6 +24,15 @@ pub fn minimize(trace: &Path, output: Option<&Path>, budget: u64) -> i32 {
         m.trace.decisions.len(),
         t.decisions.len()
     );
+    if !m.switches_reset.is_empty() {
+        println!(
+            "switches back to the profile's default (not needed): {}",
+            m.switches_reset.join(", ")
+        );
+    }
+    if !m.switches_kept.is_empty() {
+        println!("switches the failure needs: {}", m.switches_kept.join(", "));
+    }
     for (i, c) in m.trace.header.cpus.iter().enumerate() {
         println!("  CPU{i} (mm {}): {}", c.mm, c.ops.join("; "));
     }
