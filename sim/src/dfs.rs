@@ -458,16 +458,6 @@ impl Search<'_> {
     }
 }
 
-fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
-    if let Some(s) = payload.downcast_ref::<&str>() {
-        (*s).to_string()
-    } else if let Some(s) = payload.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "panic with a non-string payload".into()
-    }
-}
-
 /// Stack of the search thread: the search recurses once per step of a schedule.
 const SEARCH_STACK: usize = 1 << 30;
 
@@ -531,7 +521,7 @@ pub fn search(p: &Prepared, cfg: &DfsConfig) -> DfsSummary {
                 .and_then(|h| {
                     h.join()
                         .unwrap_or_else(|_| Err(Box::new("search thread died")))
-                        .map_err(|p| panic_message(&*p))
+                        .map_err(|p| crate::explore::panic_message(&*p))
                 })
         });
         if let Err(msg) = r {

@@ -253,7 +253,8 @@ pub fn signature(reports: &[Report]) -> Vec<String> {
 /// Builds the strategy for a seed; tests substitute their own.
 pub type MakeStrategy<'a> = dyn Fn(u64) -> Box<dyn Strategy> + Sync + 'a;
 
-fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+/// The message of a caught panic, for reports (shared with the exhaustive search).
+pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
     if let Some(s) = payload.downcast_ref::<&str>() {
         (*s).to_string()
     } else if let Some(s) = payload.downcast_ref::<String>() {
