@@ -143,3 +143,41 @@ fn gup_fast_is_confirmed_without_a_sync_and_never_with_one() {
         assert_eq!(safe.violations, 0, "{safe}");
     }
 }
+
+#[test]
+fn predict_on_a_recorded_clean_trace_confirms_the_race_and_writes_a_replayable_trace() {
+    let dir = tmp("recorded");
+    std::fs::create_dir_all(&dir).unwrap();
+    let clean = dir.join("seed0.ron");
+    let confirmed = dir.join("confirmed.ron");
+    // seed 0 of the random strategy is clean on v6.1 ...
+    let o = mmsim(&["run", "gup-vs-unshare", "--seed", "0", "-o", clean.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stdout));
+    // ... but one reordering away from the use-after-free
+    let o = mmsim(&["predict", clean.to_str().unwrap(), "-o", confirmed.to_str().unwrap()]);
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(1), "{text}");
+    assert!(text.contains("confirmed by reordering"), "{text}");
+    assert!(text.contains("BUG: KASAN: use-after-free"), "{text}");
+    let o = mmsim(&["replay", confirmed.to_str().unwrap()]);
+    assert!(String::from_utf8_lossy(&o.stdout).contains("identical"), "replay: {o:?}");
+    // a v6.3 trace has nothing to confirm
+    let fixed = dir.join("v63.ron");
+    let o = mmsim(&[
+        "run",
+        "gup-vs-unshare",
+        "--profile",
+        "v6.3",
+        "--seed",
+        "0",
+        "-o",
+        fixed.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(0));
+    let o = mmsim(&["predict", fixed.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stdout));
+    // a missing file is bad input
+    let o = mmsim(&["predict", dir.join("nothere.ron").to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    let _ = std::fs::remove_dir_all(&dir);
+}

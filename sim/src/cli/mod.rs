@@ -12,6 +12,7 @@ mod explore;
 mod lists;
 mod merge;
 mod minimize;
+mod predict;
 mod render;
 mod run;
 
@@ -84,6 +85,14 @@ pub enum Cmd {
         #[arg(long, default_value_t = crate::minimize::SEED_BUDGET)]
         budget: u64,
     },
+    /// Predict from a recorded trace: the use-after-frees one reordering away, each confirmed by
+    /// running it.
+    Predict {
+        trace: PathBuf,
+        /// Write the confirmed violating trace here.
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+    },
     /// Draw a trace: SVG swimlane, Graphviz DOT, Mermaid sequence diagram or Perfetto JSON.
     Render(render::RenderArgs),
     /// Regenerate the book's diagrams from the built-in scenarios (--check: compare only).
@@ -123,6 +132,7 @@ pub fn main() -> i32 {
         Cmd::Minimize { trace, output, budget } => {
             minimize::minimize(&trace, output.as_deref(), budget)
         }
+        Cmd::Predict { trace, output } => predict::predict(&trace, output.as_deref()),
         Cmd::Explore(a) => explore::explore(&a),
         Cmd::Merge(a) => merge::merge(&a),
         Cmd::Bench(a) => bench::bench(&a),
