@@ -399,6 +399,28 @@ impl Scenario {
             }
         };
         let q = |field: String, v: &Quantity| eval(v, arch).map_err(|m| invalid(field, m));
+        // a file offset must be huge-page aligned
+        let huge_offset = |field: String,
+                           offset: &Option<Quantity>|
+         -> Result<u64, ScenarioError> {
+            let off = match offset {
+                Some(o) => q(field.clone(), o)?,
+                None => 0,
+            };
+            if !off.is_multiple_of(huge) {
+                return Err(invalid(field, format!("offset 0x{off:x} is not huge-page aligned")));
+            }
+            Ok(off)
+        };
+        // the file's index, its page count grown to cover a mapping ending at byte `end`
+        let file_window = |r: &mut Resolved, file: &str, end: u64| -> u8 {
+            let f = mm_index(&mut r.file_names, file);
+            if r.file_pages.len() <= f as usize {
+                r.file_pages.push(0);
+            }
+            r.file_pages[f as usize] = r.file_pages[f as usize].max(end / huge);
+            f
+        };
         let page = arch.page_size();
         // `align`: the huge page size for hugetlb mappings, else the base page size
         let range_aligned =
@@ -438,23 +460,9 @@ impl Scenario {
                     let at_v = q(field("at"), at)?;
                     let len_v = q(field("len"), len)?;
                     range(field("at"), at_v, len_v)?;
-                    let off = match offset {
-                        Some(o) => q(field("offset"), o)?,
-                        None => 0,
-                    };
-                    if !off.is_multiple_of(huge) {
-                        return Err(invalid(
-                            field("offset"),
-                            format!("offset 0x{off:x} is not huge-page aligned"),
-                        ));
-                    }
+                    let off = huge_offset(field("offset"), offset)?;
                     let m = mm_index(&mut r.mm_names, mm);
-                    let f = mm_index(&mut r.file_names, file);
-                    if r.file_pages.len() <= f as usize {
-                        r.file_pages.push(0);
-                    }
-                    let pages = (off + len_v) / huge;
-                    r.file_pages[f as usize] = r.file_pages[f as usize].max(pages);
+                    let f = file_window(&mut r, file, off + len_v);
                     r.setup.push((
                         m,
                         Op::MapFile {
@@ -536,22 +544,8 @@ impl Scenario {
                     CpuOp::MmapFixed { file, at, len, shared, offset } => {
                         let (a, l) = (q(field("at"), at)?, q(field("len"), len)?);
                         range(field("at"), a, l)?;
-                        let off = match offset {
-                            Some(o) => q(field("offset"), o)?,
-                            None => 0,
-                        };
-                        if !off.is_multiple_of(huge) {
-                            return Err(invalid(
-                                field("offset"),
-                                format!("offset 0x{off:x} is not huge-page aligned"),
-                            ));
-                        }
-                        let f = mm_index(&mut r.file_names, file);
-                        if r.file_pages.len() <= f as usize {
-                            r.file_pages.push(0);
-                        }
-                        let pages = (off + l) / huge;
-                        r.file_pages[f as usize] = r.file_pages[f as usize].max(pages);
+                        let off = huge_offset(field("offset"), offset)?;
+                        let f = file_window(&mut r, file, off + l);
                         Op::MmapFixed {
                             file: Some(f),
                             at: a,
