@@ -986,18 +986,8 @@ impl std::fmt::Display for Summary {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::run::Request;
-    use crate::scenario::Source;
-
-    fn prepared(profile: &str) -> Prepared {
-        Prepared::new(&Request {
-            source: Source::load("gup-vs-unshare").unwrap(),
-            arch: None,
-            profile: Some(profile.into()),
-            set: vec![],
-        })
-        .unwrap()
-    }
+    // gup-vs-unshare on x86_64 with the given profile, as predict's tests build it
+    use crate::predict::tests::prepared;
 
     #[test]
     fn shard_parses_and_partitions_the_range() {

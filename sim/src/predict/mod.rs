@@ -121,7 +121,7 @@ pub fn split(t: &Trace) -> (&[mmsim_traces::Event], &[mmsim_traces::Event]) {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::run::Request;
     use crate::scenario::Source;
