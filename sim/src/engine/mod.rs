@@ -12,7 +12,7 @@ pub mod strategy;
 
 use crate::check::{self, Checker};
 use crate::env::Env;
-use crate::kernel::ctx::{Ctx, Pending, Who};
+use crate::kernel::ctx::{Ctx, Fuse, Pending, Who};
 use crate::kernel::interrupts;
 use crate::kernel::ops::Running;
 use crate::model::cpu::Cpu;
@@ -141,67 +141,83 @@ impl<'e> Engine<'e> {
         self.env.serial_cpu as usize
     }
 
-    /// The operation a slot runs next, with its mm.
-    fn op_of(&self, slot: usize, index: u16) -> Option<(u8, Op)> {
-        let i = index as usize;
-        if slot == self.serial_slot() {
-            match self.phase {
-                Phase::Setup => self.env.scenario.setup.get(i).copied(),
-                _ => (i < self.env.scenario.mm_names.len()).then_some((i as u8, Op::ExitMmap)),
-            }
-        } else {
-            let (mm, ops) = &self.env.scenario.cpus[slot];
-            ops.get(i).map(|&op| (*mm, op))
-        }
-    }
-
     fn actor_of(&self, slot: usize) -> Actor {
-        if slot == self.serial_slot() {
-            if self.phase == Phase::Setup {
-                Actor::Setup
-            } else {
-                Actor::Teardown
-            }
-        } else {
-            Actor::Cpu(slot as u8)
-        }
-    }
-
-    fn who(&self, slot: usize) -> Who {
-        let p = &self.state.progs[slot];
-        let mm = self.op_of(slot, p.next_op).map_or(0, |(mm, _)| mm);
-        Who { actor: self.actor_of(slot), cpu: slot as u8, mm, op: p.next_op, op_step: p.op_step }
+        actor_of(self.env, self.phase, slot)
     }
 
     /// Run local transitions of `slot` until it declares its next access or has no work left.
     fn declare(&mut self, slot: usize) {
-        for _ in 0..100_000 {
-            if self.state.progs[slot].running.is_none() {
-                let next = self.state.progs[slot].next_op;
-                match self.op_of(slot, next) {
+        self.declare_fused(slot, None);
+    }
+
+    /// [`Engine::declare`] after `slot` executed step `self.state.step`. With `sched`, each
+    /// declared access goes to the scheduler at once (the next step's decision, made exactly
+    /// as [`Engine::run_phase`] would make it); if it picks `slot`, the path performs the
+    /// access in the same pass and goes on, so a CPU that keeps running steps its path once
+    /// per step instead of twice. On return `self.state.step` is the last step executed.
+    fn declare_fused(&mut self, slot: usize, sched: Option<&mut Sched<'_>>) {
+        let mut step = self.state.step;
+        let (phase, steps_max) = (self.phase, self.steps_max);
+        let Engine { env, state: State { k, progs, .. }, check, runnable, decisions, .. } = self;
+        let env: &Env = env;
+        let (before, rest) = progs.split_at_mut(slot);
+        let (p, after) = rest.split_first_mut().expect("slot in range");
+        let mut hook = sched.map(|sched| Hook {
+            env,
+            before,
+            after,
+            sched,
+            runnable,
+            decisions,
+            phase,
+            slot,
+            step: 0,
+            steps_max,
+        });
+        let mut local = 0u32;
+        loop {
+            if p.running.is_none() {
+                match op_of(env, phase, slot, p.next_op) {
                     Some((mm, op)) => {
-                        let p = &mut self.state.progs[slot];
                         p.running = Some(Running::start(op, mm));
                         p.op_step = 0;
                     }
                     None => {
-                        self.state.progs[slot].pending = None;
-                        return;
+                        p.pending = None;
+                        break;
                     }
                 }
             }
-            let who = self.who(slot);
+            let who = who_of(env, phase, slot, p);
             // step the path in place: moving it out and back costs a copy of the whole enum
-            let State { k, progs, step } = &mut self.state;
-            let p = &mut progs[slot];
             let running = p.running.as_mut().expect("running");
-            let mut cx = Ctx::new(k, self.env, who, *step, &mut self.check, true);
+            let mut cx = Ctx::new(k, env, who, step, check, true);
+            if let Some(h) = hook.as_mut() {
+                h.step = step + 1;
+                cx.set_fuse(h);
+            }
             let r = running.step(&mut cx);
-            let pending = cx.pending;
+            let (pending, fused) = (cx.pending, cx.fused());
+            if fused {
+                // the tail of `exec` for the step just performed
+                step += 1;
+                local = 0;
+                p.op_step += 1;
+                p.pending = None;
+                match r {
+                    Ok(Poll::Ready(())) => {
+                        p.running = None;
+                        p.next_op += 1;
+                    }
+                    Ok(Poll::Pending) => {}
+                    Err(_) => unreachable!("a fused step runs in execute mode"),
+                }
+                continue;
+            }
             match r {
                 Err(_) => {
                     p.pending = pending;
-                    return;
+                    break;
                 }
                 Ok(Poll::Ready(())) => {
                     p.running = None;
@@ -209,47 +225,28 @@ impl<'e> Engine<'e> {
                 }
                 Ok(Poll::Pending) => {}
             }
+            local += 1;
+            if local >= 100_000 {
+                panic!(
+                    "{:?} made 100000 local transitions without an access: a model bug",
+                    actor_of(env, phase, slot)
+                );
+            }
         }
-        panic!(
-            "{:?} made 100000 local transitions without an access: a model bug",
-            self.actor_of(slot)
-        );
+        self.state.step = step;
     }
 
     fn enabled(&self, slot: usize) -> bool {
         let Some(p) = self.state.progs[slot].pending else { return false };
-        let k = &self.state.k;
-        match p.access {
-            Access::LockRead => k.lock(p.object).is_none_or(RwLock::can_read),
-            Access::LockWrite => k.lock(p.object).is_none_or(RwLock::can_write),
-            Access::IpiWait => k.cpus[slot].ipi_waiting == 0,
-            _ => true,
-        }
+        access_enabled(&self.state.k, slot, p)
     }
 
     /// Fill `self.runnable` for the current phase.
     fn collect_runnable(&mut self) {
-        self.runnable.clear();
-        let ncpus = self.env.ncpus();
-        let slots = if self.phase == Phase::Concurrent { 0..ncpus } else { ncpus..ncpus + 1 };
-        for slot in slots {
-            if self.enabled(slot) {
-                let p = &self.state.progs[slot];
-                self.runnable.push(Choice {
-                    actor: self.actor_of(slot),
-                    op: p.next_op,
-                    op_step: p.op_step,
-                });
-            }
-        }
-        for c in 0..=ncpus {
-            if interrupts::irq_enabled(&self.state.k.cpus, c) {
-                self.runnable.push(Choice { actor: Actor::Irq(c as u8), op: 0, op_step: 0 });
-            }
-        }
-        if interrupts::rcu_ready(&self.state.k) {
-            self.runnable.push(Choice { actor: Actor::Rcu, op: 0, op_step: 0 });
-        }
+        let progs = &self.state.progs;
+        fill_runnable(&mut self.runnable, self.env, &self.state.k, self.phase, |s| {
+            progs.get(s).and_then(|p| p.pending.map(|pend| (pend, p.next_op, p.op_step)))
+        });
     }
 
     fn has_work(&self) -> bool {
@@ -258,15 +255,16 @@ impl<'e> Engine<'e> {
         slots.into_iter().any(|s| self.state.progs[s].pending.is_some())
     }
 
-    /// Execute one step of `actor`.
-    fn exec(&mut self, actor: Actor) {
+    /// Execute one step of `actor`; with `sched`, the steps that follow while the scheduler
+    /// keeps picking the same CPU too (see [`Engine::declare_fused`]).
+    fn exec(&mut self, actor: Actor, sched: Option<&mut Sched<'_>>) {
         match actor {
             Actor::Cpu(_) | Actor::Setup | Actor::Teardown => {
                 let slot = match actor {
                     Actor::Cpu(c) => c as usize,
                     _ => self.serial_slot(),
                 };
-                let who = self.who(slot);
+                let who = who_of(self.env, self.phase, slot, &self.state.progs[slot]);
                 let State { k, progs, step } = &mut self.state;
                 let p = &mut progs[slot];
                 let running = p.running.as_mut().expect("runnable slot has an op");
@@ -283,7 +281,7 @@ impl<'e> Engine<'e> {
                     Ok(Poll::Pending) => {}
                     Err(_) => unreachable!("execute mode never yields"),
                 }
-                self.declare(slot);
+                self.declare_fused(slot, sched);
             }
             Actor::Irq(c) => {
                 let who = Who { actor, cpu: c, mm: 0, op: 0, op_step: 0 };
@@ -335,10 +333,21 @@ impl<'e> Engine<'e> {
     ) -> Result<Option<Verdict>, Diverged> {
         self.enter_phase();
         let live = if self.phase == Phase::Concurrent { strategy.liveness() } else { None };
+        // Fusing makes each decision when the running CPU declares its access, which is the
+        // same moment as the loop below would make it, except where the loop looks at more
+        // than the runnable list: the liveness phase (`starved`).
+        let fuse = live.is_none() && (self.phase == Phase::Concurrent || !record);
+        let mut sched = Sched { strategy, record, pre: None };
         let mut chosen = 0u64;
         // per CPU: operations completed when it became blocked (liveness phase only)
         let mut blocked = [u64::MAX; crate::model::cpu::MAX_CPUS];
         loop {
+            // a decision the fuse hook made (for another actor) or failed to make
+            if let Some(pre) = sched.pre.take() {
+                let c = pre?;
+                self.exec(c.actor, Some(&mut sched));
+                continue;
+            }
             if self.state.step >= self.steps_max {
                 return Ok(Some(Verdict::StepLimit));
             }
@@ -348,7 +357,7 @@ impl<'e> Engine<'e> {
             if self.phase != Phase::Concurrent && !record {
                 let s = self.serial_slot();
                 if self.enabled(s) {
-                    self.exec(self.actor_of(s));
+                    self.exec(self.actor_of(s), Some(&mut sched));
                     continue;
                 }
             }
@@ -366,12 +375,12 @@ impl<'e> Engine<'e> {
                 }
             }
             chosen += 1;
-            let i = strategy.choose(self.state.step, &self.runnable)?;
+            let i = sched.strategy.choose(self.state.step, &self.runnable)?;
             let c = self.runnable[i];
             if record {
                 self.decisions.push(Decision { actor: c.actor, op: c.op, op_step: c.op_step });
             }
-            self.exec(c.actor);
+            self.exec(c.actor, fuse.then_some(&mut sched));
         }
     }
 
@@ -568,7 +577,7 @@ impl<'e> Engine<'e> {
     /// Record `c` as the next decision and execute its step.
     pub fn step_choice(&mut self, c: Choice) {
         self.decisions.push(Decision { actor: c.actor, op: c.op, op_step: c.op_step });
-        self.exec(c.actor);
+        self.exec(c.actor, None);
     }
 
     /// Whether the run has reached its step limit.
@@ -598,6 +607,157 @@ impl<'e> Engine<'e> {
         let verdict =
             if self.check.violated() && v != Verdict::StepLimit { Verdict::Violation } else { v };
         Outcome { verdict, steps: self.state.step, decisions: self.decisions, check: self.check }
+    }
+}
+
+/// The scheduler of one phase, as the fuse hook sees it.
+struct Sched<'s> {
+    strategy: &'s mut dyn Strategy,
+    record: bool,
+    /// A decision the hook made for another actor (or the strategy's error), for the loop.
+    pre: Option<Result<Choice, Diverged>>,
+}
+
+/// The fuse hook of one [`Engine::declare_fused`]: the engine state the decision for the
+/// next step looks at, besides the kernel (`before`, `after`: the other slots' programs).
+struct Hook<'h, 's> {
+    env: &'h Env,
+    before: &'h [Prog],
+    after: &'h [Prog],
+    sched: &'h mut Sched<'s>,
+    runnable: &'h mut Vec<Choice>,
+    decisions: &'h mut Vec<Decision>,
+    phase: Phase,
+    slot: usize,
+    /// The step to decide.
+    step: u64,
+    steps_max: u64,
+}
+
+impl Fuse for Hook<'_, '_> {
+    /// The decision for step `self.step`, made as [`Engine::run_phase`] makes it: true if it
+    /// is this slot, which then performs `pend` now. A decision for another actor is kept in
+    /// `sched.pre` for the loop; when the loop would not reach the strategy (step limit, this
+    /// slot blocked) nothing is decided here.
+    #[inline]
+    fn go(&mut self, k: &Kernel, pend: Pending, who: &Who) -> bool {
+        if self.step >= self.steps_max || !access_enabled(k, self.slot, pend) {
+            return false;
+        }
+        // serial phases: the fast path of `run_phase` (the serial actor comes first)
+        self.phase != Phase::Concurrent || self.choose(k, pend, who)
+    }
+}
+
+impl Hook<'_, '_> {
+    #[inline(never)]
+    fn choose(&mut self, k: &Kernel, pend: Pending, who: &Who) -> bool {
+        let (slot, before, after) = (self.slot, self.before, self.after);
+        fill_runnable(self.runnable, self.env, k, self.phase, |s| {
+            let p = match s.cmp(&slot) {
+                std::cmp::Ordering::Less => before.get(s),
+                std::cmp::Ordering::Greater => after.get(s - slot - 1),
+                std::cmp::Ordering::Equal => return Some((pend, who.op, who.op_step)),
+            };
+            p.and_then(|p| p.pending.map(|pend| (pend, p.next_op, p.op_step)))
+        });
+        let sched = &mut *self.sched;
+        let c = match sched.strategy.choose(self.step, self.runnable) {
+            Ok(i) => self.runnable[i],
+            Err(d) => {
+                sched.pre = Some(Err(d));
+                return false;
+            }
+        };
+        if sched.record {
+            self.decisions.push(Decision { actor: c.actor, op: c.op, op_step: c.op_step });
+        }
+        if c.actor == Actor::Cpu(slot as u8) {
+            return true;
+        }
+        sched.pre = Some(Ok(c));
+        false
+    }
+}
+
+/// The operation `slot` runs as its `index`th in `phase`, with its mm.
+#[inline]
+fn op_of(env: &Env, phase: Phase, slot: usize, index: u16) -> Option<(u8, Op)> {
+    let i = index as usize;
+    if slot == env.serial_cpu as usize {
+        match phase {
+            Phase::Setup => env.scenario.setup.get(i).copied(),
+            _ => (i < env.scenario.mm_names.len()).then_some((i as u8, Op::ExitMmap)),
+        }
+    } else {
+        let (mm, ops) = &env.scenario.cpus[slot];
+        ops.get(i).map(|&op| (*mm, op))
+    }
+}
+
+#[inline]
+fn actor_of(env: &Env, phase: Phase, slot: usize) -> Actor {
+    if slot != env.serial_cpu as usize {
+        Actor::Cpu(slot as u8)
+    } else if phase == Phase::Setup {
+        Actor::Setup
+    } else {
+        Actor::Teardown
+    }
+}
+
+/// Who runs in `slot`: its actor, CPU, the mm and index of its operation and its step in it.
+#[inline]
+fn who_of(env: &Env, phase: Phase, slot: usize, p: &Prog) -> Who {
+    let mm = op_of(env, phase, slot, p.next_op).map_or(0, |(mm, _)| mm);
+    Who {
+        actor: actor_of(env, phase, slot),
+        cpu: slot as u8,
+        mm,
+        op: p.next_op,
+        op_step: p.op_step,
+    }
+}
+
+/// Whether a CPU's declared access can happen now.
+#[inline]
+fn access_enabled(k: &Kernel, slot: usize, p: Pending) -> bool {
+    match p.access {
+        Access::LockRead => k.lock(p.object).is_none_or(RwLock::can_read),
+        Access::LockWrite => k.lock(p.object).is_none_or(RwLock::can_write),
+        Access::IpiWait => k.cpus[slot].ipi_waiting == 0,
+        _ => true,
+    }
+}
+
+/// The runnable actors of `phase`, in the order strategies see them: the phase's program
+/// slots whose declared access is enabled (`pending_of`: a slot's declared access, operation
+/// and step within it), then interrupt contexts with an IPI to take, then RCU.
+#[inline]
+fn fill_runnable(
+    out: &mut Vec<Choice>,
+    env: &Env,
+    k: &Kernel,
+    phase: Phase,
+    pending_of: impl Fn(usize) -> Option<(Pending, u16, u32)>,
+) {
+    out.clear();
+    let ncpus = env.ncpus();
+    let slots = if phase == Phase::Concurrent { 0..ncpus } else { ncpus..ncpus + 1 };
+    for slot in slots {
+        if let Some((pend, op, op_step)) = pending_of(slot) {
+            if access_enabled(k, slot, pend) {
+                out.push(Choice { actor: actor_of(env, phase, slot), op, op_step });
+            }
+        }
+    }
+    for c in 0..=ncpus {
+        if interrupts::irq_enabled(&k.cpus, c) {
+            out.push(Choice { actor: Actor::Irq(c as u8), op: 0, op_step: 0 });
+        }
+    }
+    if interrupts::rcu_ready(k) {
+        out.push(Choice { actor: Actor::Rcu, op: 0, op_step: 0 });
     }
 }
 

@@ -6,6 +6,10 @@
 //! whether it is enabled; in *execute* mode `begin` lets the access happen, records the event,
 //! and the checkers look at it. Rule for path authors: in a step that accesses shared state, the
 //! `Ctx` call comes before any change to the path's own locals.
+//!
+//! A declare-mode `Ctx` may carry a *fuse* hook from the engine: at the declared access the
+//! hook says whether the scheduler picks this CPU for the very next step anyway; if so the path
+//! goes straight on in execute mode (the step that follows), which saves running it twice.
 
 use crate::check::{self, Checker};
 use crate::env::Env;
@@ -19,6 +23,13 @@ use mmsim_traces::{Access, Actor, Object, ReportKind};
 pub struct Yield;
 
 pub type R<T> = Result<T, Yield>;
+
+/// The engine's fuse hook (see the module doc).
+pub trait Fuse {
+    /// Given the kernel and the access `who` just declared: true if that access is performed
+    /// as the next step now.
+    fn go(&mut self, k: &Kernel, p: Pending, who: &Who) -> bool;
+}
 
 /// The next access a CPU will make.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -48,6 +59,8 @@ pub struct Ctx<'a> {
     declare: bool,
     pub pending: Option<Pending>,
     accessed: bool,
+    fuse: Option<&'a mut dyn Fuse>,
+    fused: bool,
 }
 
 impl<'a> Ctx<'a> {
@@ -59,7 +72,29 @@ impl<'a> Ctx<'a> {
         check: &'a mut Checker,
         declare: bool,
     ) -> Self {
-        Ctx { k, env, who, step, check, declare, pending: None, accessed: false }
+        Ctx {
+            k,
+            env,
+            who,
+            step,
+            check,
+            declare,
+            pending: None,
+            accessed: false,
+            fuse: None,
+            fused: false,
+        }
+    }
+
+    /// Declare mode with a fuse hook: a declared access the hook accepts is performed at once,
+    /// as step `step + 1`.
+    pub fn set_fuse(&mut self, f: &'a mut dyn Fuse) {
+        self.fuse = Some(f);
+    }
+
+    /// Whether the declared access was accepted by the fuse hook and performed.
+    pub fn fused(&self) -> bool {
+        self.fused
     }
 
     pub fn accessed(&self) -> bool {
@@ -67,14 +102,40 @@ impl<'a> Ctx<'a> {
     }
 
     /// Declare (declare mode) or perform-and-record (execute mode) one access.
+    #[inline]
     pub fn begin(&mut self, func: &'static str, object: Object, access: Access) -> R<()> {
+        self.begin_as(func, object, access, access)
+    }
+
+    /// [`Ctx::begin`] for an access declared as `declared` and performed as `performed` (a
+    /// trylock declares a read of the lock word and performs the lock if it is free).
+    #[inline]
+    fn begin_as(
+        &mut self,
+        func: &'static str,
+        object: Object,
+        declared: Access,
+        performed: Access,
+    ) -> R<()> {
         if self.declare {
-            self.pending = Some(Pending { func, object, access });
-            return Err(Yield);
+            let p = Pending { func, object, access: declared };
+            self.pending = Some(p);
+            let go = match self.fuse.as_mut() {
+                Some(f) => f.go(self.k, p, &self.who),
+                None => false,
+            };
+            if !go {
+                return Err(Yield);
+            }
+            // the engine ended the step before: this access is the next step
+            self.declare = false;
+            self.fused = true;
+            self.step += 1;
+            self.check.time = self.step;
         }
         debug_assert!(!self.accessed, "a step made two shared accesses ({func})");
         self.accessed = true;
-        self.check.record(self.step, self.who, func, object, access);
+        self.check.record(self.step, self.who, func, object, performed);
         Ok(())
     }
 
@@ -150,8 +211,8 @@ impl<'a> Ctx<'a> {
     pub fn down_write_trylock(&mut self, func: &'static str, lock: Object) -> R<bool> {
         let free = self.k.lock(lock).is_none_or(|l| l.can_write());
         // declared as a read of the lock word: a trylock never blocks the CPU
-        let access = if self.declare || !free { Access::Read } else { Access::LockWrite };
-        self.begin(func, lock, access)?;
+        let performed = if free { Access::LockWrite } else { Access::Read };
+        self.begin_as(func, lock, Access::Read, performed)?;
         if !free {
             self.detail(|| "trylock failed".to_string());
             return Ok(false);
