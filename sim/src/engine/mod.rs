@@ -21,7 +21,7 @@ use crate::model::mm::{File, Mm};
 use crate::model::sync::RwLock;
 use crate::model::{Kernel, FAULT_MUTEXES};
 use crate::scenario::Op;
-use mmsim_traces::{Access, Actor, Decision, Verdict};
+use mmsim_traces::{Access, Actor, Decision, Object, Verdict};
 use std::task::Poll;
 use strategy::{Choice, Diverged, FirstRunnable, Liveness, Strategy};
 
@@ -238,7 +238,7 @@ impl<'e> Engine<'e> {
 
     fn enabled(&self, slot: usize) -> bool {
         let Some(p) = self.state.progs[slot].pending else { return false };
-        access_enabled(&self.state.k, slot, p)
+        access_enabled(&self.state.k, slot, p.access, &p.object)
     }
 
     /// Fill `self.runnable` for the current phase.
@@ -640,27 +640,33 @@ impl Fuse for Hook<'_, '_> {
     /// `sched.pre` for the loop; when the loop would not reach the strategy (step limit, this
     /// slot blocked) nothing is decided here.
     #[inline]
-    fn go(&mut self, k: &Kernel, pend: Pending, who: &Who) -> bool {
-        if self.step >= self.steps_max || !access_enabled(k, self.slot, pend) {
+    fn go(&mut self, k: &Kernel, object: &Object, access: Access, who: &Who) -> bool {
+        if self.step >= self.steps_max || !access_enabled(k, self.slot, access, object) {
             return false;
         }
         // serial phases: the fast path of `run_phase` (the serial actor comes first)
-        self.phase != Phase::Concurrent || self.choose(k, pend, who)
+        self.phase != Phase::Concurrent || self.choose(k, who)
     }
 }
 
 impl Hook<'_, '_> {
     #[inline(never)]
-    fn choose(&mut self, k: &Kernel, pend: Pending, who: &Who) -> bool {
-        let (slot, before, after) = (self.slot, self.before, self.after);
-        fill_runnable(self.runnable, self.env, k, self.phase, |s| {
-            let p = match s.cmp(&slot) {
-                std::cmp::Ordering::Less => before.get(s),
-                std::cmp::Ordering::Greater => after.get(s - slot - 1),
-                std::cmp::Ordering::Equal => return Some((pend, who.op, who.op_step)),
-            };
-            p.and_then(|p| p.pending.map(|pend| (pend, p.next_op, p.op_step)))
-        });
+    fn choose(&mut self, k: &Kernel, who: &Who) -> bool {
+        // `fill_runnable` for the concurrent phase, with this slot's access just declared
+        // (and enabled: `go` checked)
+        let (slot, ncpus) = (self.slot, self.env.ncpus());
+        let out = &mut *self.runnable;
+        out.clear();
+        let cpu = |s: usize, p: &Prog| {
+            let pend = p.pending?;
+            let c = Choice { actor: Actor::Cpu(s as u8), op: p.next_op, op_step: p.op_step };
+            access_enabled(k, s, pend.access, &pend.object).then_some(c)
+        };
+        out.extend(self.before.iter().enumerate().filter_map(|(s, p)| cpu(s, p)));
+        out.push(Choice { actor: Actor::Cpu(slot as u8), op: who.op, op_step: who.op_step });
+        let after = &self.after[..ncpus - slot - 1];
+        out.extend(after.iter().enumerate().filter_map(|(i, p)| cpu(slot + 1 + i, p)));
+        push_interrupts(out, k, ncpus);
         let sched = &mut *self.sched;
         let c = match sched.strategy.choose(self.step, self.runnable) {
             Ok(i) => self.runnable[i],
@@ -721,10 +727,10 @@ fn who_of(env: &Env, phase: Phase, slot: usize, p: &Prog) -> Who {
 
 /// Whether a CPU's declared access can happen now.
 #[inline]
-fn access_enabled(k: &Kernel, slot: usize, p: Pending) -> bool {
-    match p.access {
-        Access::LockRead => k.lock(p.object).is_none_or(RwLock::can_read),
-        Access::LockWrite => k.lock(p.object).is_none_or(RwLock::can_write),
+fn access_enabled(k: &Kernel, slot: usize, access: Access, object: &Object) -> bool {
+    match access {
+        Access::LockRead => k.lock(*object).is_none_or(RwLock::can_read),
+        Access::LockWrite => k.lock(*object).is_none_or(RwLock::can_write),
         Access::IpiWait => k.cpus[slot].ipi_waiting == 0,
         _ => true,
     }
@@ -746,17 +752,23 @@ fn fill_runnable(
     let slots = if phase == Phase::Concurrent { 0..ncpus } else { ncpus..ncpus + 1 };
     for slot in slots {
         if let Some((pend, op, op_step)) = pending_of(slot) {
-            if access_enabled(k, slot, pend) {
+            if access_enabled(k, slot, pend.access, &pend.object) {
                 out.push(Choice { actor: actor_of(env, phase, slot), op, op_step });
             }
         }
     }
+    push_interrupts(out, k, ncpus);
+}
+
+/// The tail of the runnable list: interrupt contexts with an IPI to take, then RCU.
+#[inline]
+fn push_interrupts(out: &mut Vec<Choice>, k: &Kernel, ncpus: usize) {
     for c in 0..=ncpus {
         if interrupts::irq_enabled(&k.cpus, c) {
             out.push(Choice { actor: Actor::Irq(c as u8), op: 0, op_step: 0 });
         }
     }
-    if interrupts::rcu_ready(k) {
+    if !k.rcu.callbacks.is_empty() && interrupts::rcu_ready(k) {
         out.push(Choice { actor: Actor::Rcu, op: 0, op_step: 0 });
     }
 }

@@ -18,6 +18,28 @@ use crate::model::Kernel;
 use mmsim_arch::Entry;
 use mmsim_traces::{Access, Actor, Object, ReportKind};
 
+/// A decoded entry (`Entry::None` if it does not decode), rebuilt field by field: copying
+/// the decoder's result whole loads wide words over the bytes it just stored, which the CPU
+/// cannot forward (profiled: most of `read_entry`'s time).
+#[inline(always)]
+fn rebuild<E>(d: Result<Entry, E>) -> Entry {
+    match d {
+        Ok(Entry::Table { pfn }) => Entry::Table { pfn },
+        Ok(Entry::Leaf { pfn, flags: f }) => Entry::Leaf {
+            pfn,
+            flags: mmsim_arch::LeafFlags {
+                write: f.write,
+                user: f.user,
+                exec: f.exec,
+                accessed: f.accessed,
+                dirty: f.dirty,
+                cont: f.cont,
+            },
+        },
+        _ => Entry::None,
+    }
+}
+
 /// Returned through `?` when a path, run in declare mode, reaches its next access.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Yield;
@@ -26,9 +48,9 @@ pub type R<T> = Result<T, Yield>;
 
 /// The engine's fuse hook (see the module doc).
 pub trait Fuse {
-    /// Given the kernel and the access `who` just declared: true if that access is performed
-    /// as the next step now.
-    fn go(&mut self, k: &Kernel, p: Pending, who: &Who) -> bool;
+    /// Given the kernel and the access `who` just declared (`access` to `object`): true if
+    /// that access is performed as the next step now.
+    fn go(&mut self, k: &Kernel, object: &Object, access: Access, who: &Who) -> bool;
 }
 
 /// The next access a CPU will make.
@@ -108,8 +130,10 @@ impl<'a> Ctx<'a> {
     }
 
     /// [`Ctx::begin`] for an access declared as `declared` and performed as `performed` (a
-    /// trylock declares a read of the lock word and performs the lock if it is free).
-    #[inline]
+    /// trylock declares a read of the lock word and performs the lock if it is free). Not
+    /// inlined: the object then travels in registers, not through a stack copy that the CPU
+    /// cannot forward (profiled: a third of `read_entry` was such stalls).
+    #[inline(never)]
     fn begin_as(
         &mut self,
         func: &'static str,
@@ -118,13 +142,14 @@ impl<'a> Ctx<'a> {
         performed: Access,
     ) -> R<()> {
         if self.declare {
-            let p = Pending { func, object, access: declared };
-            self.pending = Some(p);
+            // the hook reads the object field by field: building a `Pending` first costs a
+            // wide copy of bytes just stored, which the CPU cannot forward (profiled)
             let go = match self.fuse.as_mut() {
-                Some(f) => f.go(self.k, p, &self.who),
+                Some(f) => f.go(self.k, &object, declared, &self.who),
                 None => false,
             };
             if !go {
+                self.pending = Some(Pending { func, object, access: declared });
                 return Err(Yield);
             }
             // the engine ended the step before: this access is the next step
@@ -382,7 +407,7 @@ impl<'a> Ctx<'a> {
         self.begin(func, Object::Entry { pfn: p.pfn, index: p.index }, Access::Read)?;
         self.check_table_use(func, p, mm, false);
         let raw = self.k.mem.load(p);
-        let e = self.env.arch.decode(p.level as usize, raw).unwrap_or(Entry::None);
+        let e = rebuild(self.env.arch.decode(p.level as usize, raw));
         self.detail(|| format!("{} = 0x{raw:x}", crate::check::entry_name(self.env, p)));
         Ok(e)
     }
