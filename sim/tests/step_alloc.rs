@@ -1,0 +1,59 @@
+//! The step loop allocates nothing (and so formats nothing) when tracing is off: a run's heap
+//! allocations come from setting up the run and from model state that grows per operation
+//! (tables, VMAs, RCU callbacks) or per report (a violation's report is formatted when it is
+//! found), never per step. Counted with a counting global allocator; one test in this
+//! binary, so no other test's allocations are counted.
+
+use mmsim::engine::strategy::RandomPriorities;
+use mmsim::run::{execute, Prepared, Request, DEFAULT_DEPTH};
+use mmsim::scenario::Source;
+use stats_alloc::{Region, StatsAlloc, INSTRUMENTED_SYSTEM};
+use std::alloc::System;
+
+#[global_allocator]
+static GLOBAL: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
+
+fn prepared(scenario: &str, profile: &str) -> Prepared {
+    Prepared::new(&Request {
+        source: Source::load(scenario).unwrap(),
+        arch: Some("x86_64".into()),
+        profile: Some(profile.into()),
+        set: vec![],
+    })
+    .unwrap()
+}
+
+#[test]
+fn untraced_runs_allocate_per_run_not_per_step() {
+    for (scenario, profile) in [
+        ("gup-vs-unshare", "v6.3"),
+        ("gup-vs-unshare", "v6.1"),
+        ("share-pud-lock", "v6.1"),
+        ("split-unshare", "v6.15"),
+        ("refcount-share", "v6.1"),
+    ] {
+        let p = prepared(scenario, profile);
+        for seed in 0..10 {
+            let mut s = RandomPriorities::new(seed, &p.lengths, DEFAULT_DEPTH);
+            let region = Region::new(GLOBAL);
+            let out = execute(&p.env, &mut s, false).unwrap();
+            let stats = region.change();
+            let allocs = (stats.allocations + stats.reallocations) as u64;
+            // one allocation per step would make this at least `out.steps`
+            assert!(
+                allocs * 10 < out.steps,
+                "{scenario} {profile} seed {seed}: {allocs} allocations in {} steps",
+                out.steps
+            );
+            // and tracing does allocate per step: the count above would see it
+            let mut s = RandomPriorities::new(seed, &p.lengths, DEFAULT_DEPTH);
+            let region = Region::new(GLOBAL);
+            let traced = execute(&p.env, &mut s, true).unwrap();
+            let stats = region.change();
+            assert!(
+                (stats.allocations + stats.reallocations) as u64 >= traced.steps,
+                "{scenario} {profile} seed {seed}: tracing allocates per step"
+            );
+        }
+    }
+}
