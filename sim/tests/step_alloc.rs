@@ -4,24 +4,16 @@
 //! found), never per step. Counted with a counting global allocator; one test in this
 //! binary, so no other test's allocations are counted.
 
+mod common;
+
+use common::{builtin, prepare};
 use mmsim::engine::strategy::RandomPriorities;
-use mmsim::run::{execute, Prepared, Request, DEFAULT_DEPTH};
-use mmsim::scenario::Source;
+use mmsim::run::{execute, DEFAULT_DEPTH};
 use stats_alloc::{Region, StatsAlloc, INSTRUMENTED_SYSTEM};
 use std::alloc::System;
 
 #[global_allocator]
 static GLOBAL: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
-
-fn prepared(scenario: &str, profile: &str) -> Prepared {
-    Prepared::new(&Request {
-        source: Source::load(scenario).unwrap(),
-        arch: Some("x86_64".into()),
-        profile: Some(profile.into()),
-        set: vec![],
-    })
-    .unwrap()
-}
 
 #[test]
 fn untraced_runs_allocate_per_run_not_per_step() {
@@ -32,7 +24,7 @@ fn untraced_runs_allocate_per_run_not_per_step() {
         ("split-unshare", "v6.15"),
         ("refcount-share", "v6.1"),
     ] {
-        let p = prepared(scenario, profile);
+        let p = prepare(builtin(scenario), Some("x86_64"), Some(profile), &[]);
         for seed in 0..10 {
             let mut s = RandomPriorities::new(seed, &p.lengths, DEFAULT_DEPTH);
             let region = Region::new(GLOBAL);
