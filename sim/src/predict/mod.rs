@@ -53,9 +53,20 @@ pub fn predict_seed(p: &Prepared, seed: u64, depth: u32) -> Result<Prediction, R
 }
 
 /// Analyse a recorded trace (from any strategy, read from a file or just run) and try its
-/// candidate reorderings; `origin` names the trace in errors.
+/// candidate reorderings; `origin` names the trace in errors. A schema-3 trace has no entry
+/// values: it is replayed first (it must replay identically) and the replay, which has them,
+/// is analysed.
 pub fn predict_trace(trace: &Trace, origin: &str) -> Result<Prediction, RunError> {
     let p = Prepared::new(&crate::run::request_of(trace, origin))?;
+    if trace.header.schema_version < 4 {
+        return match crate::run::replay(trace, origin)? {
+            crate::run::ReplayResult::Identical(t) => predict(&p, *t, "predict(trace)"),
+            crate::run::ReplayResult::Diverged(why) => Err(RunError::Strategy(format!(
+                "{origin}: a schema-{} trace has no entry values and did not replay to recover them: {why}",
+                trace.header.schema_version
+            ))),
+        };
+    }
     predict(&p, trace.clone(), "predict(trace)")
 }
 

@@ -98,17 +98,11 @@ fn is_free(e: &Event) -> Option<u64> {
     }
 }
 
-/// The value an entry event read or wrote, decoded, from its detail
-/// (`pud[1]@0x1002 = 0x1003067`, `:= 0x0`; written by `Ctx::read_entry`/`write_entry`).
+/// The value an entry event read or wrote, decoded with the architecture from the event's
+/// structured [`mmsim_traces::EntryValue`] (schema 4; `None` for any other event).
 pub fn entry_value(env: &Env, e: &Event) -> Option<Entry> {
-    if !matches!(e.object, Object::Entry { .. }) {
-        return None;
-    }
-    let (name, rest) = e.detail.split_once('[')?;
-    let level = env.arch.levels().iter().position(|l| l.linux.name() == name)?;
-    let raw = rest.rsplit_once("= 0x")?.1;
-    let raw = u64::from_str_radix(raw.trim(), 16).ok()?;
-    env.arch.decode(level, raw).ok()
+    let v = e.value?;
+    env.arch.decode(v.level as usize, v.raw).ok()
 }
 
 fn concurrent(a: Actor) -> bool {
@@ -455,9 +449,14 @@ mod tests {
     }
 
     #[test]
-    fn entry_values_decode_from_event_details() {
+    fn entry_values_decode_from_the_events_value_not_its_detail() {
         let p = prepared();
-        let t = p.run_seed(0, true).unwrap().0;
+        let mut t = p.run_seed(0, true).unwrap().0;
+        let none_at = t.events.iter().position(|e| e.detail.ends_with(":= 0x0")).unwrap();
+        // the analysis does not read the human detail
+        for e in &mut t.events {
+            e.detail.clear();
+        }
         // setup links A's PUD entry to the PMD table it then shares with B
         let linked = t
             .events
@@ -467,12 +466,13 @@ mod tests {
             .filter(|v| matches!(v, Entry::Table { .. }))
             .count();
         assert!(linked >= 3, "pgd->pud, pud->pmd for two mms: {linked}");
-        let none = t
-            .events
-            .iter()
-            .find(|e| e.detail.ends_with(":= 0x0"))
-            .and_then(|e| entry_value(&p.env, e));
-        assert_eq!(none, Some(Entry::None));
+        assert_eq!(entry_value(&p.env, &t.events[none_at]), Some(Entry::None));
+        // every entry read and write carries its value, nothing else does
+        for e in &t.events {
+            let entry = matches!(e.object, Object::Entry { .. })
+                && matches!(e.access, Access::Read | Access::Write);
+            assert_eq!(e.value.is_some(), entry, "{e:?}");
+        }
         assert!(t
             .events
             .iter()
