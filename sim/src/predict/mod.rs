@@ -30,6 +30,9 @@ pub struct Prediction {
     /// The violating run: the first execution itself, or the confirmed reordering (with its
     /// index among `candidates`).
     pub confirmed: Option<(Option<usize>, Trace)>,
+    /// For a confirmed reordering: its kind (`walk-before-unshare`) and the round of analysis
+    /// that found it (1: of the first execution, 2: of a reordered run, ...).
+    pub confirmed_by: Option<(&'static str, u32)>,
     /// Race-pair coverage of the first execution.
     pub pairs: BTreeSet<RacePair>,
     /// Executions run (the first one included).
@@ -38,6 +41,10 @@ pub struct Prediction {
 
 /// Executions per seed at most (the first one and the reorderings).
 pub const MAX_EXECUTIONS: u32 = 16;
+
+/// Rounds of analysis at most: the first execution's, then (breadth first) that of each clean
+/// reordered run, then of theirs; a race that needs two reorderings is found in round 2.
+pub const MAX_DEPTH: u32 = 3;
 
 /// The strategy name summaries and traces carry.
 pub fn strategy_name(depth: u32) -> String {
@@ -78,6 +85,7 @@ pub fn predict(p: &Prepared, first: Trace, name: &str) -> Result<Prediction, Run
     if first.verdict == Verdict::Violation {
         return Ok(Prediction {
             confirmed: Some((None, first.clone())),
+            confirmed_by: None,
             first,
             candidates: Vec::new(),
             predicted: 0,
@@ -89,21 +97,25 @@ pub fn predict(p: &Prepared, first: Trace, name: &str) -> Result<Prediction, Run
         candidates: Vec::new(),
         predicted: 0,
         confirmed: None,
+        confirmed_by: None,
         pairs,
         executions: 1,
         first: first.clone(),
     };
-    // executions to analyse: (trace, whether its critical sections may still be reordered)
-    let mut queue = vec![(first, true)];
-    while let Some((t, flip)) = queue.pop() {
+    // executions to analyse, breadth first: (trace, how many reorderings led to it)
+    let mut queue = std::collections::VecDeque::from([(first, 0u32)]);
+    let mut tried: BTreeSet<String> = BTreeSet::new();
+    while let Some((t, depth)) = queue.pop_front() {
         let (setup, concurrent) = split(&t);
         let mut cands = reorder::candidates(&p.env, setup, concurrent);
-        if flip {
-            cands.extend(reorder::critical_section_flips(concurrent));
-        }
+        cands.extend(reorder::critical_section_flips(concurrent));
         for c in cands {
             if pred.executions >= MAX_EXECUTIONS {
                 return Ok(pred);
+            }
+            // the same reordering found again in a reordered run is not run twice
+            if !tried.insert(c.key(concurrent)) {
+                continue;
             }
             let k = pred.candidates.len();
             pred.candidates.push(c.describe(concurrent));
@@ -115,10 +127,12 @@ pub fn predict(p: &Prepared, first: Trace, name: &str) -> Result<Prediction, Run
             pred.executions += 1;
             if r.verdict == Verdict::Violation {
                 pred.confirmed = Some((Some(k), r));
+                pred.confirmed_by = Some((c.tag(), depth + 1));
                 return Ok(pred);
             }
-            if flip {
-                queue.push((r, false));
+            // a clean reordered run may be one reordering away from the violation
+            if depth + 1 < MAX_DEPTH && r.verdict == Verdict::Clean {
+                queue.push_back((r, depth + 1));
             }
         }
     }
@@ -136,6 +150,7 @@ pub(crate) mod tests {
     use super::*;
     use crate::run::Request;
     use crate::scenario::Source;
+    use mmsim_traces::ReportKind;
 
     pub(crate) fn prepared(profile: &str) -> Prepared {
         Prepared::new(&Request {
@@ -166,6 +181,61 @@ pub(crate) mod tests {
         }
         // measured: 43 of 50 (47 with any violation); random alone: 0 of 50
         assert!(uaf >= 35, "use-after-free confirmed for {uaf} of 50 seeds ({found} violations)");
+    }
+
+    fn prepared_with(scenario: &str, profile: Option<&str>, set: &[&str]) -> Prepared {
+        Prepared::new(&Request {
+            source: Source::load(scenario).unwrap(),
+            arch: None,
+            profile: profile.map(Into::into),
+            set: set.iter().map(|s| s.to_string()).collect(),
+        })
+        .unwrap()
+    }
+
+    /// Over seeds 0..n: how many seeds a reordering of kind `tag` confirmed with a report of
+    /// `kind`, and how many of those in round 2 or later.
+    fn confirmed(p: &Prepared, n: u64, tag: &str, kind: ReportKind) -> (u32, u32) {
+        let (mut by_tag, mut later) = (0, 0);
+        for seed in 0..n {
+            let r = predict_seed(p, seed, crate::run::DEFAULT_DEPTH).unwrap();
+            if let (Some((_, t)), Some((by, round))) = (&r.confirmed, r.confirmed_by) {
+                let ok = by == tag && t.reports.iter().any(|x| x.kind == kind);
+                by_tag += u32::from(ok);
+                later += u32::from(ok && round >= 2);
+            }
+        }
+        eprintln!(
+            "{tag}: {by_tag} of {n} seeds confirmed with {kind:?}, {later} in round 2 or later"
+        );
+        (by_tag, later)
+    }
+
+    #[test]
+    fn wrong_mm_is_predicted_from_a_walk_that_outlives_the_unlink() {
+        // v6.15 frees the ptlock with the table: what is left is the walk into a table the
+        // walker's mm no longer maps
+        let p = prepared_with("ptlock-early-free", Some("v6.15"), &[]);
+        let (n, _) = confirmed(&p, 40, "walk-before-unshare", ReportKind::WrongMm);
+        // measured: 15 of 40 (10 of them in round 2 or later)
+        assert!(n >= 10, "wrong mm confirmed by walk-before-unshare for {n} of 40 seeds");
+    }
+
+    #[test]
+    fn stale_tlb_is_predicted_from_a_fill_before_the_change_and_its_flush() {
+        let p = prepared_with("tlb-walk-cache", None, &["unshare_flush_leaf_only=true"]);
+        let (n, later) = confirmed(&p, 40, "fill-before-flush", ReportKind::StaleTlb);
+        // measured: 9 of 40, 8 of them in round 2 or later
+        assert!(n >= 7, "stale TLB confirmed by fill-before-flush for {n} of 40 seeds");
+        // iterated re-analysis: most need a reordering of a reordered run (a critical-section
+        // flip first, so that the unsharer finds the table exclusive)
+        assert!(later >= 5, "round 2 or later: {later}");
+        // with the full flush the walk cache is invalidated: nothing is confirmed
+        let fixed = prepared_with("tlb-walk-cache", None, &[]);
+        for seed in 0..40 {
+            let r = predict_seed(&fixed, seed, crate::run::DEFAULT_DEPTH).unwrap();
+            assert!(r.confirmed.is_none(), "seed {seed}: {:?}", r.confirmed_by);
+        }
     }
 
     #[test]
