@@ -33,7 +33,11 @@ pub fn predict(trace: &Path, output: Option<&Path>) -> i32 {
         println!("the recorded execution already shows a violation; nothing to predict");
         return 1;
     }
-    println!("{} reorderings tried, {} predicted use-after-free:", p.candidates.len(), p.predicted);
+    println!(
+        "{} reorderings tried, {} predicted memory-safety violations:",
+        p.candidates.len(),
+        p.predicted
+    );
     for (i, c) in p.candidates.iter().enumerate() {
         println!("  [{i}] {c}");
     }

@@ -3,8 +3,10 @@
 //!
 //! Per seed: one traced run of the random strategy; [`hb`] computes happens-before over its
 //! events; [`reorder`] lists the frees of page-table pages (and their ptlocks) that are
-//! unordered with another CPU's use or walk, each with the reordered schedule that would show
-//! it; each schedule runs in the engine under [`reorder::Guided`]. Only a run in which the
+//! unordered with another CPU's use or walk, the unlinks a walk may outlive (wrong mm) and the
+//! entry changes a TLB fill may outlive past the flush (stale TLB), each with the reordered
+//! schedule that would show it; each schedule runs in the engine under [`reorder::Guided`];
+//! a clean reordered run is analysed again, up to [`MAX_DEPTH`] rounds. Only a run in which the
 //! engine's own checkers fire counts as a violation; its trace has the engine's recorded
 //! decisions, so `mmsim replay` reproduces it. Predictions no run confirmed are counted
 //! separately as "predicted, not confirmed".
@@ -25,7 +27,8 @@ pub struct Prediction {
     pub first: Trace,
     /// The candidates tried, described (critical-section flips included).
     pub candidates: Vec<String>,
-    /// Of those, the predicted use-after-frees (free before use, walk before unlink).
+    /// Of those, the predicted memory-safety violations (every kind but the critical-section
+    /// flips, which only prepare one).
     pub predicted: u32,
     /// The violating run: the first execution itself, or the confirmed reordering (with its
     /// index among `candidates`).

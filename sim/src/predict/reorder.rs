@@ -1,19 +1,22 @@
 //! Candidate reorderings of one execution, and the strategy that runs them.
 //!
 //! A candidate is a plan: the execution's concurrent steps in a new order that keeps each
-//! actor's program order and every happens-before edge the move does not question. Two kinds:
+//! actor's program order and every happens-before edge the move does not question. Kinds:
 //! - *free before use*: a page-table page (or its ptlock) is freed after another CPU used it,
 //!   unordered by happens-before; the plan runs everything the free needs, then the free, then
 //!   the use.
 //! - *walk before unlink*: a CPU read an entry after another CPU unlinked the table it used to
 //!   point at, unordered; the plan lets the read see the table (read first), holds that CPU back
 //!   until the table is freed, then lets it walk on into the table.
+//! - *walk before unshare*: the same, held only until the unlink (wrong mm, no free needed).
+//! - *fill before flush*: a CPU's hardware walk moves before another CPU's entry change and
+//!   the walker is held until that CPU's TLB flush; its next walk may use a stale entry.
+//! - *critical-section flip*: a share-count check and a sharer drop swap (prepares the others).
 //!
 //! [`Guided`] follows a plan leniently: at each step it runs the runnable actor whose next
 //! planned step comes first. When the reordered run behaves as the original did this is
 //! exactly the plan; where it differs (a read now sees another value) it degrades gracefully
-//! instead of giving up, and only the engine's checkers decide whether the use-after-free
-//! happened.
+//! instead of giving up, and only the engine's checkers decide whether the violation happened.
 
 use super::hb::{self, Vc};
 use crate::engine::strategy::{Choice, Diverged, Strategy};
