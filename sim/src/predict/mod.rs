@@ -304,12 +304,17 @@ pub fn is_uaf(t: &Trace) -> bool {
     })
 }
 
+/// Whether a trace reports a memory-safety violation (use-after-free, wrong mm, stale TLB).
+pub fn is_memory_safety(t: &Trace) -> bool {
+    t.reports.iter().any(|r| r.kind.severity() == mmsim_traces::Severity::MemorySafety)
+}
+
 #[cfg(test)]
 mod measure {
     use super::*;
 
-    /// The measurement behind the figures in the report: for seeds 0..N, how often the first
-    /// (random) execution itself shows a use-after-free, and how often predict confirms one.
+    /// For seeds 0..N of gup-vs-unshare: how often the first (random) execution itself shows
+    /// a use-after-free, and how often predict confirms one (or any memory-safety violation).
     /// `PROF=v6.1 N=200 cargo test -p mmsim --release --lib predict::measure -- --ignored --nocapture`
     #[test]
     #[ignore]
@@ -318,6 +323,7 @@ mod measure {
         let n: u64 = std::env::var("N").ok().and_then(|s| s.parse().ok()).unwrap_or(200);
         let p = tests::prepared(&prof);
         let (mut random_uaf, mut uaf, mut any, mut unconfirmed, mut execs) = (0, 0, 0, 0, 0);
+        let mut safety = 0;
         for seed in 0..n {
             let r = predict_seed(&p, seed, crate::run::DEFAULT_DEPTH).unwrap();
             execs += r.executions;
@@ -326,13 +332,14 @@ mod measure {
                 Some((_, t)) => {
                     any += 1;
                     uaf += u32::from(is_uaf(t));
+                    safety += u32::from(is_memory_safety(t));
                 }
                 None => unconfirmed += u32::from(r.predicted > 0),
             }
         }
         eprintln!(
             "{prof}, seeds 0..{n}: first (random) execution shows a use-after-free for {random_uaf}; \
-             predict confirms a use-after-free for {uaf} (any violation: {any}); \
+             predict confirms a use-after-free for {uaf} (memory-safety: {safety}, any violation: {any}); \
              predicted, not confirmed: {unconfirmed}; executions: {execs}"
         );
     }
