@@ -223,3 +223,25 @@ fn a_schema_3_trace_replays_and_predict_recovers_its_entry_values() {
     assert!(err.contains("schema-3 trace has no entry values"), "{err}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn predict_on_a_trace_with_a_lesser_violation_looks_for_a_memory_safety_one() {
+    let dir = tmp("lesser");
+    std::fs::create_dir_all(&dir).unwrap();
+    let first = dir.join("fv0.ron");
+    let confirmed = dir.join("confirmed.ron");
+    // seed 0 of fault-vs-unshare (v4.20) only revisits its unshared range: a warning
+    let o = mmsim(&["run", "fault-vs-unshare", "--seed", "0", "-o", first.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    let t = mmsim_traces::read(&first).unwrap();
+    assert!(t.reports.iter().all(|r| r.kind.severity() != mmsim_traces::Severity::MemorySafety));
+    let o = mmsim(&["predict", first.to_str().unwrap(), "-o", confirmed.to_str().unwrap()]);
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(1), "{text}");
+    assert!(text.contains("confirmed by reordering"), "{text}");
+    let c = mmsim_traces::read(&confirmed).unwrap();
+    assert!(c.reports.iter().any(|r| r.kind.severity() == mmsim_traces::Severity::MemorySafety));
+    let o = mmsim(&["replay", confirmed.to_str().unwrap()]);
+    assert!(String::from_utf8_lossy(&o.stdout).contains("identical"), "replay: {o:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
