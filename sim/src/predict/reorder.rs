@@ -297,7 +297,7 @@ fn is_tlb_use(e: &Event) -> bool {
 }
 
 /// Stale-TLB candidates: for each TLB flush by a CPU, the first entry change that CPU made
-/// since its previous flush; for each other CPU with two hardware walks, its walk before the
+/// since its previous flush; for each other CPU of the same mm with two hardware walks, its walk before the
 /// change (or else its first walk, moved before the change) fills its TLB, and its next walk
 /// moves after the flush. Whether the cached translation is stale by then, and whether the
 /// flush claimed completion for its mm, the engine's stale-TLB checker decides.
@@ -327,14 +327,19 @@ fn fill_before_flush(
         return;
     }
     let vc = hb::clocks(ev, |_| false);
+    let mm_of = |a: Actor| match a {
+        Actor::Cpu(c) => env.scenario.cpus.get(c as usize).map(|cpu| cpu.0),
+        _ => None,
+    };
     for (w, f) in pairs {
         let changer = ev[w].actor;
-        for c in 0..8u8 {
+        for c in 0..env.ncpus().min(8) as u8 {
             if out.len() >= MAX_CANDIDATES {
                 return;
             }
             let x = Actor::Cpu(c);
-            if x == changer {
+            // a CPU's TLB holds its own mm's translations: only a flush of that mm matters
+            if x == changer || mm_of(x) != mm_of(changer) {
                 continue;
             }
             let walks: Vec<usize> =
