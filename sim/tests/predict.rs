@@ -2,39 +2,23 @@
 //! executions and saved as a replayable trace, nothing with v6.3, summaries independent of
 //! threads and shards, race-pair coverage merged as a union.
 
+mod common;
+use common::{builtin, fresh_dir, mmsim, prepare};
+
 use mmsim::explore::{self, Config, Shard, StrategyKind, Summary};
-use mmsim::run::{Prepared, Request};
-use mmsim::scenario::Source;
-use std::path::PathBuf;
-use std::process::{Command, Output};
+use mmsim::run::Prepared;
 
 fn prepared(profile: &str) -> Prepared {
-    Prepared::new(&Request {
-        source: Source::load("gup-vs-unshare").unwrap(),
-        arch: Some("x86_64".into()),
-        profile: Some(profile.into()),
-        set: vec![],
-    })
-    .unwrap()
+    prepare(builtin("gup-vs-unshare"), Some("x86_64"), Some(profile), &[])
 }
 
 fn explore(p: &Prepared, cfg: &Config) -> Summary {
     explore::explore_config(p, cfg, &|_| {}, None).unwrap()
 }
 
-fn mmsim(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_mmsim")).args(args).output().expect("mmsim runs")
-}
-
-fn tmp(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("mmsim-predict-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
-}
-
 #[test]
 fn predict_confirms_the_seed_race_and_its_trace_replays() {
-    let out = tmp("v61");
+    let out = fresh_dir("predict", "v61");
     let o = mmsim(&[
         "explore",
         "gup-vs-unshare",
@@ -146,7 +130,7 @@ fn gup_fast_is_confirmed_without_a_sync_and_never_with_one() {
 
 #[test]
 fn predict_on_a_recorded_clean_trace_confirms_the_race_and_writes_a_replayable_trace() {
-    let dir = tmp("recorded");
+    let dir = fresh_dir("predict", "recorded");
     std::fs::create_dir_all(&dir).unwrap();
     let clean = dir.join("seed0.ron");
     let confirmed = dir.join("confirmed.ron");
@@ -196,7 +180,7 @@ fn as_schema_3(text: &str) -> String {
 
 #[test]
 fn a_schema_3_trace_replays_and_predict_recovers_its_entry_values() {
-    let dir = tmp("schema3");
+    let dir = fresh_dir("predict", "schema3");
     std::fs::create_dir_all(&dir).unwrap();
     let v4 = dir.join("seed0.ron");
     let o = mmsim(&["run", "gup-vs-unshare", "--seed", "0", "-o", v4.to_str().unwrap()]);
@@ -226,7 +210,7 @@ fn a_schema_3_trace_replays_and_predict_recovers_its_entry_values() {
 
 #[test]
 fn predict_on_a_trace_with_a_lesser_violation_looks_for_a_memory_safety_one() {
-    let dir = tmp("lesser");
+    let dir = fresh_dir("predict", "lesser");
     std::fs::create_dir_all(&dir).unwrap();
     let first = dir.join("fv0.ron");
     let confirmed = dir.join("confirmed.ron");
