@@ -71,6 +71,8 @@ pub struct DfsConfig {
     pub sleep_sets: bool,
     /// With [`Por::Sleep`]: visited-state pruning.
     pub visited: bool,
+    /// Collect [`DfsSummary::final_states`] (for tests: the brute-force check compares them).
+    pub final_states: bool,
 }
 
 impl Default for DfsConfig {
@@ -83,6 +85,7 @@ impl Default for DfsConfig {
             por: Por::default(),
             sleep_sets: true,
             visited: true,
+            final_states: false,
         }
     }
 }
@@ -150,6 +153,10 @@ pub struct DfsSummary {
     pub stopped: Option<String>,
     /// A panic inside the search (a model bug): where and what.
     pub panic: Option<String>,
+    /// With [`DfsConfig::final_states`]: the [`sleep::state_key`] of every state an
+    /// execution's concurrent phase ended in (sorted, no repeats; not serialised).
+    #[serde(skip)]
+    pub final_states: Vec<u64>,
 }
 
 impl DfsSummary {
@@ -177,12 +184,16 @@ pub(crate) struct Recorder<'s> {
     /// Executions before this bound.
     base: u64,
     groups: &'s mut Vec<DfsGroup>,
+    finals: &'s mut std::collections::BTreeSet<u64>,
     pub(crate) stopped: Option<String>,
 }
 
 impl Recorder<'_> {
     /// Run `eng`'s teardown and final checks and file the execution.
     pub(crate) fn finish(&mut self, eng: Engine) {
+        if self.cfg.final_states {
+            self.finals.insert(sleep::state_key(&eng));
+        }
         let out = eng.finish_concurrent();
         self.stats.executions += 1;
         self.stats.steps += out.steps;
@@ -247,6 +258,7 @@ pub fn search(p: &Prepared, cfg: &DfsConfig) -> DfsSummary {
         groups: Vec::new(),
         stopped: None,
         panic: None,
+        final_states: Vec::new(),
     };
     let mut root = Engine::new(&p.env, false);
     if let Some(out) = root.start_concurrent() {
@@ -267,6 +279,7 @@ pub fn search(p: &Prepared, cfg: &DfsConfig) -> DfsSummary {
         sum.bounds.push(stats);
         return sum;
     }
+    let mut finals = std::collections::BTreeSet::new();
     for bound in 0..=cfg.preemptions {
         let mut s = Recorder {
             bound,
@@ -274,6 +287,7 @@ pub fn search(p: &Prepared, cfg: &DfsConfig) -> DfsSummary {
             stats: BoundStats { bound, ..Default::default() },
             base: sum.executions,
             groups: &mut sum.groups,
+            finals: &mut finals,
             stopped: None,
         };
         // one stack frame a step: run the search on a thread with room for long schedules
@@ -312,6 +326,7 @@ pub fn search(p: &Prepared, cfg: &DfsConfig) -> DfsSummary {
             break;
         }
     }
+    sum.final_states = finals.into_iter().collect();
     sum
 }
 

@@ -90,6 +90,27 @@ fn normalized(state: &State) -> State {
     s
 }
 
+/// A hash of the engine's state with [`normalized`] step numbers and of the checker's reports
+/// so far (kind, object and function, in sorted order): schedules that only commute
+/// independent steps get the same key.
+pub fn state_key(eng: &Engine) -> u64 {
+    let mut h = DefaultHasher::new();
+    normalized(&eng.state).hash(&mut h);
+    let mut reps: Vec<u64> = eng
+        .check
+        .reports
+        .iter()
+        .map(|r| {
+            let mut rh = DefaultHasher::new();
+            (r.kind, r.object, r.at.func.as_str()).hash(&mut rh);
+            rh.finish()
+        })
+        .collect();
+    reps.sort_unstable();
+    reps.hash(&mut h);
+    h.finish()
+}
+
 impl<'s, 'r> Search<'s, 'r> {
     pub(super) fn new(rec: &'r mut Recorder<'s>) -> Self {
         Search { rec, visited: HashMap::default() }
@@ -105,19 +126,7 @@ impl<'s, 'r> Search<'s, 'r> {
     /// the same states with no more preemptions, so they cover a later visit as well.
     fn key(&self, eng: &Engine, last: Option<Actor>) -> Key {
         let mut h = DefaultHasher::new();
-        normalized(&eng.state).hash(&mut h);
-        let mut reps: Vec<u64> = eng
-            .check
-            .reports
-            .iter()
-            .map(|r| {
-                let mut rh = DefaultHasher::new();
-                (r.kind, r.object, r.at.func.as_str()).hash(&mut rh);
-                rh.finish()
-            })
-            .collect();
-        reps.sort_unstable();
-        reps.hash(&mut h);
+        state_key(eng).hash(&mut h);
         last.hash(&mut h);
         h.finish()
     }
