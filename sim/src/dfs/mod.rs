@@ -36,11 +36,11 @@ use std::time::Instant;
 )]
 #[serde(rename_all = "lowercase")]
 pub enum Por {
-    /// Bounded DPOR with backtracking sets and conservative backtrack points ([`dpor`]).
+    /// Bounded DPOR with backtracking sets and conservative backtrack points (module dpor).
     Dpor,
     /// Every enabled child within the bound, pruned by bound-aware sleep sets and visited
-    /// states ([`sleep`]). The default: on the built-in scenarios it runs far fewer executions
-    /// (see the book's "Bounded exhaustive search").
+    /// states (module sleep). The default: on the built-in scenarios it runs far fewer
+    /// executions (see the book's "Bounded exhaustive search").
     #[default]
     Sleep,
 }
