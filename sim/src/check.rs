@@ -66,12 +66,20 @@ impl Checker {
             object,
             access,
             detail: String::new(),
+            value: None,
         });
     }
 
     pub fn set_detail(&mut self, d: String) {
         if let Some(e) = self.events.last_mut() {
             e.detail = d;
+        }
+    }
+
+    /// The entry value the current step's event read or wrote (only called when tracing).
+    pub fn set_value(&mut self, v: mmsim_traces::EntryValue) {
+        if let Some(e) = self.events.last_mut() {
+            e.value = Some(v);
         }
     }
 

@@ -103,70 +103,206 @@ pub enum RiscvTableFree {
     Rcu,
 }
 
-/// The switches of one kernel profile.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct Switches {
-    pub fault_lock: FaultLock,
-    pub share_scan_lock: ShareScanLock,
-    /// Unsharers take the hugetlb vma lock for write (v6.1, 40549ba8f8e0).
-    pub unsharer_vma_lock: bool,
-    /// Slow-GUP and page walkers take the hugetlb vma lock for read (v6.3, eefc7fa53608 et al.).
-    pub walker_vma_lock: bool,
-    /// `hugetlb_walk()` asserts the vma lock or `i_mmap_rwsem` under lockdep (v6.3, 9c67a20704e7).
-    pub hugetlb_walk_lockdep: bool,
-    pub share_count: ShareCount,
-    pub ptlock_dies: PtlockDies,
-    pub share_pud_lock: SharePudLock,
-    pub unshare_addr: UnshareAddr,
-    /// x86 bare metal frees page tables through RCU as well (v6.15, a37259732a7d: `x86/mm: enable
-    /// RCU based page table freeing` selects `MMU_GATHER_RCU_TABLE_FREE` unconditionally and drops
-    /// the `pv_ops.mmu.tlb_remove_table` hook). Before, native x86 freed tables with
-    /// `tlb_remove_page()` after the IPI flush (§6.4, §6.6). Only configurations whose default
-    /// is free-after-flush on x86 (`x86_64`, `x86_64-la57`) change.
-    pub x86_rcu_table_free: bool,
-    /// Override of the configuration's table-free policy (`--set rcu_table_free=true|false`);
-    /// `None` (`arch`) keeps the configuration's default for the profile. Lets a run model an
-    /// arch without `MMU_GATHER_RCU_TABLE_FREE` (e.g. `arm64-4k --set rcu_table_free=false`).
-    pub rcu_table_free: Option<bool>,
-    /// `huge_pmd_unshare()` calls `tlb_remove_table_sync_one()` (v6.16, 1013af4f585f).
-    pub unshare_sync_one: bool,
-    /// Keep freed page-table pages poisoned instead of reusing them (KASAN quarantine).
-    pub quarantine: bool,
-    /// The flush after an unshare is leaf-only on arm64 (`tlb_flush()` with `last_level =
-    /// !freed_tables`), keeping walk-cache entries through the cleared PUD: after the v6.19
-    /// unshare rework (8ce720d5bd91) until c2ff4764e03e (2026). Other archs' flushes drop
-    /// walk caches either way. Of that rework the model has this and the sync only for tables
-    /// left exclusive; the unshare still flushes per VMA, not through the caller's gather.
-    pub unshare_flush_leaf_only: bool,
-    /// Slow GUP protects its walk with `rcu_read_lock()` instead of the vma lock: the
-    /// "walker lock" of Peter Xu's RFC v2 (Nov 2022), dropped before v6.3 because
-    /// `__pmd_free_tlb()` freed the ptlock before the RCU-deferred page free (§10.3).
-    /// No profile sets it; use `--set` together with `walker_vma_lock=false`.
-    pub walker_rcu: bool,
-    /// `huge_pmd_unshare()` asserts `i_mmap_rwsem` and the vma lock before checking whether
-    /// the table is shared, so a `VM_MAYSHARE` VMA whose vma lock failed to allocate trips the
-    /// assertion when hole punch or truncate unmaps it (v6.1 to 2025-07, §10.7).
-    pub unshare_asserts_first: bool,
-    /// Where a VMA split unshares PMD tables straddling the split address.
-    pub split_unshare: SplitUnshare,
-    /// Override of the configuration's remote TLB-flush mechanism (`--set
-    /// tlb_flush=ipi|broadcast|paravirt|sbi`); `None` (`arch`) keeps the configuration's.
-    /// Checked against the arch when a run is prepared; the table-free policy does not follow
-    /// it (set `rcu_table_free` too, as a PV guest's `pv_ops.mmu.tlb_remove_table` does).
-    pub tlb_flush: Option<mmsim_arch::TlbFlush>,
-    /// `fork()` leaves the page tables of hugetlb mappings without an anon_vma to the child's
-    /// faults (bcd51a3c679d, "hugetlb: lazy page table copies in fork()", v6.0); `false`
-    /// copies them with `copy_hugetlb_page_range()`, as before and as with that commit reverted.
-    pub lazy_fork_copy: bool,
-    pub fork_share_test: ForkShareTest,
-    /// riscv64's page-table free policy; `rcu_table_free` overrides it.
-    pub riscv_table_free: RiscvTableFree,
-    /// riscv64 has GUP-fast (v6.8, 3f910b7a522e); before, `get_user_pages_fast()` falls back
-    /// to slow GUP under `mmap_lock`.
-    pub riscv_gup_fast: bool,
-    /// The unshare's `tlb_remove_table_sync_one()` runs only when the table is left with one
-    /// owner (`fully_unshared_tables`, v6.19, 8ce720d5bd91); before, after every unshare.
-    pub unshare_sync_exclusive_only: bool,
+/// How a switch's values are spelled in `--set`, `mmsim profiles` and trace headers.
+pub trait SwitchValue: Sized {
+    /// Every accepted spelling, space-separated, for error messages.
+    const EXPECTED: &'static str;
+    /// The value's canonical spelling (what `list()` and trace headers show).
+    fn key(&self) -> &'static str;
+    /// The value a spelling names, if any.
+    fn parse(text: &str) -> Option<Self>;
+}
+
+/// Spells an enum switch: one `Variant => "key"` line per variant, nothing kept in parallel.
+macro_rules! spelled {
+    ($ty:ident { $($variant:ident => $key:literal),+ $(,)? }) => {
+        impl SwitchValue for $ty {
+            const EXPECTED: &'static str = concat!($($key, " "),+);
+            fn key(&self) -> &'static str {
+                match self {
+                    $($ty::$variant => $key,)+
+                }
+            }
+            fn parse(text: &str) -> Option<Self> {
+                match text {
+                    $($key => Some($ty::$variant),)+
+                    _ => None,
+                }
+            }
+        }
+    };
+}
+
+spelled!(FaultLock { MmapOnly => "mmap_only", IMmapRead => "i_mmap_read", VmaLock => "vma_lock" });
+spelled!(ShareScanLock { Write => "write", CallerRead => "caller_read", Read => "read" });
+spelled!(ShareCount { Refcount => "refcount", PtShareCount => "pt_share_count" });
+spelled!(PtlockDies { AtPmdFree => "at_pmd_free", WithTable => "with_table" });
+spelled!(SharePudLock { SharedPtlock => "shared_ptlock", PageTableLock => "page_table_lock" });
+spelled!(UnshareAddr { RoundUp => "round_up", MaskLastPage => "mask_last_page" });
+spelled!(SplitUnshare { Never => "never", MaySplit => "may_split", InSplit => "in_split" });
+spelled!(ForkShareTest { PageCount => "page_count", PtShareCount => "pt_share_count" });
+spelled!(RiscvTableFree {
+    AfterFlush => "after_flush",
+    RcuUnlessIpi => "rcu_unless_ipi",
+    Rcu => "rcu",
+});
+
+impl SwitchValue for bool {
+    const EXPECTED: &'static str = "true false";
+    fn key(&self) -> &'static str {
+        if *self {
+            "true"
+        } else {
+            "false"
+        }
+    }
+    fn parse(text: &str) -> Option<Self> {
+        match text {
+            "true" | "on" | "1" => Some(true),
+            "false" | "off" | "0" => Some(false),
+            _ => None,
+        }
+    }
+}
+
+/// An override of the arch configuration's default: `arch` (or `default`) keeps it.
+impl SwitchValue for Option<bool> {
+    const EXPECTED: &'static str = "arch true false";
+    fn key(&self) -> &'static str {
+        self.as_ref().map_or("arch", SwitchValue::key)
+    }
+    fn parse(text: &str) -> Option<Self> {
+        match text {
+            "arch" | "default" => Some(None),
+            t => bool::parse(t).map(Some),
+        }
+    }
+}
+
+impl SwitchValue for Option<mmsim_arch::TlbFlush> {
+    const EXPECTED: &'static str = "arch ipi broadcast paravirt sbi";
+    fn key(&self) -> &'static str {
+        self.map_or("arch", |t| t.key())
+    }
+    fn parse(text: &str) -> Option<Self> {
+        match text {
+            "arch" | "default" => Some(None),
+            t => mmsim_arch::TlbFlush::from_key(t).map(Some),
+        }
+    }
+}
+
+/// Declares `Switches` from one field list and derives from that same list its `list()` and
+/// `set()`, so the names `mmsim profiles`, `--set` and trace headers use cannot drift apart.
+macro_rules! switches {
+    ($(#[$meta:meta])* pub struct Switches { $($(#[$fmeta:meta])* pub $field:ident: $ty:ty,)+ }) => {
+        $(#[$meta])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+        pub struct Switches {
+                $($(#[$fmeta])* pub $field: $ty,)+
+            }
+
+            impl Switches {
+                /// Every switch name, in declaration order.
+                pub const NAMES: &'static [&'static str] = &[$(stringify!($field)),+];
+
+                /// Every switch as (name, value), sorted by name.
+                pub fn list(&self) -> Vec<(String, String)> {
+                    let mut v = vec![$((stringify!($field).to_string(), self.$field.key().to_string())),+];
+                    v.sort();
+                    v
+                }
+
+                /// Apply one `name=value` override.
+                pub fn set(&mut self, assignment: &str) -> Result<(), SetError> {
+                    let (name, value) =
+                        assignment.split_once('=').ok_or_else(|| SetError::Form(assignment.into()))?;
+                    let (name, value) = (name.trim(), value.trim());
+                    match name {
+                        $(stringify!($field) => assign(&mut self.$field, name, value),)+
+                        _ => Err(SetError::Unknown(name.into())),
+                    }
+                }
+            }
+        };
+    }
+/// Parse `value` into `slot`, or say which spellings the switch takes.
+fn assign<T: SwitchValue>(slot: &mut T, name: &str, value: &str) -> Result<(), SetError> {
+    *slot = T::parse(value).ok_or_else(|| SetError::BadValue {
+        name: name.into(),
+        value: value.into(),
+        expected: T::EXPECTED,
+    })?;
+    Ok(())
+}
+
+switches! {
+        /// The switches of one kernel profile. Each field is a switch of the same name in
+        /// `--set name=value`, `mmsim profiles` and every trace header; its values are spelled
+        /// by its type's [`SwitchValue`] impl.
+        pub struct Switches {
+        pub fault_lock: FaultLock,
+        pub share_scan_lock: ShareScanLock,
+        /// Unsharers take the hugetlb vma lock for write (v6.1, 40549ba8f8e0).
+        pub unsharer_vma_lock: bool,
+        /// Slow-GUP and page walkers take the hugetlb vma lock for read (v6.3, eefc7fa53608 et al.).
+        pub walker_vma_lock: bool,
+        /// `hugetlb_walk()` asserts the vma lock or `i_mmap_rwsem` under lockdep (v6.3, 9c67a20704e7).
+        pub hugetlb_walk_lockdep: bool,
+        pub share_count: ShareCount,
+        pub ptlock_dies: PtlockDies,
+        pub share_pud_lock: SharePudLock,
+        pub unshare_addr: UnshareAddr,
+        /// x86 bare metal frees page tables through RCU as well (v6.15, a37259732a7d: `x86/mm: enable
+        /// RCU based page table freeing` selects `MMU_GATHER_RCU_TABLE_FREE` unconditionally and drops
+        /// the `pv_ops.mmu.tlb_remove_table` hook). Before, native x86 freed tables with
+        /// `tlb_remove_page()` after the IPI flush (§6.4, §6.6). Only configurations whose default
+        /// is free-after-flush on x86 (`x86_64`, `x86_64-la57`) change.
+        pub x86_rcu_table_free: bool,
+        /// Override of the configuration's table-free policy (`--set rcu_table_free=true|false`);
+        /// `None` (`arch`) keeps the configuration's default for the profile. Lets a run model an
+        /// arch without `MMU_GATHER_RCU_TABLE_FREE` (e.g. `arm64-4k --set rcu_table_free=false`).
+        pub rcu_table_free: Option<bool>,
+        /// `huge_pmd_unshare()` calls `tlb_remove_table_sync_one()` (v6.16, 1013af4f585f).
+        pub unshare_sync_one: bool,
+        /// Keep freed page-table pages poisoned instead of reusing them (KASAN quarantine).
+        pub quarantine: bool,
+        /// The flush after an unshare is leaf-only on arm64 (`tlb_flush()` with `last_level =
+        /// !freed_tables`), keeping walk-cache entries through the cleared PUD: after the v6.19
+        /// unshare rework (8ce720d5bd91) until c2ff4764e03e (2026). Other archs' flushes drop
+        /// walk caches either way. Of that rework the model has this and the sync only for tables
+        /// left exclusive; the unshare still flushes per VMA, not through the caller's gather.
+        pub unshare_flush_leaf_only: bool,
+        /// Slow GUP protects its walk with `rcu_read_lock()` instead of the vma lock: the
+        /// "walker lock" of Peter Xu's RFC v2 (Nov 2022), dropped before v6.3 because
+        /// `__pmd_free_tlb()` freed the ptlock before the RCU-deferred page free (§10.3).
+        /// No profile sets it; use `--set` together with `walker_vma_lock=false`.
+        pub walker_rcu: bool,
+        /// `huge_pmd_unshare()` asserts `i_mmap_rwsem` and the vma lock before checking whether
+        /// the table is shared, so a `VM_MAYSHARE` VMA whose vma lock failed to allocate trips the
+        /// assertion when hole punch or truncate unmaps it (v6.1 to 2025-07, §10.7).
+        pub unshare_asserts_first: bool,
+        /// Where a VMA split unshares PMD tables straddling the split address.
+        pub split_unshare: SplitUnshare,
+        /// Override of the configuration's remote TLB-flush mechanism (`--set
+        /// tlb_flush=ipi|broadcast|paravirt|sbi`); `None` (`arch`) keeps the configuration's.
+        /// Checked against the arch when a run is prepared; the table-free policy does not follow
+        /// it (set `rcu_table_free` too, as a PV guest's `pv_ops.mmu.tlb_remove_table` does).
+        pub tlb_flush: Option<mmsim_arch::TlbFlush>,
+        /// `fork()` leaves the page tables of hugetlb mappings without an anon_vma to the child's
+        /// faults (bcd51a3c679d, "hugetlb: lazy page table copies in fork()", v6.0); `false`
+        /// copies them with `copy_hugetlb_page_range()`, as before and as with that commit reverted.
+        pub lazy_fork_copy: bool,
+        pub fork_share_test: ForkShareTest,
+        /// riscv64's page-table free policy; `rcu_table_free` overrides it.
+        pub riscv_table_free: RiscvTableFree,
+        /// riscv64 has GUP-fast (v6.8, 3f910b7a522e); before, `get_user_pages_fast()` falls back
+        /// to slow GUP under `mmap_lock`.
+        pub riscv_gup_fast: bool,
+        /// The unshare's `tlb_remove_table_sync_one()` runs only when the table is left with one
+        /// owner (`fully_unshared_tables`, v6.19, 8ce720d5bd91); before, after every unshare.
+        pub unshare_sync_exclusive_only: bool,
+    }
 }
 
 /// A named profile.
@@ -342,207 +478,10 @@ pub fn by_name(name: &str) -> Option<Profile> {
 pub enum SetError {
     #[error("unknown switch `{0}` (see `mmsim profiles` for the list)")]
     Unknown(String),
-    #[error("switch `{name}` takes one of {expected}, not `{value}`")]
+    #[error("switch `{name}` takes one of {}, not `{value}`", expected.trim_end())]
     BadValue { name: String, value: String, expected: &'static str },
     #[error("`{0}` is not of the form name=value")]
     Form(String),
-}
-
-macro_rules! enum_switch {
-    ($s:ident, $field:ident, $value:ident, $name:literal, { $($text:literal => $variant:expr),+ $(,)? }) => {{
-        $s.$field = match $value {
-            $($text => $variant,)+
-            _ => return Err(SetError::BadValue {
-                name: $name.into(), value: $value.into(), expected: concat!($($text, " "),+),
-            }),
-        };
-    }};
-}
-
-impl Switches {
-    /// Every switch as (name, value), sorted by name.
-    pub fn list(&self) -> Vec<(String, String)> {
-        let b = |v: bool| if v { "true" } else { "false" }.to_string();
-        let mut v = vec![
-            (
-                "fault_lock".into(),
-                match self.fault_lock {
-                    FaultLock::MmapOnly => "mmap_only",
-                    FaultLock::IMmapRead => "i_mmap_read",
-                    FaultLock::VmaLock => "vma_lock",
-                }
-                .into(),
-            ),
-            (
-                "share_scan_lock".into(),
-                match self.share_scan_lock {
-                    ShareScanLock::Write => "write",
-                    ShareScanLock::CallerRead => "caller_read",
-                    ShareScanLock::Read => "read",
-                }
-                .into(),
-            ),
-            ("unsharer_vma_lock".into(), b(self.unsharer_vma_lock)),
-            ("walker_vma_lock".into(), b(self.walker_vma_lock)),
-            ("hugetlb_walk_lockdep".into(), b(self.hugetlb_walk_lockdep)),
-            (
-                "share_count".into(),
-                match self.share_count {
-                    ShareCount::Refcount => "refcount",
-                    ShareCount::PtShareCount => "pt_share_count",
-                }
-                .into(),
-            ),
-            (
-                "ptlock_dies".into(),
-                match self.ptlock_dies {
-                    PtlockDies::AtPmdFree => "at_pmd_free",
-                    PtlockDies::WithTable => "with_table",
-                }
-                .into(),
-            ),
-            (
-                "share_pud_lock".into(),
-                match self.share_pud_lock {
-                    SharePudLock::SharedPtlock => "shared_ptlock",
-                    SharePudLock::PageTableLock => "page_table_lock",
-                }
-                .into(),
-            ),
-            (
-                "unshare_addr".into(),
-                match self.unshare_addr {
-                    UnshareAddr::RoundUp => "round_up",
-                    UnshareAddr::MaskLastPage => "mask_last_page",
-                }
-                .into(),
-            ),
-            ("x86_rcu_table_free".into(), b(self.x86_rcu_table_free)),
-            (
-                "rcu_table_free".into(),
-                match self.rcu_table_free {
-                    None => "arch".into(),
-                    Some(v) => b(v),
-                },
-            ),
-            ("unshare_sync_one".into(), b(self.unshare_sync_one)),
-            ("quarantine".into(), b(self.quarantine)),
-            ("unshare_flush_leaf_only".into(), b(self.unshare_flush_leaf_only)),
-            ("walker_rcu".into(), b(self.walker_rcu)),
-            ("unshare_asserts_first".into(), b(self.unshare_asserts_first)),
-            ("lazy_fork_copy".into(), b(self.lazy_fork_copy)),
-            (
-                "riscv_table_free".into(),
-                match self.riscv_table_free {
-                    RiscvTableFree::AfterFlush => "after_flush",
-                    RiscvTableFree::RcuUnlessIpi => "rcu_unless_ipi",
-                    RiscvTableFree::Rcu => "rcu",
-                }
-                .into(),
-            ),
-            ("riscv_gup_fast".into(), b(self.riscv_gup_fast)),
-            ("unshare_sync_exclusive_only".into(), b(self.unshare_sync_exclusive_only)),
-            (
-                "fork_share_test".into(),
-                match self.fork_share_test {
-                    ForkShareTest::PageCount => "page_count",
-                    ForkShareTest::PtShareCount => "pt_share_count",
-                }
-                .into(),
-            ),
-            ("tlb_flush".into(), self.tlb_flush.map_or("arch", |t| t.key()).into()),
-            (
-                "split_unshare".into(),
-                match self.split_unshare {
-                    SplitUnshare::Never => "never",
-                    SplitUnshare::MaySplit => "may_split",
-                    SplitUnshare::InSplit => "in_split",
-                }
-                .into(),
-            ),
-        ];
-        v.sort();
-        v
-    }
-
-    /// Apply one `name=value` override.
-    pub fn set(&mut self, assignment: &str) -> Result<(), SetError> {
-        let (name, value) =
-            assignment.split_once('=').ok_or_else(|| SetError::Form(assignment.into()))?;
-        let (name, value) = (name.trim(), value.trim());
-        let boolean = |v: &str| match v {
-            "true" | "on" | "1" => Ok(true),
-            "false" | "off" | "0" => Ok(false),
-            _ => Err(SetError::BadValue {
-                name: name.into(),
-                value: v.into(),
-                expected: "true false",
-            }),
-        };
-        match name {
-            "fault_lock" => enum_switch!(self, fault_lock, value, "fault_lock", {
-                "mmap_only" => FaultLock::MmapOnly, "i_mmap_read" => FaultLock::IMmapRead,
-                "vma_lock" => FaultLock::VmaLock }),
-            "share_scan_lock" => enum_switch!(self, share_scan_lock, value, "share_scan_lock", {
-                "write" => ShareScanLock::Write, "caller_read" => ShareScanLock::CallerRead,
-                "read" => ShareScanLock::Read }),
-            "share_count" => enum_switch!(self, share_count, value, "share_count", {
-                "refcount" => ShareCount::Refcount, "pt_share_count" => ShareCount::PtShareCount }),
-            "ptlock_dies" => enum_switch!(self, ptlock_dies, value, "ptlock_dies", {
-                "at_pmd_free" => PtlockDies::AtPmdFree, "with_table" => PtlockDies::WithTable }),
-            "share_pud_lock" => enum_switch!(self, share_pud_lock, value, "share_pud_lock", {
-                "shared_ptlock" => SharePudLock::SharedPtlock,
-                "page_table_lock" => SharePudLock::PageTableLock }),
-            "unshare_addr" => enum_switch!(self, unshare_addr, value, "unshare_addr", {
-                "round_up" => UnshareAddr::RoundUp, "mask_last_page" => UnshareAddr::MaskLastPage }),
-            "split_unshare" => enum_switch!(self, split_unshare, value, "split_unshare", {
-                "never" => SplitUnshare::Never, "may_split" => SplitUnshare::MaySplit,
-                "in_split" => SplitUnshare::InSplit }),
-            "unsharer_vma_lock" => self.unsharer_vma_lock = boolean(value)?,
-            "walker_vma_lock" => self.walker_vma_lock = boolean(value)?,
-            "hugetlb_walk_lockdep" => self.hugetlb_walk_lockdep = boolean(value)?,
-            "x86_rcu_table_free" => self.x86_rcu_table_free = boolean(value)?,
-            "rcu_table_free" => {
-                self.rcu_table_free = match value {
-                    "arch" | "default" => None,
-                    v => Some(boolean(v).map_err(|_| SetError::BadValue {
-                        name: name.into(),
-                        value: v.into(),
-                        expected: "arch true false",
-                    })?),
-                }
-            }
-            "lazy_fork_copy" => self.lazy_fork_copy = boolean(value)?,
-            "riscv_gup_fast" => self.riscv_gup_fast = boolean(value)?,
-            "unshare_sync_exclusive_only" => self.unshare_sync_exclusive_only = boolean(value)?,
-            "riscv_table_free" => enum_switch!(self, riscv_table_free, value, "riscv_table_free", {
-                "after_flush" => RiscvTableFree::AfterFlush,
-                "rcu_unless_ipi" => RiscvTableFree::RcuUnlessIpi,
-                "rcu" => RiscvTableFree::Rcu }),
-            "fork_share_test" => enum_switch!(self, fork_share_test, value, "fork_share_test", {
-                "page_count" => ForkShareTest::PageCount,
-                "pt_share_count" => ForkShareTest::PtShareCount }),
-            "tlb_flush" => {
-                self.tlb_flush = match value {
-                    "arch" | "default" => None,
-                    v => Some(mmsim_arch::TlbFlush::from_key(v).ok_or_else(|| {
-                        SetError::BadValue {
-                            name: name.into(),
-                            value: v.into(),
-                            expected: "arch ipi broadcast paravirt sbi",
-                        }
-                    })?),
-                }
-            }
-            "unshare_sync_one" => self.unshare_sync_one = boolean(value)?,
-            "quarantine" => self.quarantine = boolean(value)?,
-            "unshare_flush_leaf_only" => self.unshare_flush_leaf_only = boolean(value)?,
-            "walker_rcu" => self.walker_rcu = boolean(value)?,
-            "unshare_asserts_first" => self.unshare_asserts_first = boolean(value)?,
-            _ => return Err(SetError::Unknown(name.into())),
-        }
-        Ok(())
-    }
 }
 
 impl fmt::Display for Profile {
@@ -597,5 +536,24 @@ mod tests {
             s.set(&format!("{n}={v}")).unwrap();
         }
         assert_eq!(s, p);
+    }
+
+    #[test]
+    fn every_spelling_of_every_switch_sets_and_lists_back() {
+        let bad = "no-such-value";
+        for name in Switches::NAMES {
+            let mut s = BASE;
+            let Err(SetError::BadValue { expected, .. }) = s.set(&format!("{name}={bad}")) else {
+                panic!("{name} accepted {bad}");
+            };
+            for value in expected.split_whitespace() {
+                s.set(&format!("{name}={value}")).unwrap();
+                let listed = s.list().into_iter().find(|(n, _)| n == name).unwrap().1;
+                // `default` is another spelling of `arch`
+                let canonical = if value == "default" { "arch" } else { value };
+                assert_eq!(listed, canonical, "{name}={value}");
+            }
+        }
+        assert_eq!(BASE.list().len(), Switches::NAMES.len());
     }
 }

@@ -264,7 +264,9 @@ pub fn replay(trace: &Trace, origin: &str) -> Result<ReplayResult, RunError> {
     };
     let consumed = strat.consumed();
     let again = trace_of(&req, &env, &trace.header.strategy, trace.header.seed, out);
-    if let Some(d) = mmsim_traces::first_divergence(&trace.events, &again.events) {
+    // a schema-3 recording has no entry values: compared without them
+    let schema = trace.header.schema_version;
+    if let Some(d) = mmsim_traces::first_divergence_as_of(schema, &trace.events, &again.events) {
         return Ok(ReplayResult::Diverged(d.to_string()));
     }
     if consumed != trace.decisions.len() {

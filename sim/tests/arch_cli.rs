@@ -1,14 +1,7 @@
 //! End-to-end tests of `mmsim arch list` and `mmsim arch show`.
 
-use std::process::{Command, Output};
-
-fn mmsim(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_mmsim")).args(args).output().expect("mmsim runs")
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
+mod common;
+use common::{mmsim, stdout};
 
 #[test]
 fn arch_list_has_one_row_per_config_with_sizes_policies_and_sharing() {

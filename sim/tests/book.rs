@@ -1,26 +1,12 @@
 //! End-to-end tests of `mmsim book`: generation is deterministic to the byte, and `--check`
 //! names every missing, stale or foreign file and exits 1.
 
-use std::path::PathBuf;
-use std::process::{Command, Output};
-
-fn mmsim(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_mmsim")).args(args).output().expect("mmsim runs")
-}
-
-fn dir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("mmsim-book-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    d
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
+mod common;
+use common::{fresh_dir, mmsim, stderr};
 
 #[test]
 fn generation_is_deterministic_and_check_names_stale_files() {
-    let (a, b) = (dir("a"), dir("b"));
+    let (a, b) = (fresh_dir("book", "a"), fresh_dir("book", "b"));
     let (sa, sb) = (a.to_str().unwrap(), b.to_str().unwrap());
 
     let o = mmsim(&["book", "--check", "--out", sa]);

@@ -1,17 +1,14 @@
 //! Every checker fires on a scenario built to break its rule, and stays silent on the fix.
 
+mod common;
+use common::{builtin, prepare};
+
 use mmsim::run::{Prepared, Request};
 use mmsim::scenario::Source;
 use mmsim_traces::{ReportKind, Verdict};
 
 fn prepared(scenario: &str, profile: &str, set: &[&str]) -> Prepared {
-    let req = Request {
-        source: Source::load(scenario).unwrap(),
-        arch: Some("x86_64".into()),
-        profile: Some(profile.into()),
-        set: set.iter().map(|s| s.to_string()).collect(),
-    };
-    Prepared::new(&req).unwrap()
+    prepare(builtin(scenario), Some("x86_64"), Some(profile), set)
 }
 
 /// Report kinds seen over `seeds`, in order of first appearance.

@@ -1,22 +1,10 @@
 //! End-to-end tests of the `mmsim` binary: exit codes, determinism of written traces, replay,
 //! and clear errors (file, line/column or field) for bad input.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
+use common::{mmsim, stderr, tmp};
 
-fn mmsim(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_mmsim")).args(args).output().expect("mmsim runs")
-}
-
-fn tmp(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("mmsim-cli-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir.join(name)
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
+use std::path::Path;
 
 fn write(path: &Path, text: &str) -> String {
     std::fs::write(path, text).unwrap();
@@ -25,7 +13,7 @@ fn write(path: &Path, text: &str) -> String {
 
 #[test]
 fn same_seed_same_bytes_and_replay_reproduces_the_race() {
-    let (a, b) = (tmp("a.ron"), tmp("b.ron"));
+    let (a, b) = (tmp("cli", "a.ron"), tmp("cli", "b.ron"));
     let ra = mmsim(&["run", "gup-vs-unshare", "--seeds", "1000", "-o", a.to_str().unwrap()]);
     assert_eq!(ra.status.code(), Some(1), "the seed race is found: {}", stderr(&ra));
     let out = String::from_utf8_lossy(&ra.stdout);
@@ -41,7 +29,7 @@ fn same_seed_same_bytes_and_replay_reproduces_the_race() {
 
 #[test]
 fn an_edited_event_fails_replay_naming_its_step() {
-    let a = tmp("edit.ron");
+    let a = tmp("cli", "edit.ron");
     let r = mmsim(&[
         "run",
         "gup-vs-unshare",
@@ -60,7 +48,7 @@ fn an_edited_event_fails_replay_naming_its_step() {
     let step: u64 =
         line.split("step: ").nth(1).unwrap().split(',').next().unwrap().parse().unwrap();
     let edited = text.replacen(line, &line.replace("access: LockRead", "access: LockWrite"), 1);
-    let e = tmp("edited.ron");
+    let e = tmp("cli", "edited.ron");
     let p = write(&e, &edited);
     let rep = mmsim(&["replay", &p]);
     assert_eq!(rep.status.code(), Some(2));
@@ -71,7 +59,7 @@ fn an_edited_event_fails_replay_naming_its_step() {
 #[test]
 fn scenario_syntax_error_names_file_line_and_column() {
     let p = write(
-        &tmp("syntax.ron"),
+        &tmp("cli", "syntax.ron"),
         "Scenario(\n    name: \"x\",\n    cpus: [ (mm: \"A\" ops: []) ],\n)\n",
     );
     let r = mmsim(&["run", &p]);
@@ -82,7 +70,7 @@ fn scenario_syntax_error_names_file_line_and_column() {
 #[test]
 fn unknown_operation_is_named() {
     let p = write(
-        &tmp("unknown-op.ron"),
+        &tmp("cli", "unknown-op.ron"),
         "Scenario(\n  name: \"x\",\n  cpus: [(mm: \"A\", ops: [Frobnicate(at: 1)])],\n)\n",
     );
     let r = mmsim(&["run", &p]);
@@ -94,7 +82,7 @@ fn unknown_operation_is_named() {
 #[test]
 fn misaligned_range_says_why() {
     let p = write(
-        &tmp("misaligned.ron"),
+        &tmp("cli", "misaligned.ron"),
         "Scenario(name: \"x\", setup: [MapFile(mm: \"A\", file: \"f\", at: 0x40001000, len: \"PUD\")], cpus: [(mm: \"A\", ops: [])])",
     );
     let r = mmsim(&["run", &p]);
@@ -105,7 +93,7 @@ fn misaligned_range_says_why() {
 
 #[test]
 fn trace_of_another_schema_version_is_refused_naming_both() {
-    let a = tmp("schema.ron");
+    let a = tmp("cli", "schema.ron");
     let r = mmsim(&[
         "run",
         "gup-vs-unshare",
@@ -120,7 +108,7 @@ fn trace_of_another_schema_version_is_refused_naming_both() {
     let current = format!("schema_version: {},", mmsim_traces::SCHEMA_VERSION);
     let text = std::fs::read_to_string(&a).unwrap().replacen(&current, "schema_version: 99,", 1);
     assert!(text.contains("schema_version: 99,"), "the version field was edited");
-    let p = write(&tmp("schema99.ron"), &text);
+    let p = write(&tmp("cli", "schema99.ron"), &text);
     let rep = mmsim(&["replay", &p]);
     assert_eq!(rep.status.code(), Some(2));
     let e = stderr(&rep);
@@ -153,10 +141,10 @@ fn scenarios_lists_the_builtins() {
 
 #[test]
 fn minimize_keeps_the_violation_and_prints_its_chain() {
-    let a = tmp("min-in.ron");
+    let a = tmp("cli", "min-in.ron");
     let r = mmsim(&["run", "gup-vs-unshare", "--seeds", "1000", "-o", a.to_str().unwrap()]);
     assert_eq!(r.status.code(), Some(1));
-    let out = tmp("min-out.ron");
+    let out = tmp("cli", "min-out.ron");
     let m =
         mmsim(&["minimize", a.to_str().unwrap(), "-o", out.to_str().unwrap(), "--budget", "200"]);
     assert_eq!(m.status.code(), Some(1), "{}", stderr(&m));
@@ -170,7 +158,7 @@ fn minimize_keeps_the_violation_and_prints_its_chain() {
     let rep = mmsim(&["replay", out.to_str().unwrap()]);
     assert_eq!(rep.status.code(), Some(1), "the minimised trace replays: {}", stderr(&rep));
     // a clean trace has nothing to minimise
-    let clean = tmp("clean.ron");
+    let clean = tmp("cli", "clean.ron");
     mmsim(&["run", "gup-vs-unshare", "--profile", "v6.3", "-o", clean.to_str().unwrap()]);
     let c = mmsim(&["minimize", clean.to_str().unwrap()]);
     assert_eq!(c.status.code(), Some(2));

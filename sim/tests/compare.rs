@@ -1,8 +1,10 @@
 //! `mmsim compare`: the seed race over configurations x {v6.1, v6.3} gives the expected cells.
 
+mod common;
+use common::mmsim;
+
 use mmsim::compare::{compare, Cell, Spec};
 use mmsim::scenario::Source;
-use std::process::Command;
 
 const ARCHS: [&str; 5] = ["x86_64", "arm64-4k", "arm64-16k", "riscv64-sv57", "arm64-16k-va36"];
 
@@ -38,10 +40,6 @@ fn seed_race_matrix_over_configs_and_v6_1_v6_3() {
     assert!(row.contains("not applicable: the PMD level is folded into the PGD"), "{row}");
     let row = md.lines().find(|l| l.starts_with("| x86_64 |")).unwrap();
     assert!(row.contains("violation (seed ") && row.ends_with("clean (150 runs) |"), "{row}");
-}
-
-fn mmsim(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_mmsim")).args(args).output().expect("mmsim runs")
 }
 
 #[test]

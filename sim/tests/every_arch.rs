@@ -2,23 +2,19 @@
 //! §10.2): the seed race is found with v6.1 wherever PMD tables can be shared and is silent
 //! with v6.3; where they cannot, the run is refused naming the reason.
 
+mod common;
+use common::{builtin, prepare};
+
 use mmsim::run::{Prepared, Request, RunError};
-use mmsim::scenario::Source;
 use mmsim_arch::{configs, ArchConfig};
 use mmsim_traces::{ReportKind, Verdict};
 
 fn request(scenario: &str, arch: &str, profile: &str) -> Request {
-    Request {
-        source: Source::load(scenario).unwrap(),
-        arch: Some(arch.into()),
-        profile: Some(profile.into()),
-        set: vec![],
-    }
+    common::request(builtin(scenario), Some(arch), Some(profile), &[])
 }
 
 fn prepared(scenario: &str, arch: &str, profile: &str) -> Prepared {
-    Prepared::new(&request(scenario, arch, profile))
-        .unwrap_or_else(|e| panic!("{scenario} on {arch} with {profile}: {e}"))
+    prepare(builtin(scenario), Some(arch), Some(profile), &[])
 }
 
 fn sharing_configs() -> impl Iterator<Item = &'static ArchConfig> {

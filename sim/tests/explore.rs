@@ -3,38 +3,23 @@
 //! configurations replayed, the determinism check, the liveness phase, and explorations cut
 //! short by a time limit or Ctrl-C.
 
+mod common;
+use common::{builtin, mmsim, prepare, tmp};
+
 use mmsim::engine::strategy::{Choice, Diverged, Liveness, Strategy};
 use mmsim::explore::{self, Config, SeedOutcome, Shard, StopFlag, StrategyKind, Summary};
-use mmsim::run::{Prepared, ReplayResult, Request};
-use mmsim::scenario::Source;
+use mmsim::run::{Prepared, ReplayResult};
 use mmsim_traces::ReportKind;
-use std::path::PathBuf;
-use std::process::{Command, Output};
+use std::process::Command;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 fn prepared(profile: &str) -> Prepared {
-    Prepared::new(&Request {
-        source: Source::load("gup-vs-unshare").unwrap(),
-        arch: Some("x86_64".into()),
-        profile: Some(profile.into()),
-        set: vec![],
-    })
-    .unwrap()
+    prepare(builtin("gup-vs-unshare"), Some("x86_64"), Some(profile), &[])
 }
 
 fn explore(p: &Prepared, cfg: &Config) -> Summary {
     explore::explore_config(p, cfg, &|_| {}, None).unwrap()
-}
-
-fn tmp(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("mmsim-explore-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir.join(name)
-}
-
-fn mmsim(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_mmsim")).args(args).output().expect("mmsim runs")
 }
 
 fn has_seed_race(s: &Summary) -> bool {
@@ -75,7 +60,7 @@ fn merged_shards_equal_the_whole_run() {
 
 #[test]
 fn cli_shards_merge_to_the_unsharded_json_and_write_traces() {
-    let out = tmp("out");
+    let out = tmp("explore", "out");
     let common = ["explore", "gup-vs-unshare", "--profile", "v6.1", "--runs", "800"];
     let run = |extra: &[&str]| {
         let o = mmsim(&[&common[..], extra].concat());
@@ -83,7 +68,7 @@ fn cli_shards_merge_to_the_unsharded_json_and_write_traces() {
         o.stdout
     };
     let whole = run(&["--format", "json", "--jobs", "2", "--out", out.to_str().unwrap()]);
-    let (s1, s2) = (tmp("s1.json"), tmp("s2.json"));
+    let (s1, s2) = (tmp("explore", "s1.json"), tmp("explore", "s2.json"));
     std::fs::write(&s1, run(&["--format", "json", "--shard", "1/2"])).unwrap();
     std::fs::write(&s2, run(&["--format", "json", "--shard", "2/2", "--jobs", "1"])).unwrap();
     let merged = mmsim(&["merge", s2.to_str().unwrap(), s1.to_str().unwrap(), "--format", "json"]);
@@ -203,19 +188,13 @@ fn fixture(name: &str) -> String {
 }
 
 fn prepared_file(path: &str) -> Prepared {
-    Prepared::new(&Request {
-        source: Source::load(path).unwrap(),
-        arch: None,
-        profile: None,
-        set: vec![],
-    })
-    .unwrap()
+    prepare(builtin(path), None, None, &[])
 }
 
 #[test]
 fn swarm_finds_the_seed_race_and_its_trace_replays_with_the_drawn_configuration() {
     let p = prepared("v6.1");
-    let out = tmp("swarm");
+    let out = tmp("explore", "swarm");
     let cfg = Config { strategy: StrategyKind::Swarm, runs: 3000, jobs: 2, ..Config::default() };
     let s = explore::explore_config(&p, &cfg, &|_| {}, Some(&out)).unwrap();
     assert!(has_seed_race(&s), "{s}");
@@ -309,7 +288,7 @@ fn the_liveness_phase_reports_a_starved_writer_with_its_blocking_chain_and_repla
     let live = Liveness { after: 0, limit: 8 };
     let cfg = Config { runs: 40, jobs: 2, liveness: Some(live), ..Config::default() };
     let starve = prepared_file(&fixture("reader-starves-writer.ron"));
-    let out = tmp("liveness");
+    let out = tmp("explore", "liveness");
     let s = explore::explore_config(&starve, &cfg, &|_| {}, Some(&out)).unwrap();
     assert_eq!(s.violations, 40, "{s}");
     assert_eq!(s.groups.len(), 1, "{s}");
@@ -369,7 +348,7 @@ fn a_stopped_exploration_keeps_the_prefix_it_ran_and_says_it_was_cut() {
 
 #[test]
 fn cli_time_limit_and_ctrl_c_still_write_the_summary() {
-    let out = tmp("cut-time");
+    let out = tmp("explore", "cut-time");
     let o = mmsim(&[
         "explore",
         "gup-vs-unshare",
@@ -396,7 +375,7 @@ fn cli_time_limit_and_ctrl_c_still_write_the_summary() {
     assert_eq!(bad.status.code(), Some(2));
 
     // Ctrl-C: SIGINT to the process; it stops handing out seeds and writes what it has
-    let out = tmp("cut-int");
+    let out = tmp("explore", "cut-int");
     let child = Command::new(env!("CARGO_BIN_EXE_mmsim"))
         .args([
             "explore",

@@ -2,27 +2,24 @@
 //! page-table copy (bcd51a3c679d) and the shared-table test that `pt_share_count` broke
 //! until 14967a9c7d24 (kernel-notes §3.3, §3.6).
 
+mod common;
+use common::prepare;
+
 use mmsim::run::{Prepared, Request};
 use mmsim::scenario::Source;
 use mmsim_arch::configs;
 use mmsim_traces::{Access, Actor, ReportKind, Trace, Verdict};
 
 fn prepared_src(src: Source, arch: &str, profile: &str, set: &[&str]) -> Prepared {
-    let req = Request {
-        source: src,
-        arch: Some(arch.into()),
-        profile: Some(profile.into()),
-        set: set.iter().map(|s| s.to_string()).collect(),
-    };
-    Prepared::new(&req).unwrap_or_else(|e| panic!("{arch} {profile}: {e}"))
+    prepare(src, Some(arch), Some(profile), set)
 }
 
 fn builtin(arch: &str, profile: &str) -> Prepared {
-    prepared_src(Source::load("fork-copy-shared").unwrap(), arch, profile, &[])
+    prepared_src(common::builtin("fork-copy-shared"), arch, profile, &[])
 }
 
 fn inline(text: &str) -> Source {
-    Source { origin: "fork.ron".into(), text: text.into() }
+    common::inline("fork.ron", text)
 }
 
 fn count(t: &Trace, actor: Actor, func: &str, access: Access) -> usize {

@@ -2,6 +2,9 @@
 //! safe on x86_64 native (the free waits for a flush IPI that an IRQs-off CPU cannot take) and
 //! on every configuration that frees tables by RCU; a use-after-free where neither holds.
 
+mod common;
+use common::{assert_clean, builtin, prepare};
+
 use mmsim::run::{Prepared, Request};
 use mmsim::scenario::Source;
 use mmsim_arch::{configs, TableFree, TlbFlush};
@@ -11,20 +14,7 @@ use mmsim_traces::{Access, Actor, Object, ReportKind, Verdict};
 /// IPI mode too from Qi Zheng's series (see `riscv_before_v6_8_falls_back_to_slow_gup`).
 fn prepared(arch: &str, set: &[&str]) -> Prepared {
     let profile = if arch.starts_with("riscv64") { "v6.14" } else { "v6.1" };
-    let req = Request {
-        source: Source::load("gup-fast-vs-munmap").unwrap(),
-        arch: Some(arch.into()),
-        profile: Some(profile.into()),
-        set: set.iter().map(|s| s.to_string()).collect(),
-    };
-    Prepared::new(&req).unwrap_or_else(|e| panic!("{arch} {set:?}: {e}"))
-}
-
-fn assert_clean(p: &Prepared, seeds: u64, what: &str) {
-    for seed in 0..seeds {
-        let (t, out) = p.run_seed(seed, false).unwrap();
-        assert_eq!(out.verdict, Verdict::Clean, "{what} seed {seed}: {:#?}", t.reports);
-    }
+    prepare(builtin("gup-fast-vs-munmap"), Some(arch), Some(profile), set)
 }
 
 #[test]

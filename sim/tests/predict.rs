@@ -181,3 +181,67 @@ fn predict_on_a_recorded_clean_trace_confirms_the_race_and_writes_a_replayable_t
     assert_eq!(o.status.code(), Some(2));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A schema-3 trace: what `text` (a schema-4 trace) was before schema 4 added entry values.
+fn as_schema_3(text: &str) -> String {
+    let current = format!("schema_version: {},", mmsim_traces::SCHEMA_VERSION);
+    assert_eq!(mmsim_traces::SCHEMA_VERSION, 4);
+    let mut out = text.replacen(&current, "schema_version: 3,", 1);
+    while let Some(at) = out.find(", value: Some(") {
+        let end = at + out[at..].find("))),").expect("a value ends its event") + 2;
+        out.replace_range(at..end, "");
+    }
+    out
+}
+
+#[test]
+fn a_schema_3_trace_replays_and_predict_recovers_its_entry_values() {
+    let dir = tmp("schema3");
+    std::fs::create_dir_all(&dir).unwrap();
+    let v4 = dir.join("seed0.ron");
+    let o = mmsim(&["run", "gup-vs-unshare", "--seed", "0", "-o", v4.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0));
+    let text = std::fs::read_to_string(&v4).unwrap();
+    assert!(text.contains("value: Some(EntryValue(level: "), "entry events carry values");
+    let v3 = dir.join("seed0-v3.ron");
+    let old = as_schema_3(&text);
+    assert!(!old.contains("value:") && old.contains("schema_version: 3,"));
+    std::fs::write(&v3, &old).unwrap();
+    let o = mmsim(&["replay", v3.to_str().unwrap()]);
+    assert!(String::from_utf8_lossy(&o.stdout).contains("identical"), "replay: {o:?}");
+    // the analysis needs values: predict replays the old trace to recover them
+    let o = mmsim(&["predict", v3.to_str().unwrap()]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(1), "{out}");
+    assert!(out.contains("confirmed by reordering"), "{out}");
+    // a schema-3 trace that no longer replays is refused with the reason
+    let bad = dir.join("bad-v3.ron");
+    std::fs::write(&bad, old.replacen("op_step: 1)", "op_step: 7)", 1)).unwrap();
+    let o = mmsim(&["predict", bad.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("schema-3 trace has no entry values"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn predict_on_a_trace_with_a_lesser_violation_looks_for_a_memory_safety_one() {
+    let dir = tmp("lesser");
+    std::fs::create_dir_all(&dir).unwrap();
+    let first = dir.join("fv0.ron");
+    let confirmed = dir.join("confirmed.ron");
+    // seed 0 of fault-vs-unshare (v4.20) only revisits its unshared range: a warning
+    let o = mmsim(&["run", "fault-vs-unshare", "--seed", "0", "-o", first.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    let t = mmsim_traces::read(&first).unwrap();
+    assert!(t.reports.iter().all(|r| r.kind.severity() != mmsim_traces::Severity::MemorySafety));
+    let o = mmsim(&["predict", first.to_str().unwrap(), "-o", confirmed.to_str().unwrap()]);
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(1), "{text}");
+    assert!(text.contains("confirmed by reordering"), "{text}");
+    let c = mmsim_traces::read(&confirmed).unwrap();
+    assert!(c.reports.iter().any(|r| r.kind.severity() == mmsim_traces::Severity::MemorySafety));
+    let o = mmsim(&["replay", confirmed.to_str().unwrap()]);
+    assert!(String::from_utf8_lossy(&o.stdout).contains("identical"), "replay: {o:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -2,22 +2,16 @@
 //! byte-identical twice, the SVG parsed as XML and checked for what a reader must see, and bad
 //! usage exiting 2 with a message that names the problem.
 
-use std::path::PathBuf;
-use std::process::{Command, Output};
-use std::sync::OnceLock;
+mod common;
+use common::{mmsim, stderr};
 
-fn mmsim(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_mmsim")).args(args).output().expect("mmsim runs")
-}
+use std::path::PathBuf;
+use std::sync::OnceLock;
 
 fn dir() -> PathBuf {
     let d = std::env::temp_dir().join(format!("mmsim-render-{}", std::process::id()));
     std::fs::create_dir_all(&d).unwrap();
     d
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
 /// The README's command: v6.1 finds the seed race within 1000 seeds and writes its trace.

@@ -1,18 +1,14 @@
 //! The seed race (kernel-notes §10.2) and fault-vs-unshare (§10.1), end to end through the
 //! library: found with the buggy profile, provably exercised but silent with the fixed one.
 
-use mmsim::run::{Prepared, Request};
-use mmsim::scenario::Source;
+mod common;
+use common::{builtin, prepare};
+
+use mmsim::run::Prepared;
 use mmsim_traces::{Access, Actor, Object, ReportKind, Trace, Verdict};
 
 fn prepared(scenario: &str, profile: &str) -> Prepared {
-    let req = Request {
-        source: Source::load(scenario).unwrap(),
-        arch: Some("x86_64".into()),
-        profile: Some(profile.into()),
-        set: vec![],
-    };
-    Prepared::new(&req).unwrap()
+    prepare(builtin(scenario), Some("x86_64"), Some(profile), &[])
 }
 
 /// The first seed in `seeds` whose run reports a use-after-free, with its trace.

@@ -1,27 +1,24 @@
 //! VMA splits (`__split_vma()`) by partial munmap and `mmap(MAP_FIXED)`, and where each
 //! profile unshares the PMD table straddling the split (kernel-notes §3.5, §9.7).
 
+mod common;
+use common::{builtin, prepare};
+
 use mmsim::run::{Prepared, Request};
 use mmsim::scenario::Source;
 use mmsim_arch::configs;
 use mmsim_traces::{Access, Actor, ReportKind, Verdict};
 
 fn prepared_src(src: Source, arch: &str, profile: &str) -> Prepared {
-    let req = Request {
-        source: src,
-        arch: Some(arch.into()),
-        profile: Some(profile.into()),
-        set: vec![],
-    };
-    Prepared::new(&req).unwrap_or_else(|e| panic!("{arch} {profile}: {e}"))
+    prepare(src, Some(arch), Some(profile), &[])
 }
 
 fn prepared(scenario: &str, arch: &str, profile: &str) -> Prepared {
-    prepared_src(Source::load(scenario).unwrap(), arch, profile)
+    prepared_src(builtin(scenario), arch, profile)
 }
 
 fn inline(name: &str, text: &str) -> Source {
-    Source { origin: format!("{name}.ron"), text: text.into() }
+    common::inline(&format!("{name}.ron"), text)
 }
 
 /// The first seed in `seeds` whose run reports `kind`.

@@ -2,19 +2,16 @@
 //! GUP-fast), v6.19 (unshare through mmu_gather: sync only for tables left exclusive, arm64
 //! leaf-only flush) and 2026 (arm64 non-leaf flush after an unshare).
 
+mod common;
+use common::prepare;
+
 use mmsim::profile::{by_name, latest, profiles};
-use mmsim::run::{Prepared, Request};
+use mmsim::run::Prepared;
 use mmsim::scenario::Source;
 use mmsim_traces::{Actor, ReportKind, Verdict};
 
 fn prepared(src: Source, arch: &str, profile: &str) -> Prepared {
-    let req = Request {
-        source: src,
-        arch: Some(arch.into()),
-        profile: Some(profile.into()),
-        set: vec![],
-    };
-    Prepared::new(&req).unwrap_or_else(|e| panic!("{arch} {profile}: {e}"))
+    prepare(src, Some(arch), Some(profile), &[])
 }
 
 #[test]

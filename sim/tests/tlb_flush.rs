@@ -3,24 +3,22 @@
 //! where the notes say it must: without RCU table free, only a flush that waits for IRQs-off
 //! CPUs (synchronous IPIs) keeps GUP-fast from walking a freed table (§4.4, §6.4).
 
+mod common;
+use common::{assert_clean, builtin, prepare};
+
 use mmsim::run::{Prepared, Request, RunError};
-use mmsim::scenario::Source;
 use mmsim_arch::TlbFlush;
 use mmsim_traces::{ReportKind, Verdict};
 
 /// v6.1; riscv64 with v6.8, its first release with GUP-fast.
 fn request(arch: &str, set: &[&str]) -> Request {
     let profile = if arch.starts_with("riscv64") { "v6.8" } else { "v6.1" };
-    Request {
-        source: Source::load("gup-fast-vs-munmap").unwrap(),
-        arch: Some(arch.into()),
-        profile: Some(profile.into()),
-        set: set.iter().map(|s| s.to_string()).collect(),
-    }
+    common::request(builtin("gup-fast-vs-munmap"), Some(arch), Some(profile), set)
 }
 
 fn prepared(arch: &str, set: &[&str]) -> Prepared {
-    Prepared::new(&request(arch, set)).unwrap_or_else(|e| panic!("{arch} {set:?}: {e}"))
+    let profile = if arch.starts_with("riscv64") { "v6.8" } else { "v6.1" };
+    prepare(builtin("gup-fast-vs-munmap"), Some(arch), Some(profile), set)
 }
 
 fn first_uaf(p: &Prepared, seeds: u64) -> Option<u64> {
@@ -29,13 +27,6 @@ fn first_uaf(p: &Prepared, seeds: u64) -> Option<u64> {
         out.verdict == Verdict::Violation
             && t.reports.iter().any(|r| r.kind == ReportKind::UseAfterFreeTable)
     })
-}
-
-fn assert_clean(p: &Prepared, seeds: u64, what: &str) {
-    for s in 0..seeds {
-        let (t, out) = p.run_seed(s, false).unwrap();
-        assert_eq!(out.verdict, Verdict::Clean, "{what} seed {s}: {:#?}", t.reports);
-    }
 }
 
 #[test]

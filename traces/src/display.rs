@@ -240,6 +240,7 @@ mod tests {
             object: Object::Entry { pfn: 0x1a3, index: 5 },
             access: Access::Write,
             detail: "pud_clear 0x40000000".to_owned(),
+            value: None,
         };
         assert_eq!(
             ev.summary(),

@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 use ron::ser::PrettyConfig;
 use serde::Deserialize;
 
-use crate::schema::{Trace, SCHEMA_VERSION};
+use crate::schema::{Trace, OLDEST_READABLE_SCHEMA, SCHEMA_VERSION};
 
 /// Why a trace could not be read or written. Every variant names the file.
 #[derive(Debug, thiserror::Error)]
@@ -31,8 +31,11 @@ pub enum TraceError {
         #[source]
         source: std::io::Error,
     },
-    /// The trace was written by an mmsim with another schema version.
-    #[error("{path}: trace schema version {found}, this mmsim reads version {expected}")]
+    /// The trace was written by an mmsim with a schema version this one cannot read.
+    #[error(
+        "{path}: trace schema version {found}, this mmsim reads version {expected} (and {} without entry values)",
+        crate::schema::OLDEST_READABLE_SCHEMA
+    )]
     SchemaVersion { path: String, found: u32, expected: u32 },
     /// The text is not a valid trace of this schema version. `line` and `col` are 1-based.
     #[error("{path}:{line}:{col}: {msg}")]
@@ -88,13 +91,15 @@ struct HeaderProbe {
 
 /// Parses a trace. `origin` names the text in errors (normally the file's path).
 ///
-/// The schema version is checked first: a trace of another version gives
-/// [`TraceError::SchemaVersion`] even if its shape is otherwise unreadable. Anything else wrong
-/// gives [`TraceError::Parse`] with the 1-based position.
+/// The schema version is checked first: a trace of a version outside
+/// [`OLDEST_READABLE_SCHEMA`]..=[`SCHEMA_VERSION`] gives [`TraceError::SchemaVersion`] even if
+/// its shape is otherwise unreadable. A schema-3 trace loads unchanged (its header keeps
+/// version 3; its events have no `value`). Anything else wrong gives [`TraceError::Parse`] with
+/// the 1-based position.
 pub fn from_ron(text: &str, origin: &str) -> Result<Trace, TraceError> {
     if let Ok(probe) = ron::from_str::<VersionProbe>(text) {
         let found = probe.header.schema_version;
-        if found != SCHEMA_VERSION {
+        if !(OLDEST_READABLE_SCHEMA..=SCHEMA_VERSION).contains(&found) {
             return Err(TraceError::SchemaVersion {
                 path: origin.to_owned(),
                 found,
@@ -190,6 +195,7 @@ pub(crate) mod tests {
             object,
             access,
             detail: format!("detail {step}"),
+            value: None,
         }
     }
 
@@ -235,13 +241,16 @@ pub(crate) mod tests {
             ],
             events: vec![
                 event(0, Actor::Setup, "setup", Object::Table(0x1a3), Access::Alloc),
-                event(
-                    1,
-                    Actor::Cpu(0),
-                    "hugetlb_walk",
-                    Object::Entry { pfn: 0x1a3, index: 5 },
-                    Access::Read,
-                ),
+                Event {
+                    value: Some(EntryValue { level: 1, raw: 0x1a4067 }),
+                    ..event(
+                        1,
+                        Actor::Cpu(0),
+                        "hugetlb_walk",
+                        Object::Entry { pfn: 0x1a3, index: 5 },
+                        Access::Read,
+                    )
+                },
                 event(
                     2,
                     Actor::Cpu(1),
@@ -326,11 +335,44 @@ pub(crate) mod tests {
         assert_eq!(
             err.to_string(),
             format!(
-                "race.ron: trace schema version {}, this mmsim reads version {}",
+                "race.ron: trace schema version {}, this mmsim reads version {} (and 3 without entry values)",
                 SCHEMA_VERSION + 6,
                 SCHEMA_VERSION
             )
         );
+        // older than the oldest readable version: refused too
+        trace.header.schema_version = 2;
+        let err = from_ron(&to_ron(&trace), "old.ron").unwrap_err();
+        assert!(matches!(err, TraceError::SchemaVersion { found: 2, .. }), "{err:?}");
+    }
+
+    #[test]
+    fn entry_values_are_written_only_when_present() {
+        let text = to_ron(&sample());
+        let lines: Vec<&str> = text.lines().filter(|l| l.contains("value:")).collect();
+        assert_eq!(lines.len(), 1, "{text}");
+        assert!(
+            lines[0].ends_with(
+                "access: Read, detail: \"detail 1\", value: Some(EntryValue(level: 1, raw: 1720423))),"
+            ),
+            "{}",
+            lines[0]
+        );
+    }
+
+    #[test]
+    fn a_schema_3_trace_loads_without_entry_values() {
+        // what mmsim wrote before schema 4: version 3, no `value` fields
+        let mut v3 = sample();
+        v3.header.schema_version = 3;
+        for e in &mut v3.events {
+            e.value = None;
+        }
+        let text = to_ron(&v3);
+        assert!(!text.contains("value:") && text.contains("schema_version: 3,"));
+        let back = from_ron(&text, "v3.ron").expect("a schema-3 trace loads");
+        assert_eq!(back, v3);
+        assert!(back.events.iter().all(|e| e.value.is_none()));
     }
 
     #[test]

@@ -53,6 +53,9 @@ impl Divergence {
         if a.detail != b.detail {
             out.push("detail");
         }
+        if a.value != b.value {
+            out.push("value");
+        }
         out
     }
 }
@@ -80,6 +83,9 @@ impl fmt::Display for Divergence {
                 if fields.contains(&"time") {
                     write!(f, " (recorded {}, replayed {})", rec.time, rep.time)?;
                 }
+                if fields.contains(&"value") {
+                    write!(f, " (recorded {:?}, replayed {:?})", rec.value, rep.value)?;
+                }
                 Ok(())
             }
             (None, Some(rep)) => write!(
@@ -100,9 +106,26 @@ impl fmt::Display for Divergence {
 /// The first step where `replayed` differs from `recorded` (any field, including time), or where
 /// one list ends before the other. `None` when they are identical.
 pub fn first_divergence(recorded: &[Event], replayed: &[Event]) -> Option<Divergence> {
+    first_divergence_as_of(crate::SCHEMA_VERSION, recorded, replayed)
+}
+
+/// [`first_divergence`] for a recording of schema version `schema`: the fields that version
+/// lacks (schema 3: [`Event::value`]) are not compared.
+pub fn first_divergence_as_of(
+    schema: u32,
+    recorded: &[Event],
+    replayed: &[Event],
+) -> Option<Divergence> {
+    let same = |a: &Event, b: &Event| {
+        if schema < 4 {
+            Event { value: None, ..a.clone() } == Event { value: None, ..b.clone() }
+        } else {
+            a == b
+        }
+    };
     let common = recorded.len().min(replayed.len());
     let i = (0..common)
-        .find(|&i| recorded[i] != replayed[i])
+        .find(|&i| !same(&recorded[i], &replayed[i]))
         .or((recorded.len() != replayed.len()).then_some(common))?;
     Some(Divergence {
         step: i as u64,
@@ -156,6 +179,20 @@ mod tests {
         assert_eq!(d.step, 0);
         let msg = d.to_string();
         assert!(msg.ends_with("differs in: time (recorded 0, replayed 1)"), "{msg}");
+    }
+
+    #[test]
+    fn value_only_divergence_is_visible_unless_the_recording_predates_values() {
+        let recorded = sample().events;
+        let mut replayed = recorded.clone();
+        replayed[1].value = None;
+        let d = first_divergence(&recorded, &replayed).unwrap();
+        assert_eq!((d.step, d.differing_fields()), (1, vec!["value"]));
+        assert!(d.to_string().contains("(recorded Some(EntryValue"), "{d}");
+        // a schema-3 recording has no values: only the other fields are compared
+        assert_eq!(first_divergence_as_of(3, &replayed, &recorded), None);
+        replayed[1].detail = "other".to_owned();
+        assert_eq!(first_divergence_as_of(3, &replayed, &recorded).map(|d| d.step), Some(1));
     }
 
     #[test]

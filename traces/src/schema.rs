@@ -2,8 +2,15 @@
 
 use serde::{Deserialize, Serialize};
 
-/// Version of this schema. A trace of another version is refused with both versions named.
-pub const SCHEMA_VERSION: u32 = 3;
+/// Version of this schema. Schema 4 added [`Event::value`]. A trace of
+/// [`OLDEST_READABLE_SCHEMA`] up to this version loads (an older one has no entry values:
+/// every `value` is `None`); any other version is refused with both versions named.
+pub const SCHEMA_VERSION: u32 = 4;
+
+/// The oldest schema version [`crate::from_ron`] still reads: schema 3, whose events lack
+/// [`Event::value`]. It loads as is (header version kept, values `None`); replay compares its
+/// events without values, and analyses that need values re-derive them by replaying.
+pub const OLDEST_READABLE_SCHEMA: u32 = 3;
 
 /// One recorded execution.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -160,6 +167,19 @@ pub struct Event {
     pub access: Access,
     /// Human detail: entry values, addresses, counts (`pud_clear 0x40000000`).
     pub detail: String,
+    /// For an entry read or write (`object: Entry`, `access: Read | Write`): the entry value
+    /// read or written, for analyses that must not parse `detail` (schema 4; `None` on every
+    /// other event and in schema-3 traces, and then not written).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<EntryValue>,
+}
+
+/// The raw value of a page-table entry and its level (0 = the top level, as
+/// `mmsim_arch` numbers them), so that it decodes with the trace's architecture (schema 4).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct EntryValue {
+    pub level: u8,
+    pub raw: u64,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -53,6 +53,7 @@ impl Builder {
             object,
             access,
             detail: detail.into(),
+            value: None,
         });
         step
     }

@@ -298,6 +298,7 @@ mod tests {
                 object: Object::MmapLock(0),
                 access: Access::LockRead,
                 detail: String::new(),
+                value: None,
             });
         }
         let g = build_graph(&t);

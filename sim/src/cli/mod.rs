@@ -85,8 +85,8 @@ pub enum Cmd {
         #[arg(long, default_value_t = crate::minimize::SEED_BUDGET)]
         budget: u64,
     },
-    /// Predict from a recorded trace: the use-after-frees one reordering away, each confirmed by
-    /// running it.
+    /// Predict from a recorded trace: the memory-safety violations (use-after-free, wrong mm,
+    /// stale TLB) a reordering or a few away, each confirmed by running it.
     Predict {
         trace: PathBuf,
         /// Write the confirmed violating trace here.

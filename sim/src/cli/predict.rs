@@ -29,11 +29,17 @@ pub fn predict(trace: &Path, output: Option<&Path>) -> i32 {
         "race-pair coverage: {} classes of conflicting accesses, {unordered} of them unordered",
         p.pairs.len()
     );
-    if t.verdict != mmsim_traces::Verdict::Clean {
+    // a recorded violation that is not a memory-safety one is still analysed for one
+    let upgraded = matches!(p.confirmed, Some((Some(_), _)));
+    if t.verdict != mmsim_traces::Verdict::Clean && !upgraded {
         println!("the recorded execution already shows a violation; nothing to predict");
         return 1;
     }
-    println!("{} reorderings tried, {} predicted use-after-free:", p.candidates.len(), p.predicted);
+    println!(
+        "{} reorderings tried, {} predicted memory-safety violations:",
+        p.candidates.len(),
+        p.predicted
+    );
     for (i, c) in p.candidates.iter().enumerate() {
         println!("  [{i}] {c}");
     }

@@ -322,7 +322,7 @@ impl<'a> Ctx<'a> {
         self.check_table_use(func, p, mm, false);
         let raw = self.k.mem.load(p);
         let e = self.env.arch.decode(p.level as usize, raw).unwrap_or(Entry::None);
-        self.detail(|| format!("{} = 0x{raw:x}", crate::check::entry_name(self.env, p)));
+        self.entry_event(p, raw, "=");
         Ok(e)
     }
 
@@ -356,8 +356,18 @@ impl<'a> Ctx<'a> {
             }
         }
         self.k.mem.store(p, raw);
-        self.detail(|| format!("{} := 0x{raw:x}", crate::check::entry_name(self.env, p)));
+        self.entry_event(p, raw, ":=");
         Ok(())
+    }
+
+    /// The detail (`pud[1]@0x1002 = 0x1003067`, `:=` for a write) and the structured value of
+    /// an entry read or write's event; nothing when tracing is off.
+    fn entry_event(&mut self, p: EntryPtr, raw: u64, op: &str) {
+        if self.check.tracing {
+            let d = format!("{} {op} 0x{raw:x}", crate::check::entry_name(self.env, p));
+            self.check.set_detail(d);
+            self.check.set_value(mmsim_traces::EntryValue { level: p.level, raw });
+        }
     }
 
     /// A pointer to entry `index` of table `pfn` as of now (`pmd_offset()`, `pte_offset()`).

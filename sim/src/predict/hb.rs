@@ -333,6 +333,7 @@ mod tests {
             object,
             access,
             detail: String::new(),
+            value: None,
         }
     }
 

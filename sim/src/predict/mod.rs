@@ -3,8 +3,10 @@
 //!
 //! Per seed: one traced run of the random strategy; [`hb`] computes happens-before over its
 //! events; [`reorder`] lists the frees of page-table pages (and their ptlocks) that are
-//! unordered with another CPU's use or walk, each with the reordered schedule that would show
-//! it; each schedule runs in the engine under [`reorder::Guided`]. Only a run in which the
+//! unordered with another CPU's use or walk, the unlinks a walk may outlive (wrong mm) and the
+//! entry changes a TLB fill may outlive past the flush (stale TLB), each with the reordered
+//! schedule that would show it; each schedule runs in the engine under [`reorder::Guided`];
+//! a clean reordered run is analysed again, up to [`MAX_DEPTH`] rounds. Only a run in which the
 //! engine's own checkers fire counts as a violation; its trace has the engine's recorded
 //! decisions, so `mmsim replay` reproduces it. Predictions no run confirmed are counted
 //! separately as "predicted, not confirmed".
@@ -25,11 +27,15 @@ pub struct Prediction {
     pub first: Trace,
     /// The candidates tried, described (critical-section flips included).
     pub candidates: Vec<String>,
-    /// Of those, the predicted use-after-frees (free before use, walk before unlink).
+    /// Of those, the predicted memory-safety violations (every kind but the critical-section
+    /// flips, which only prepare one).
     pub predicted: u32,
     /// The violating run: the first execution itself, or the confirmed reordering (with its
     /// index among `candidates`).
     pub confirmed: Option<(Option<usize>, Trace)>,
+    /// For a confirmed reordering: its kind (`walk-before-unshare`) and the round of analysis
+    /// that found it (1: of the first execution, 2: of a reordered run, ...).
+    pub confirmed_by: Option<(&'static str, u32)>,
     /// Race-pair coverage of the first execution.
     pub pairs: BTreeSet<RacePair>,
     /// Executions run (the first one included).
@@ -38,6 +44,10 @@ pub struct Prediction {
 
 /// Executions per seed at most (the first one and the reorderings).
 pub const MAX_EXECUTIONS: u32 = 16;
+
+/// Rounds of analysis at most: the first execution's, then (breadth first) that of each clean
+/// reordered run, then of theirs; a race that needs two reorderings is found in round 2.
+pub const MAX_DEPTH: u32 = 3;
 
 /// The strategy name summaries and traces carry.
 pub fn strategy_name(depth: u32) -> String {
@@ -53,20 +63,36 @@ pub fn predict_seed(p: &Prepared, seed: u64, depth: u32) -> Result<Prediction, R
 }
 
 /// Analyse a recorded trace (from any strategy, read from a file or just run) and try its
-/// candidate reorderings; `origin` names the trace in errors.
+/// candidate reorderings; `origin` names the trace in errors. A schema-3 trace has no entry
+/// values: it is replayed first (it must replay identically) and the replay, which has them,
+/// is analysed.
 pub fn predict_trace(trace: &Trace, origin: &str) -> Result<Prediction, RunError> {
     let p = Prepared::new(&crate::run::request_of(trace, origin))?;
+    if trace.header.schema_version < 4 {
+        return match crate::run::replay(trace, origin)? {
+            crate::run::ReplayResult::Identical(t) => predict(&p, *t, "predict(trace)"),
+            crate::run::ReplayResult::Diverged(why) => Err(RunError::Strategy(format!(
+                "{origin}: a schema-{} trace has no entry values and did not replay to recover them: {why}",
+                trace.header.schema_version
+            ))),
+        };
+    }
     predict(&p, trace.clone(), "predict(trace)")
 }
 
 /// Analyse `first` (a traced run of `p`) and run its candidate reorderings until one is
 /// confirmed or [`MAX_EXECUTIONS`] have run; `name` prefixes the reorderings' strategy names.
+/// When `first` already shows a violation that is not a memory-safety one (a range revisit,
+/// a share-count mismatch...), the reorderings still run, and only one showing a memory-safety
+/// violation replaces it; if none does, `first` is the result.
 pub fn predict(p: &Prepared, first: Trace, name: &str) -> Result<Prediction, RunError> {
     let seed = first.header.seed;
     let pairs = hb::race_pairs(&first.events);
-    if first.verdict == Verdict::Violation {
+    let seen = first.verdict == Verdict::Violation;
+    if seen && is_memory_safety(&first) {
         return Ok(Prediction {
             confirmed: Some((None, first.clone())),
+            confirmed_by: None,
             first,
             candidates: Vec::new(),
             predicted: 0,
@@ -78,21 +104,25 @@ pub fn predict(p: &Prepared, first: Trace, name: &str) -> Result<Prediction, Run
         candidates: Vec::new(),
         predicted: 0,
         confirmed: None,
+        confirmed_by: None,
         pairs,
         executions: 1,
         first: first.clone(),
     };
-    // executions to analyse: (trace, whether its critical sections may still be reordered)
-    let mut queue = vec![(first, true)];
-    while let Some((t, flip)) = queue.pop() {
+    // executions to analyse, breadth first: (trace, how many reorderings led to it)
+    let mut queue = std::collections::VecDeque::from([(first, 0u32)]);
+    let mut tried: BTreeSet<String> = BTreeSet::new();
+    while let Some((t, depth)) = queue.pop_front() {
         let (setup, concurrent) = split(&t);
         let mut cands = reorder::candidates(&p.env, setup, concurrent);
-        if flip {
-            cands.extend(reorder::critical_section_flips(concurrent));
-        }
+        cands.extend(reorder::critical_section_flips(concurrent));
         for c in cands {
             if pred.executions >= MAX_EXECUTIONS {
-                return Ok(pred);
+                return Ok(fall_back(pred, seen));
+            }
+            // the same reordering found again in a reordered run is not run twice
+            if !tried.insert(c.key(concurrent)) {
+                continue;
             }
             let k = pred.candidates.len();
             pred.candidates.push(c.describe(concurrent));
@@ -102,16 +132,27 @@ pub fn predict(p: &Prepared, first: Trace, name: &str) -> Result<Prediction, Run
             let mut g = reorder::Guided::new(&c.plan, label);
             let r = p.run_with(seed, &mut g, true)?;
             pred.executions += 1;
-            if r.verdict == Verdict::Violation {
+            if r.verdict == Verdict::Violation && (!seen || is_memory_safety(&r)) {
                 pred.confirmed = Some((Some(k), r));
+                pred.confirmed_by = Some((c.tag(), depth + 1));
                 return Ok(pred);
             }
-            if flip {
-                queue.push((r, false));
+            // a clean reordered run may be one reordering away from the violation
+            if depth + 1 < MAX_DEPTH && r.verdict == Verdict::Clean {
+                queue.push_back((r, depth + 1));
             }
         }
     }
-    Ok(pred)
+    Ok(fall_back(pred, seen))
+}
+
+/// No reordering confirmed a memory-safety violation: a first execution that showed another
+/// violation is the result.
+fn fall_back(mut pred: Prediction, seen: bool) -> Prediction {
+    if seen && pred.confirmed.is_none() {
+        pred.confirmed = Some((None, pred.first.clone()));
+    }
+    pred
 }
 
 /// A trace's setup events and its concurrent-phase events.
@@ -125,6 +166,7 @@ pub(crate) mod tests {
     use super::*;
     use crate::run::Request;
     use crate::scenario::Source;
+    use mmsim_traces::ReportKind;
 
     pub(crate) fn prepared(profile: &str) -> Prepared {
         Prepared::new(&Request {
@@ -155,6 +197,81 @@ pub(crate) mod tests {
         }
         // measured: 43 of 50 (47 with any violation); random alone: 0 of 50
         assert!(uaf >= 35, "use-after-free confirmed for {uaf} of 50 seeds ({found} violations)");
+    }
+
+    fn prepared_with(scenario: &str, profile: Option<&str>, set: &[&str]) -> Prepared {
+        Prepared::new(&Request {
+            source: Source::load(scenario).unwrap(),
+            arch: None,
+            profile: profile.map(Into::into),
+            set: set.iter().map(|s| s.to_string()).collect(),
+        })
+        .unwrap()
+    }
+
+    /// Over seeds 0..n: how many seeds a reordering of kind `tag` confirmed with a report of
+    /// `kind`, and how many of those in round 2 or later.
+    fn confirmed(p: &Prepared, n: u64, tag: &str, kind: ReportKind) -> (u32, u32) {
+        let (mut by_tag, mut later) = (0, 0);
+        for seed in 0..n {
+            let r = predict_seed(p, seed, crate::run::DEFAULT_DEPTH).unwrap();
+            if let (Some((_, t)), Some((by, round))) = (&r.confirmed, r.confirmed_by) {
+                let ok = by == tag && t.reports.iter().any(|x| x.kind == kind);
+                by_tag += u32::from(ok);
+                later += u32::from(ok && round >= 2);
+            }
+        }
+        eprintln!(
+            "{tag}: {by_tag} of {n} seeds confirmed with {kind:?}, {later} in round 2 or later"
+        );
+        (by_tag, later)
+    }
+
+    #[test]
+    fn wrong_mm_is_predicted_from_a_walk_that_outlives_the_unlink() {
+        // v6.15 frees the ptlock with the table: what is left is the walk into a table the
+        // walker's mm no longer maps
+        let p = prepared_with("ptlock-early-free", Some("v6.15"), &[]);
+        let (n, _) = confirmed(&p, 40, "walk-before-unshare", ReportKind::WrongMm);
+        // measured: 15 of 40 (10 of them in round 2 or later)
+        assert!(n >= 10, "wrong mm confirmed by walk-before-unshare for {n} of 40 seeds");
+    }
+
+    #[test]
+    fn stale_tlb_is_predicted_from_a_fill_before_the_change_and_its_flush() {
+        let p = prepared_with("tlb-walk-cache", None, &["unshare_flush_leaf_only=true"]);
+        let (n, later) = confirmed(&p, 40, "fill-before-flush", ReportKind::StaleTlb);
+        // measured: 9 of 40, 8 of them in round 2 or later
+        assert!(n >= 7, "stale TLB confirmed by fill-before-flush for {n} of 40 seeds");
+        // iterated re-analysis: most need a reordering of a reordered run (a critical-section
+        // flip first, so that the unsharer finds the table exclusive)
+        assert!(later >= 5, "round 2 or later: {later}");
+        // with the full flush the walk cache is invalidated: nothing is confirmed
+        let fixed = prepared_with("tlb-walk-cache", None, &[]);
+        for seed in 0..40 {
+            let r = predict_seed(&fixed, seed, crate::run::DEFAULT_DEPTH).unwrap();
+            assert!(r.confirmed.is_none(), "seed {seed}: {:?}", r.confirmed_by);
+        }
+    }
+
+    #[test]
+    fn a_first_execution_with_a_lesser_violation_is_still_analysed_for_memory_safety() {
+        // v4.20's unshare loop revisits its range (a warning) in most first executions
+        let p = prepared_with("fault-vs-unshare", Some("v4.20"), &[]);
+        let (mut lesser, mut upgraded) = (0, 0);
+        for seed in 0..30 {
+            let r = predict_seed(&p, seed, crate::run::DEFAULT_DEPTH).unwrap();
+            let (k, t) = r.confirmed.expect("every seed shows a violation");
+            if r.first.verdict == Verdict::Violation && !is_memory_safety(&r.first) {
+                lesser += 1;
+                upgraded += u32::from(k.is_some() && is_memory_safety(&t));
+                // what replaces the first execution is a memory-safety violation, nothing less
+                assert!(k.is_none() || is_memory_safety(&t), "seed {seed}: {:?}", t.reports);
+            }
+        }
+        eprintln!("{upgraded} of {lesser} lesser first violations upgraded");
+        // measured: 20 of 20
+        assert!(lesser >= 10 && upgraded >= 15, "{upgraded} of {lesser}");
     }
 
     #[test]
@@ -220,12 +337,17 @@ pub fn is_uaf(t: &Trace) -> bool {
     })
 }
 
+/// Whether a trace reports a memory-safety violation (use-after-free, wrong mm, stale TLB).
+pub fn is_memory_safety(t: &Trace) -> bool {
+    t.reports.iter().any(|r| r.kind.severity() == mmsim_traces::Severity::MemorySafety)
+}
+
 #[cfg(test)]
 mod measure {
     use super::*;
 
-    /// The measurement behind the figures in the report: for seeds 0..N, how often the first
-    /// (random) execution itself shows a use-after-free, and how often predict confirms one.
+    /// For seeds 0..N of gup-vs-unshare: how often the first (random) execution itself shows
+    /// a use-after-free, and how often predict confirms one (or any memory-safety violation).
     /// `PROF=v6.1 N=200 cargo test -p mmsim --release --lib predict::measure -- --ignored --nocapture`
     #[test]
     #[ignore]
@@ -234,6 +356,7 @@ mod measure {
         let n: u64 = std::env::var("N").ok().and_then(|s| s.parse().ok()).unwrap_or(200);
         let p = tests::prepared(&prof);
         let (mut random_uaf, mut uaf, mut any, mut unconfirmed, mut execs) = (0, 0, 0, 0, 0);
+        let mut safety = 0;
         for seed in 0..n {
             let r = predict_seed(&p, seed, crate::run::DEFAULT_DEPTH).unwrap();
             execs += r.executions;
@@ -242,13 +365,14 @@ mod measure {
                 Some((_, t)) => {
                     any += 1;
                     uaf += u32::from(is_uaf(t));
+                    safety += u32::from(is_memory_safety(t));
                 }
                 None => unconfirmed += u32::from(r.predicted > 0),
             }
         }
         eprintln!(
             "{prof}, seeds 0..{n}: first (random) execution shows a use-after-free for {random_uaf}; \
-             predict confirms a use-after-free for {uaf} (any violation: {any}); \
+             predict confirms a use-after-free for {uaf} (memory-safety: {safety}, any violation: {any}); \
              predicted, not confirmed: {unconfirmed}; executions: {execs}"
         );
     }

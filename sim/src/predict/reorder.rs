@@ -1,19 +1,22 @@
 //! Candidate reorderings of one execution, and the strategy that runs them.
 //!
 //! A candidate is a plan: the execution's concurrent steps in a new order that keeps each
-//! actor's program order and every happens-before edge the move does not question. Two kinds:
+//! actor's program order and every happens-before edge the move does not question. Kinds:
 //! - *free before use*: a page-table page (or its ptlock) is freed after another CPU used it,
 //!   unordered by happens-before; the plan runs everything the free needs, then the free, then
 //!   the use.
 //! - *walk before unlink*: a CPU read an entry after another CPU unlinked the table it used to
 //!   point at, unordered; the plan lets the read see the table (read first), holds that CPU back
 //!   until the table is freed, then lets it walk on into the table.
+//! - *walk before unshare*: the same, held only until the unlink (wrong mm, no free needed).
+//! - *fill before flush*: a CPU's hardware walk moves before another CPU's entry change and
+//!   the walker is held until that CPU's TLB flush; its next walk may use a stale entry.
+//! - *critical-section flip*: a share-count check and a sharer drop swap (prepares the others).
 //!
 //! [`Guided`] follows a plan leniently: at each step it runs the runnable actor whose next
 //! planned step comes first. When the reordered run behaves as the original did this is
 //! exactly the plan; where it differs (a read now sees another value) it degrades gracefully
-//! instead of giving up, and only the engine's checkers decide whether the use-after-free
-//! happened.
+//! instead of giving up, and only the engine's checkers decide whether the violation happened.
 
 use super::hb::{self, Vc};
 use crate::engine::strategy::{Choice, Diverged, Strategy};
@@ -29,6 +32,13 @@ pub enum Kind {
     FreeBeforeUse { use_: usize, free: usize },
     /// `read` moves before `unlink`, and is held back until `free`.
     WalkBeforeUnlink { unlink: usize, read: usize, free: usize },
+    /// `read` moves before `unlink`, and is held back until the unlink: the reader then walks
+    /// on into a table its mm no longer maps (wrong mm), whether or not it is ever freed.
+    WalkBeforeUnshare { unlink: usize, read: usize },
+    /// `fill` (a CPU's hardware walk, which fills its TLB) moves before another CPU's entry
+    /// change `change`; the walker is held back until that CPU's TLB flush `flush` claimed
+    /// completion, then its next hardware walk `use_` may use what the fill cached (stale TLB).
+    FillBeforeFlush { fill: usize, change: usize, flush: usize, use_: usize },
     /// The sharer drop `unshare` moves before the critical section holding the share-count
     /// read `read`, so that the reader finds the table exclusive and frees it. The run this
     /// gives is analysed again (its free may now be unordered with a use).
@@ -48,6 +58,38 @@ pub struct Candidate {
 }
 
 impl Candidate {
+    /// What the candidate reorders, independent of step numbers (each event named by actor,
+    /// operation, step within it and function), so the same reordering found again in a
+    /// reordered run is recognised.
+    pub fn key(&self, ev: &[Event]) -> String {
+        let (tag, at) = self.parts();
+        let mut k = format!("{tag} 0x{:x}", self.pfn);
+        for i in at {
+            let e = &ev[i];
+            k.push_str(&format!(" {:?}/{}/{}/{}", e.actor, e.op, e.op_step, e.func));
+        }
+        k
+    }
+
+    /// The kind's short name (`walk-before-unshare`).
+    pub fn tag(&self) -> &'static str {
+        self.parts().0
+    }
+
+    fn parts(&self) -> (&'static str, Vec<usize>) {
+        match self.kind {
+            Kind::FreeBeforeUse { use_, free } => ("free-before-use", vec![use_, free]),
+            Kind::WalkBeforeUnlink { unlink, read, free } => {
+                ("walk-before-unlink", vec![unlink, read, free])
+            }
+            Kind::WalkBeforeUnshare { unlink, read } => ("walk-before-unshare", vec![unlink, read]),
+            Kind::FillBeforeFlush { fill, change, flush, use_ } => {
+                ("fill-before-flush", vec![fill, change, flush, use_])
+            }
+            Kind::UnshareBeforeCheck { read, unshare } => ("flip", vec![read, unshare]),
+        }
+    }
+
     /// One line for humans.
     pub fn describe(&self, ev: &[Event]) -> String {
         let at = |i: usize| {
@@ -64,6 +106,19 @@ impl Candidate {
                 self.pfn,
                 at(unlink),
                 at(free)
+            ),
+            Kind::WalkBeforeUnshare { unlink, read } => format!(
+                "walk ({}) before the unlink of pfn 0x{:x} ({}), held until the unlink",
+                at(read),
+                self.pfn,
+                at(unlink)
+            ),
+            Kind::FillBeforeFlush { fill, change, flush, use_ } => format!(
+                "TLB fill ({}) before the entry change ({}), held until its flush ({}), then the next use ({})",
+                at(fill),
+                at(change),
+                at(flush),
+                at(use_)
             ),
             Kind::UnshareBeforeCheck { read, unshare } => format!(
                 "sharer drop of pfn 0x{:x} ({}) before the share-count check ({})",
@@ -98,17 +153,11 @@ fn is_free(e: &Event) -> Option<u64> {
     }
 }
 
-/// The value an entry event read or wrote, decoded, from its detail
-/// (`pud[1]@0x1002 = 0x1003067`, `:= 0x0`; written by `Ctx::read_entry`/`write_entry`).
+/// The value an entry event read or wrote, decoded with the architecture from the event's
+/// structured [`mmsim_traces::EntryValue`] (schema 4; `None` for any other event).
 pub fn entry_value(env: &Env, e: &Event) -> Option<Entry> {
-    if !matches!(e.object, Object::Entry { .. }) {
-        return None;
-    }
-    let (name, rest) = e.detail.split_once('[')?;
-    let level = env.arch.levels().iter().position(|l| l.linux.name() == name)?;
-    let raw = rest.rsplit_once("= 0x")?.1;
-    let raw = u64::from_str_radix(raw.trim(), 16).ok()?;
-    env.arch.decode(level, raw).ok()
+    let v = e.value?;
+    env.arch.decode(v.level as usize, v.raw).ok()
 }
 
 fn concurrent(a: Actor) -> bool {
@@ -174,7 +223,150 @@ pub fn candidates(env: &Env, setup: &[Event], ev: &[Event]) -> Vec<Candidate> {
         }
     }
     out.truncate(MAX_CANDIDATES);
+    fill_before_flush(env, ev, values.clone(), &mut out);
+    walk_before_unshare(env, ev, values, &mut out);
+    out.truncate(MAX_CANDIDATES);
     out
+}
+
+/// The unlinks of the concurrent phase: entry writes by a concurrent actor that replace a
+/// pointer to a table, as `(write, table pfn)`, given the entry values the setup left.
+fn unlinks(
+    env: &Env,
+    ev: &[Event],
+    mut value: BTreeMap<Object, Option<Entry>>,
+) -> Vec<(usize, u64)> {
+    let mut out = Vec::new();
+    for (w, e) in ev.iter().enumerate() {
+        let Some(v) = entry_value(env, e) else { continue };
+        let old = value.insert(e.object, Some(v)).flatten();
+        if let Some(Entry::Table { pfn }) = old {
+            if e.access == Access::Write && v != (Entry::Table { pfn }) && concurrent(e.actor) {
+                out.push((w, pfn));
+            }
+        }
+    }
+    out
+}
+
+/// Wrong-mm candidates: a CPU read an entry after another CPU unlinked the table it pointed
+/// at, unordered; the read moves before the unlink and the CPU waits only for the unlink, so
+/// that it walks on into a table its mm no longer maps. (With a free of the table too, that is
+/// [`Kind::WalkBeforeUnlink`], tried first.)
+fn walk_before_unshare(
+    env: &Env,
+    ev: &[Event],
+    value: BTreeMap<Object, Option<Entry>>,
+    out: &mut Vec<Candidate>,
+) {
+    for (w, pfn) in unlinks(env, ev, value) {
+        let e = &ev[w];
+        let vc = hb::clocks(ev, |o| o == Object::PtLock(pfn));
+        let mut done: Vec<Actor> = vec![e.actor];
+        for r in w + 1..ev.len() {
+            if out.len() >= MAX_CANDIDATES {
+                return;
+            }
+            let x = &ev[r];
+            if x.object != e.object || done.contains(&x.actor) || !matches!(x.actor, Actor::Cpu(_))
+            {
+                continue;
+            }
+            done.push(x.actor);
+            let tried = out.iter().any(|c| {
+                matches!(c.kind, Kind::WalkBeforeUnlink { unlink, read, .. } if unlink == w && read == r)
+            });
+            if x.access != Access::Read || tried || hb::before(e.actor, &vc[w], &vc[r]) {
+                continue;
+            }
+            let mut first: Vec<usize> = (0..w).collect();
+            first.extend((w + 1..=r).filter(|&i| !hb::before(e.actor, &vc[w], &vc[i])));
+            out.push(Candidate {
+                kind: Kind::WalkBeforeUnshare { unlink: w, read: r },
+                pfn,
+                plan: plan_of(ev, &first, Some((x.actor, w))),
+                plan_key: (e.actor, x.actor),
+            });
+        }
+    }
+}
+
+/// Whether `e` is a hardware walk by a CPU's MMU (a TLB lookup that may fill it).
+fn is_tlb_use(e: &Event) -> bool {
+    matches!((e.actor, e.object, e.access), (Actor::Cpu(c), Object::Tlb(t), Access::Read) if c == t)
+}
+
+/// Stale-TLB candidates: for each TLB flush by a CPU, the first entry change that CPU made
+/// since its previous flush; for each other CPU of the same mm with two hardware walks, its walk before the
+/// change (or else its first walk, moved before the change) fills its TLB, and its next walk
+/// moves after the flush. Whether the cached translation is stale by then, and whether the
+/// flush claimed completion for its mm, the engine's stale-TLB checker decides.
+fn fill_before_flush(
+    env: &Env,
+    ev: &[Event],
+    mut value: BTreeMap<Object, Option<Entry>>,
+    out: &mut Vec<Candidate>,
+) {
+    // (change, flush) pairs
+    let mut pending: BTreeMap<Actor, usize> = BTreeMap::new();
+    let mut pairs: Vec<(usize, usize)> = Vec::new();
+    for (i, e) in ev.iter().enumerate() {
+        if let Some(v) = entry_value(env, e) {
+            let old = value.insert(e.object, Some(v)).flatten();
+            if e.access == Access::Write && old != Some(v) && matches!(e.actor, Actor::Cpu(_)) {
+                pending.entry(e.actor).or_insert(i);
+            }
+        }
+        if e.access == Access::TlbFlush {
+            if let Some(w) = pending.remove(&e.actor) {
+                pairs.push((w, i));
+            }
+        }
+    }
+    if pairs.is_empty() {
+        return;
+    }
+    let vc = hb::clocks(ev, |_| false);
+    let mm_of = |a: Actor| match a {
+        Actor::Cpu(c) => env.scenario.cpus.get(c as usize).map(|cpu| cpu.0),
+        _ => None,
+    };
+    for (w, f) in pairs {
+        let changer = ev[w].actor;
+        for c in 0..env.ncpus().min(8) as u8 {
+            if out.len() >= MAX_CANDIDATES {
+                return;
+            }
+            let x = Actor::Cpu(c);
+            // a CPU's TLB holds its own mm's translations: only a flush of that mm matters
+            if x == changer || mm_of(x) != mm_of(changer) {
+                continue;
+            }
+            let walks: Vec<usize> =
+                (0..ev.len()).filter(|&i| ev[i].actor == x && is_tlb_use(&ev[i])).collect();
+            // the fill: the last walk before the change, else the first walk
+            let k = walks.iter().rposition(|&i| i < w).unwrap_or(0);
+            let (Some(&fill), Some(&use_)) = (walks.get(k), walks.get(k + 1)) else { continue };
+            // already in that order (and clean), or the fill cannot move before the change, or
+            // the use cannot move after the flush
+            if (fill < w && use_ > f)
+                || (fill > w && hb::before(changer, &vc[w], &vc[fill]))
+                || (use_ < f && hb::before(x, &vc[use_], &vc[f]))
+            {
+                continue;
+            }
+            // everything before the change but the walker's steps after the fill; then the
+            // walker up to the fill; then the changer up to its flush; then the rest
+            let mut first: Vec<usize> = (0..w).filter(|&i| ev[i].actor != x || i <= fill).collect();
+            first.extend((w..=fill).filter(|&i| ev[i].actor == x));
+            out.push(Candidate {
+                kind: Kind::FillBeforeFlush { fill, change: w, flush: f, use_ },
+                pfn: 0,
+                plan: plan_of(ev, &first, Some((x, f))),
+                plan_key: (changer, x),
+            });
+        }
+    }
 }
 
 /// Candidates that reorder whole critical sections: a share-count check and another CPU's
@@ -455,9 +647,14 @@ mod tests {
     }
 
     #[test]
-    fn entry_values_decode_from_event_details() {
+    fn entry_values_decode_from_the_events_value_not_its_detail() {
         let p = prepared();
-        let t = p.run_seed(0, true).unwrap().0;
+        let mut t = p.run_seed(0, true).unwrap().0;
+        let none_at = t.events.iter().position(|e| e.detail.ends_with(":= 0x0")).unwrap();
+        // the analysis does not read the human detail
+        for e in &mut t.events {
+            e.detail.clear();
+        }
         // setup links A's PUD entry to the PMD table it then shares with B
         let linked = t
             .events
@@ -467,12 +664,13 @@ mod tests {
             .filter(|v| matches!(v, Entry::Table { .. }))
             .count();
         assert!(linked >= 3, "pgd->pud, pud->pmd for two mms: {linked}");
-        let none = t
-            .events
-            .iter()
-            .find(|e| e.detail.ends_with(":= 0x0"))
-            .and_then(|e| entry_value(&p.env, e));
-        assert_eq!(none, Some(Entry::None));
+        assert_eq!(entry_value(&p.env, &t.events[none_at]), Some(Entry::None));
+        // every entry read and write carries its value, nothing else does
+        for e in &t.events {
+            let entry = matches!(e.object, Object::Entry { .. })
+                && matches!(e.access, Access::Read | Access::Write);
+            assert_eq!(e.value.is_some(), entry, "{e:?}");
+        }
         assert!(t
             .events
             .iter()
