@@ -82,3 +82,54 @@ fn a_budget_is_said_and_strategy_dfs_is_the_same_search() {
     let bad = mmsim(&["explore", &scenario, "--exhaustive", "--shard", "1/2"]);
     assert_eq!(bad.status.code(), Some(2));
 }
+
+#[test]
+fn por_picks_the_reduction_and_the_summary_names_it() {
+    let scenario = data("fault-unshare-2cpu.ron");
+    let run = |por: &str, format: &str| {
+        let r = mmsim(&[
+            "explore",
+            &scenario,
+            "--profile",
+            "v4.20",
+            "--exhaustive",
+            "--preemptions",
+            "1",
+            "--por",
+            por,
+            "--format",
+            format,
+        ]);
+        assert_eq!(r.status.code(), Some(1), "{}", String::from_utf8_lossy(&r.stderr));
+        stdout(&r)
+    };
+    let dpor = run("dpor", "text");
+    assert!(dpor.contains("bounded DPOR over declared accesses (--por dpor)"), "{dpor}");
+    assert!(dpor.contains("backtrack points"), "{dpor}");
+    assert!(dpor.contains("exhaustive up to preemption bound 1: "), "{dpor}");
+    let sleep = run("sleep", "text");
+    assert!(sleep.contains("sleep sets over declared accesses (--por sleep)"), "{sleep}");
+    let j: serde_json::Value = serde_json::from_str(&run("dpor", "json")).unwrap();
+    assert_eq!(j["por"], "dpor");
+    let j: serde_json::Value = serde_json::from_str(&run("sleep", "json")).unwrap();
+    assert_eq!(j["por"], "sleep");
+    // both find the same signatures
+    let sigs = |t: &str| -> Vec<String> {
+        t.lines()
+            .filter(|l| l.starts_with("violation "))
+            .map(|l| l.split(" in ").next().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(sigs(&dpor), sigs(&sleep));
+    let bad = mmsim(&["explore", &scenario, "--exhaustive", "--por", "chess"]);
+    assert_eq!(bad.status.code(), Some(2));
+}
+
+#[test]
+fn a_time_limit_makes_the_search_not_exhaustive() {
+    let scenario = data("gup-unshare-2cpu.ron");
+    let r =
+        mmsim(&["explore", &scenario, "--exhaustive", "--preemptions", "3", "--time-limit", "0s"]);
+    let text = stdout(&r);
+    assert!(text.contains("NOT exhaustive: time limit, after 1 executions"), "{text}");
+}

@@ -44,10 +44,16 @@ pub struct ExploreArgs {
     pub strategy: StrategyKind,
     /// Bounded exhaustive search (strategy dfs): every schedule of the concurrent phase with at
     /// most --preemptions preemptions, bounds 0, 1, ..., K in turn, up to partial-order
-    /// reduction and visited-state pruning. --runs becomes a budget of executions (the result
-    /// then says NOT exhaustive); --jobs, --seed-start, --depth and --shard do not apply.
+    /// reduction (--por). --runs becomes a budget of executions and --time-limit a budget of
+    /// time (the result then says NOT exhaustive); --jobs, --seed-start, --depth and --shard do
+    /// not apply.
     #[arg(long)]
     pub exhaustive: bool,
+    /// Partial-order reduction of the exhaustive search: stateful search with bound-aware sleep
+    /// sets and visited-state pruning, or bounded DPOR with backtracking sets (no state caching;
+    /// far more executions on the built-in scenarios).
+    #[arg(long, value_enum, default_value_t = crate::dfs::Por::Sleep)]
+    pub por: crate::dfs::Por,
     /// Preemption bound of the exhaustive search.
     #[arg(long, default_value_t = 2)]
     pub preemptions: u32,
@@ -213,6 +219,8 @@ fn exhaustive(a: &ExploreArgs, p: &crate::run::Prepared) -> i32 {
         preemptions: a.preemptions,
         max_executions: a.runs,
         stop_on_first: a.stop_on_first,
+        deadline: a.time_limit.map(|limit| Instant::now() + limit),
+        por: a.por,
         ..Default::default()
     };
     let started = Instant::now();

@@ -1,0 +1,467 @@
+//! Bounded exhaustive search (`mmsim explore --exhaustive`, `--strategy dfs`): a depth-first
+//! search over the scheduling decisions of the concurrent phase that visits, for a preemption
+//! bound b, every violation signature that any schedule with at most b preemptions can show.
+//!
+//! * **Preemptions** are counted as in CHESS (Musuvathi and Qadeer, PLDI 2007): running an
+//!   actor other than the last one while the last one is still runnable costs one; switching
+//!   when it blocks or finishes is free. Interrupt and RCU actors count like CPUs. The bound is
+//!   deepened 0, 1, ..., b; each bound is a complete search of its own.
+//! * **Partial-order reduction** over the steps' declared accesses ([`footprint`]), one of two
+//!   ([`Por`]): a stateful search with bound-aware sleep sets and visited-state pruning
+//!   ([`sleep`], the default) or bounded DPOR with backtracking sets ([`dpor`]).
+//!
+//! This module owns the configuration, the per-bound driver, the summary and its traces.
+//! `tests/dfs_soundness.rs` checks both reductions against a brute-force enumeration of every
+//! schedule within the bound.
+
+pub mod dpor;
+pub mod footprint;
+pub mod sleep;
+
+pub use footprint::{covers, dependent, footprint, Footprint, Res};
+
+use crate::engine::strategy::{Choice, Diverged, Replay, Strategy};
+use crate::engine::Engine;
+use crate::explore::signature;
+use crate::run::{Prepared, RunError};
+use mmsim_traces::{Actor, Decision, Trace, Verdict};
+use serde::{Deserialize, Serialize};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::Path;
+use std::time::Instant;
+
+/// Which partial-order reduction the search runs.
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Por {
+    /// Bounded DPOR with backtracking sets and conservative backtrack points (module dpor).
+    Dpor,
+    /// Every enabled child within the bound, pruned by bound-aware sleep sets and visited
+    /// states (module sleep). The default: on the built-in scenarios it runs far fewer
+    /// executions (see the book's "Bounded exhaustive search").
+    #[default]
+    Sleep,
+}
+
+impl Por {
+    pub fn cli_name(self) -> &'static str {
+        match self {
+            Por::Dpor => "dpor",
+            Por::Sleep => "sleep",
+        }
+    }
+}
+
+/// What to search.
+#[derive(Clone, Debug)]
+pub struct DfsConfig {
+    /// The largest preemption bound; bounds 0..=`preemptions` are searched in turn.
+    pub preemptions: u32,
+    /// Stop after this many executions (then the result is not exhaustive).
+    pub max_executions: Option<u64>,
+    pub stop_on_first: bool,
+    /// Stop when this instant has passed (then the result is not exhaustive). Only whether
+    /// the search stopped depends on the clock, never what a completed search reports.
+    pub deadline: Option<Instant>,
+    /// The reduction.
+    pub por: Por,
+    /// With [`Por::Sleep`]: sleep sets (off: every schedule within the bound, up to
+    /// visited-state pruning).
+    pub sleep_sets: bool,
+    /// With [`Por::Sleep`]: visited-state pruning.
+    pub visited: bool,
+    /// Collect [`DfsSummary::final_states`] (for tests: the brute-force check compares them).
+    pub final_states: bool,
+}
+
+impl Default for DfsConfig {
+    fn default() -> Self {
+        DfsConfig {
+            preemptions: 2,
+            max_executions: None,
+            stop_on_first: false,
+            deadline: None,
+            por: Por::default(),
+            sleep_sets: true,
+            visited: true,
+            final_states: false,
+        }
+    }
+}
+
+/// What the search did at one bound.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BoundStats {
+    pub bound: u32,
+    /// Executions run to the end (teardown and final checks included).
+    pub executions: u64,
+    pub clean: u64,
+    pub violations: u64,
+    pub step_limits: u64,
+    /// Steps executed, probes and all.
+    pub steps: u64,
+    /// Prefixes cut at a state already explored with no more preemptions.
+    pub pruned_visited: u64,
+    /// Steps skipped because an equivalent schedule within the bound covers them.
+    pub pruned_sleep: u64,
+    /// DPOR: backtrack entries added (races and conservative points, duplicates left out).
+    #[serde(default)]
+    pub backtracks: u64,
+    /// DPOR: backtrack entries not run because they would exceed the bound.
+    #[serde(default)]
+    pub pruned_bound: u64,
+    /// Whether this bound was searched to the end.
+    pub complete: bool,
+}
+
+/// One violation signature.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DfsGroup {
+    pub signature: Vec<String>,
+    /// Executions that showed it (over all bounds).
+    pub executions: u64,
+    /// The first execution showing it (counted over all bounds from 0) and its bound.
+    pub first_execution: u64,
+    pub bound: u32,
+    /// The first execution's decisions (replayable).
+    pub decisions: Vec<Decision>,
+    /// Its trace, as a file name inside the `--out` directory.
+    pub trace: Option<String>,
+}
+
+/// The result of a bounded exhaustive search.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DfsSummary {
+    pub scenario: String,
+    pub arch: String,
+    pub profile: String,
+    pub switches: Vec<(String, String)>,
+    /// The bound asked for.
+    pub preemptions: u32,
+    /// The reduction that ran.
+    #[serde(default)]
+    pub por: Por,
+    pub sleep_sets: bool,
+    pub visited: bool,
+    pub bounds: Vec<BoundStats>,
+    pub executions: u64,
+    pub violations: u64,
+    pub steps: u64,
+    pub groups: Vec<DfsGroup>,
+    /// Why the search stopped early, if it did.
+    pub stopped: Option<String>,
+    /// A panic inside the search (a model bug): where and what.
+    pub panic: Option<String>,
+    /// With [`DfsConfig::final_states`]: the [`sleep::state_key`] of every state an
+    /// execution's concurrent phase ended in (sorted, no repeats; not serialised).
+    #[serde(skip)]
+    pub final_states: Vec<u64>,
+}
+
+impl DfsSummary {
+    /// The highest bound searched to the end, if any.
+    pub fn exhausted_bound(&self) -> Option<u32> {
+        self.bounds.iter().take_while(|b| b.complete).map(|b| b.bound).last()
+    }
+
+    /// Whether the requested bound was searched to the end.
+    pub fn exhaustive(&self) -> bool {
+        self.exhausted_bound() == Some(self.preemptions)
+    }
+
+    pub fn exit_code(&self) -> i32 {
+        i32::from(self.violations > 0 || self.panic.is_some())
+    }
+}
+
+/// What a search at one bound shares, whatever its reduction: the bound, the counters, the
+/// groups found so far and why it stopped.
+pub(crate) struct Recorder<'s> {
+    pub(crate) bound: u32,
+    pub(crate) cfg: &'s DfsConfig,
+    pub(crate) stats: BoundStats,
+    /// Executions before this bound.
+    base: u64,
+    groups: &'s mut Vec<DfsGroup>,
+    finals: &'s mut std::collections::BTreeSet<u64>,
+    pub(crate) stopped: Option<String>,
+}
+
+impl Recorder<'_> {
+    /// Run `eng`'s teardown and final checks and file the execution.
+    pub(crate) fn finish(&mut self, eng: Engine) {
+        if self.cfg.final_states {
+            self.finals.insert(sleep::state_key(&eng));
+        }
+        let out = eng.finish_concurrent();
+        self.stats.executions += 1;
+        self.stats.steps += out.steps;
+        let index = self.base + self.stats.executions - 1;
+        match out.verdict {
+            Verdict::Clean => self.stats.clean += 1,
+            Verdict::StepLimit => self.stats.step_limits += 1,
+            Verdict::Violation => {
+                self.stats.violations += 1;
+                let sig = signature(&out.check.reports);
+                match self.groups.iter_mut().find(|g| g.signature == sig) {
+                    Some(g) => g.executions += 1,
+                    None => self.groups.push(DfsGroup {
+                        signature: sig,
+                        executions: 1,
+                        first_execution: index,
+                        bound: self.bound,
+                        decisions: out.decisions,
+                        trace: None,
+                    }),
+                }
+                if self.cfg.stop_on_first {
+                    self.stopped = Some(format!(
+                        "stopped at the first violation, after {} executions",
+                        index + 1
+                    ));
+                }
+            }
+        }
+        if self.cfg.max_executions.is_some_and(|m| index + 1 >= m) && self.stopped.is_none() {
+            self.stopped = Some(format!("stopped after {} executions (--runs)", index + 1));
+        }
+        if self.stopped.is_none() && self.cfg.deadline.is_some_and(|d| Instant::now() >= d) {
+            self.stopped = Some(format!("time limit, after {} executions", index + 1));
+        }
+    }
+}
+
+/// The preemptions running `next` costs after `last` (`last_enabled`: whether it could run on).
+pub(crate) fn cost(last: Option<Actor>, last_enabled: bool, next: Actor) -> u32 {
+    u32::from(last_enabled && last != Some(next))
+}
+
+/// Stack of the search thread: the search recurses once per step of a schedule.
+const SEARCH_STACK: usize = 1 << 30;
+
+/// Search bounds 0..=`cfg.preemptions` of `p`'s concurrent phase.
+pub fn search(p: &Prepared, cfg: &DfsConfig) -> DfsSummary {
+    let mut sum = DfsSummary {
+        scenario: p.env.scenario.name.clone(),
+        arch: p.env.cfg.name.to_string(),
+        profile: p.env.profile.to_string(),
+        switches: p.env.sw.list(),
+        preemptions: cfg.preemptions,
+        por: cfg.por,
+        sleep_sets: cfg.por == Por::Sleep && cfg.sleep_sets,
+        visited: cfg.por == Por::Sleep && cfg.visited,
+        bounds: Vec::new(),
+        executions: 0,
+        violations: 0,
+        steps: 0,
+        groups: Vec::new(),
+        stopped: None,
+        panic: None,
+        final_states: Vec::new(),
+    };
+    let mut root = Engine::new(&p.env, false);
+    if let Some(out) = root.start_concurrent() {
+        // setup alone ended the run: one execution, no decisions
+        let stats = BoundStats { executions: 1, complete: true, ..Default::default() };
+        sum.executions = 1;
+        if out.verdict == Verdict::Violation {
+            sum.violations = 1;
+            sum.groups.push(DfsGroup {
+                signature: signature(&out.check.reports),
+                executions: 1,
+                first_execution: 0,
+                bound: 0,
+                decisions: Vec::new(),
+                trace: None,
+            });
+        }
+        sum.bounds.push(stats);
+        return sum;
+    }
+    let mut finals = std::collections::BTreeSet::new();
+    for bound in 0..=cfg.preemptions {
+        let mut s = Recorder {
+            bound,
+            cfg,
+            stats: BoundStats { bound, ..Default::default() },
+            base: sum.executions,
+            groups: &mut sum.groups,
+            finals: &mut finals,
+            stopped: None,
+        };
+        // one stack frame a step: run the search on a thread with room for long schedules
+        let start = root.clone();
+        let r = std::thread::scope(|scope| {
+            std::thread::Builder::new()
+                .name("dfs".into())
+                .stack_size(SEARCH_STACK)
+                .spawn_scoped(scope, || {
+                    catch_unwind(AssertUnwindSafe(|| match cfg.por {
+                        Por::Sleep => sleep::Search::new(&mut s).run(start),
+                        Por::Dpor => dpor::Search::new(&mut s).run(start),
+                    }))
+                })
+                .map_err(|e| e.to_string())
+                .and_then(|h| {
+                    h.join()
+                        .unwrap_or_else(|_| Err(Box::new("search thread died")))
+                        .map_err(|p| crate::explore::panic_message(&*p))
+                })
+        });
+        if let Err(msg) = r {
+            let at = s.base + s.stats.executions;
+            sum.panic =
+                Some(format!("panic at preemption bound {bound} after {at} executions: {msg}"));
+            s.stopped = Some("stopped by a panic".into());
+        }
+        s.stats.complete = s.stopped.is_none();
+        let (stats, stopped) = (s.stats, s.stopped);
+        sum.executions += stats.executions;
+        sum.violations += stats.violations;
+        sum.steps += stats.steps;
+        sum.bounds.push(stats);
+        if stopped.is_some() {
+            sum.stopped = stopped;
+            break;
+        }
+    }
+    sum.final_states = finals.into_iter().collect();
+    sum
+}
+
+/// Replays a group's decisions under the name the trace header records.
+struct Named<'a> {
+    name: String,
+    inner: Replay<'a>,
+}
+
+impl Strategy for Named<'_> {
+    fn name(&self) -> String {
+        self.name.clone()
+    }
+    fn choose(&mut self, step: u64, runnable: &[Choice]) -> Result<usize, Diverged> {
+        self.inner.choose(step, runnable)
+    }
+}
+
+/// The trace of a group's first execution.
+pub fn trace_of_group(p: &Prepared, g: &DfsGroup) -> Result<Trace, RunError> {
+    let mut s = Named {
+        name: format!("dfs(preemptions<={}, execution {})", g.bound, g.first_execution),
+        inner: Replay::new(&g.decisions),
+    };
+    p.run_with(g.first_execution, &mut s, true)
+}
+
+/// The file name of a group's trace.
+pub fn trace_file_name(s: &DfsSummary, g: &DfsGroup) -> String {
+    format!("{}-{}-{}-dfs-exec{}.ron", s.scenario, s.arch, s.profile, g.first_execution)
+}
+
+/// Search, and with `out` write each signature's first trace and `summary.json` there.
+pub fn explore(p: &Prepared, cfg: &DfsConfig, out: Option<&Path>) -> Result<DfsSummary, String> {
+    let mut sum = search(p, cfg);
+    if let Some(dir) = out {
+        std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        for i in 0..sum.groups.len() {
+            let t = trace_of_group(p, &sum.groups[i]).map_err(|e| {
+                format!("execution {} does not replay: {e}", sum.groups[i].first_execution)
+            })?;
+            if t.verdict != Verdict::Violation {
+                return Err(format!(
+                    "execution {} no longer violates when traced: a model bug",
+                    sum.groups[i].first_execution
+                ));
+            }
+            let name = trace_file_name(&sum, &sum.groups[i]);
+            mmsim_traces::write_atomic(&dir.join(&name), &t).map_err(|e| e.to_string())?;
+            sum.groups[i].trace = Some(name);
+        }
+        let mut j = serde_json::to_string_pretty(&sum).expect("a summary serialises");
+        j.push('\n');
+        mmsim_traces::write_atomic_bytes(&dir.join("summary.json"), j.as_bytes())
+            .map_err(|e| e.to_string())?;
+    }
+    Ok(sum)
+}
+
+impl std::fmt::Display for DfsSummary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut how = Vec::new();
+        if self.por == Por::Dpor {
+            how.push("bounded DPOR over declared accesses (--por dpor)");
+        }
+        if self.sleep_sets {
+            how.push("sleep sets over declared accesses (--por sleep)");
+        }
+        if self.visited {
+            how.push("visited-state pruning");
+        }
+        writeln!(
+            f,
+            "searched {} on {} with profile {}, strategy dfs ({}), preemption bounds 0..={}",
+            self.scenario,
+            self.arch,
+            self.profile,
+            if how.is_empty() { "no reduction".into() } else { how.join(", ") },
+            self.preemptions
+        )?;
+        for b in &self.bounds {
+            write!(
+                f,
+                "bound {}: {} executions ({} clean, {} violations, {} step limits), {} steps, ",
+                b.bound, b.executions, b.clean, b.violations, b.step_limits, b.steps,
+            )?;
+            match self.por {
+                Por::Dpor => write!(
+                    f,
+                    "{} backtrack points, {} over the bound",
+                    b.backtracks, b.pruned_bound
+                )?,
+                Por::Sleep => {
+                    write!(f, "pruned {} visited and {} covered", b.pruned_visited, b.pruned_sleep)?
+                }
+            }
+            writeln!(f, "{}", if b.complete { "" } else { ", NOT complete" })?;
+        }
+        for g in &self.groups {
+            writeln!(
+                f,
+                "violation {} in {} executions, first execution {} (preemption bound {})",
+                g.signature.join(" + "),
+                g.executions,
+                g.first_execution,
+                g.bound
+            )?;
+            if let Some(t) = &g.trace {
+                writeln!(f, "  trace: {t}")?;
+            }
+        }
+        if let Some(p) = &self.panic {
+            writeln!(f, "PANIC: {p}")?;
+        }
+        if self.exhaustive() {
+            writeln!(
+                f,
+                "exhaustive up to preemption bound {}: {} executions explored, {} distinct violation signatures",
+                self.preemptions,
+                self.executions,
+                self.groups.len()
+            )?;
+        } else {
+            let why = self.stopped.as_deref().unwrap_or("stopped");
+            let upto = match self.exhausted_bound() {
+                Some(b) => format!("exhaustive only up to preemption bound {b}"),
+                None => "not exhaustive at any bound".into(),
+            };
+            writeln!(
+                f,
+                "NOT exhaustive: {why}; {upto}; {} distinct violation signatures",
+                self.groups.len()
+            )?;
+        }
+        Ok(())
+    }
+}
