@@ -1,31 +1,15 @@
 //! End-to-end tests of `mmsim explore --exhaustive` (the bounded exhaustive search): what it
 //! says, what it saves, that its traces replay, and that --jobs does not change it.
 
+mod common;
+use common::{data, mmsim, stdout, tmp};
+
 use std::path::PathBuf;
-use std::process::{Command, Output};
-
-fn mmsim(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_mmsim")).args(args).output().expect("mmsim runs")
-}
-
-fn tmp(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("mmsim-dfs-cli-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir.join(name)
-}
-
-fn data(name: &str) -> String {
-    format!("{}/tests/data/{name}", env!("CARGO_MANIFEST_DIR"))
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
 
 #[test]
 fn exhaustive_search_reports_its_bound_saves_replayable_traces_and_ignores_jobs() {
     let scenario = data("fault-unshare-2cpu.ron");
-    let out = tmp("out");
+    let out = tmp("dfs-cli", "out");
     let args = |jobs: &'static str| {
         vec![
             "explore",

@@ -4,30 +4,21 @@
 //! executions. The brute force shares nothing with `mmsim::dfs` but the engine's stepping
 //! interface and the signature: no reduction, no visited table, its own preemption count.
 
+mod common;
+use common::{builtin, data, prepare};
 use mmsim::dfs::{self, DfsConfig, DfsSummary, Por};
 use mmsim::engine::Engine;
 use mmsim::explore::signature;
-use mmsim::run::{Prepared, Request};
-use mmsim::scenario::Source;
+use mmsim::run::Prepared;
 use mmsim_traces::{Actor, Verdict};
 use std::collections::hash_map::DefaultHasher;
 use std::collections::{BTreeSet, HashMap};
 use std::hash::{BuildHasherDefault, Hash, Hasher};
 
 fn prepared(scenario: &str, profile: &str, arch: Option<&str>) -> Prepared {
-    let source = if scenario.ends_with(".ron") {
-        let path = format!("{}/tests/data/{scenario}", env!("CARGO_MANIFEST_DIR"));
-        Source::load(&path).unwrap()
-    } else {
-        Source::load(scenario).unwrap()
-    };
-    Prepared::new(&Request {
-        source,
-        arch: arch.map(Into::into),
-        profile: Some(profile.into()),
-        set: vec![],
-    })
-    .unwrap()
+    let source =
+        if scenario.ends_with(".ron") { builtin(&data(scenario)) } else { builtin(scenario) };
+    prepare(source, arch, Some(profile), &[])
 }
 
 #[derive(Default)]
