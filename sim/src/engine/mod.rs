@@ -37,6 +37,20 @@ pub struct Prog {
     pub pending: Option<Pending>,
 }
 
+impl Prog {
+    /// Book-keeping after the running path performed its declared access (the step `r` ended):
+    /// the op's step count moves on, nothing is pending, and a finished op gives way to the next.
+    #[inline]
+    fn performed(&mut self, r: Poll<()>) {
+        self.op_step += 1;
+        self.pending = None;
+        if r.is_ready() {
+            self.running = None;
+            self.next_op += 1;
+        }
+    }
+}
+
 /// The whole simulation state: cheap to clone and hash.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct State {
@@ -202,16 +216,7 @@ impl<'e> Engine<'e> {
                 // the tail of `exec` for the step just performed
                 step += 1;
                 local = 0;
-                p.op_step += 1;
-                p.pending = None;
-                match r {
-                    Ok(Poll::Ready(())) => {
-                        p.running = None;
-                        p.next_op += 1;
-                    }
-                    Ok(Poll::Pending) => {}
-                    Err(_) => unreachable!("a fused step runs in execute mode"),
-                }
+                p.performed(r.expect("a fused step runs in execute mode"));
                 continue;
             }
             match r {
@@ -271,16 +276,7 @@ impl<'e> Engine<'e> {
                 let mut cx = Ctx::new(k, self.env, who, *step, &mut self.check, false);
                 let r = running.step(&mut cx);
                 debug_assert!(cx.accessed(), "{actor:?} stepped without its declared access");
-                p.op_step += 1;
-                p.pending = None;
-                match r {
-                    Ok(Poll::Ready(())) => {
-                        p.running = None;
-                        p.next_op += 1;
-                    }
-                    Ok(Poll::Pending) => {}
-                    Err(_) => unreachable!("execute mode never yields"),
-                }
+                p.performed(r.expect("execute mode never yields"));
                 self.declare_fused(slot, sched);
             }
             Actor::Irq(c) => {
