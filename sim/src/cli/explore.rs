@@ -131,7 +131,7 @@ pub fn explore(a: &ExploreArgs) -> i32 {
         Err(e) => return fail(e),
     };
     if a.exhaustive || a.strategy == StrategyKind::Dfs {
-        return exhaustive(a, &prepared);
+        return exhaustive(a, &prepared, stop);
     }
     let jobs = a
         .jobs
@@ -203,7 +203,7 @@ pub fn explore(a: &ExploreArgs) -> i32 {
 }
 
 /// `--exhaustive` / `--strategy dfs`: the bounded exhaustive search.
-fn exhaustive(a: &ExploreArgs, p: &crate::run::Prepared) -> i32 {
+fn exhaustive(a: &ExploreArgs, p: &crate::run::Prepared, stop: Arc<StopFlag>) -> i32 {
     if a.shard.is_some() {
         return fail(
             "--shard does not apply to --exhaustive: the search is one tree, not a seed range",
@@ -215,16 +215,53 @@ fn exhaustive(a: &ExploreArgs, p: &crate::run::Prepared) -> i32 {
             a.strategy.cli_name()
         ));
     }
+    let live = Arc::new(crate::dfs::Live { stop, ..Default::default() });
     let cfg = crate::dfs::DfsConfig {
         preemptions: a.preemptions,
         max_executions: a.runs,
         stop_on_first: a.stop_on_first,
         deadline: a.time_limit.map(|limit| Instant::now() + limit),
         por: a.por,
+        live: Some(live.clone()),
         ..Default::default()
     };
     let started = Instant::now();
-    let summary = match crate::dfs::explore(p, &cfg, a.out.as_deref()) {
+    let show = !a.quiet && std::io::stderr().is_terminal();
+    let bar = if show {
+        let b = indicatif::ProgressBar::new_spinner();
+        b.set_style(
+            indicatif::ProgressStyle::with_template("{spinner} {elapsed} {msg}")
+                .expect("a valid template"),
+        );
+        b.enable_steady_tick(Duration::from_millis(200));
+        b
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+    let searching = std::sync::atomic::AtomicBool::new(true);
+    let result = std::thread::scope(|scope| {
+        if show {
+            // the search thread only bumps counters; this one turns them into the message
+            scope.spawn(|| {
+                use std::sync::atomic::Ordering::Relaxed;
+                while searching.load(Relaxed) {
+                    bar.set_message(format!(
+                        "preemption bound {}/{}: {} executions, {} violations",
+                        live.bound.load(Relaxed),
+                        a.preemptions,
+                        live.executions.load(Relaxed),
+                        live.violations.load(Relaxed)
+                    ));
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+            });
+        }
+        let r = crate::dfs::explore(p, &cfg, a.out.as_deref());
+        searching.store(false, std::sync::atomic::Ordering::Relaxed);
+        r
+    });
+    bar.finish_and_clear();
+    let summary = match result {
         Ok(s) => s,
         Err(e) => return fail(e),
     };
@@ -237,7 +274,7 @@ fn exhaustive(a: &ExploreArgs, p: &crate::run::Prepared) -> i32 {
             print!("{j}");
         }
     }
-    if std::io::stderr().is_terminal() {
+    if show {
         eprintln!("{} executions in {secs:.2} s", summary.executions);
     }
     if let Some(dir) = &a.out {

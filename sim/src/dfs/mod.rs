@@ -28,7 +28,23 @@ use mmsim_traces::{Actor, Decision, Trace, Verdict};
 use serde::{Deserialize, Serialize};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Instant;
+
+/// What a running search shares with another thread: counts for a progress display, and a
+/// flag (Ctrl-C) that stops it like `--runs` does, the result then saying it is not
+/// exhaustive. Only whether the search stops depends on it, never what it reports.
+#[derive(Debug, Default)]
+pub struct Live {
+    /// The bound being searched.
+    pub bound: AtomicU32,
+    /// Executions so far, over all bounds.
+    pub executions: AtomicU64,
+    /// Violating executions so far.
+    pub violations: AtomicU64,
+    pub stop: Arc<crate::explore::StopFlag>,
+}
 
 /// Which partial-order reduction the search runs.
 #[derive(
@@ -74,6 +90,8 @@ pub struct DfsConfig {
     pub visited: bool,
     /// Collect [`DfsSummary::final_states`] (for tests: the brute-force check compares them).
     pub final_states: bool,
+    /// Progress counts and the stop flag, shared with the caller's threads.
+    pub live: Option<Arc<Live>>,
 }
 
 impl Default for DfsConfig {
@@ -87,6 +105,7 @@ impl Default for DfsConfig {
             sleep_sets: true,
             visited: true,
             final_states: false,
+            live: None,
         }
     }
 }
@@ -196,6 +215,7 @@ impl Recorder<'_> {
             self.finals.insert(sleep::state_key(&eng));
         }
         let out = eng.finish_concurrent();
+        let out_violates = out.verdict == Verdict::Violation;
         self.stats.executions += 1;
         self.stats.steps += out.steps;
         let index = self.base + self.stats.executions - 1;
@@ -229,6 +249,17 @@ impl Recorder<'_> {
         }
         if self.stopped.is_none() && self.cfg.deadline.is_some_and(|d| Instant::now() >= d) {
             self.stopped = Some(format!("time limit, after {} executions", index + 1));
+        }
+        if let Some(live) = &self.cfg.live {
+            live.bound.store(self.bound, Ordering::Relaxed);
+            live.executions.store(index + 1, Ordering::Relaxed);
+            if out_violates {
+                live.violations.fetch_add(1, Ordering::Relaxed);
+            }
+            if self.stopped.is_none() && live.stop.is_raised() {
+                let why = live.stop.reason().unwrap_or_else(|| "stopped".into());
+                self.stopped = Some(format!("{why}, after {} executions", index + 1));
+            }
         }
     }
 }
@@ -463,5 +494,34 @@ impl std::fmt::Display for DfsSummary {
             )?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_raised_stop_flag_ends_the_search_not_exhaustive_with_its_reason_and_counts_live() {
+        let p = Prepared::new(&crate::run::Request {
+            source: crate::scenario::Source::load("gup-vs-unshare").unwrap(),
+            arch: None,
+            profile: Some("v6.3".into()),
+            set: vec![],
+        })
+        .unwrap();
+        let live = Arc::new(Live::default());
+        live.stop.raise("interrupted (Ctrl-C)");
+        let cfg = DfsConfig { preemptions: 1, live: Some(live.clone()), ..DfsConfig::default() };
+        let s = search(&p, &cfg);
+        assert_eq!(s.executions, 1);
+        assert!(!s.exhaustive());
+        let text = s.to_string();
+        assert!(
+            text.contains("NOT exhaustive: interrupted (Ctrl-C), after 1 executions"),
+            "{text}"
+        );
+        assert_eq!(live.executions.load(Ordering::Relaxed), 1);
+        assert_eq!(live.violations.load(Ordering::Relaxed), 0);
     }
 }
