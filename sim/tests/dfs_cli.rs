@@ -117,3 +117,31 @@ fn a_time_limit_makes_the_search_not_exhaustive() {
     let text = stdout(&r);
     assert!(text.contains("NOT exhaustive: time limit, after 1 executions"), "{text}");
 }
+
+#[test]
+fn ctrl_c_stops_the_search_cleanly_and_still_writes_the_summary() {
+    let out = tmp("dfs-cli", "cut-int");
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_mmsim"))
+        .args(["explore", "gup-vs-unshare", "--profile", "v6.3", "--exhaustive"])
+        .args(["--preemptions", "3", "--format", "json", "--out", out.to_str().unwrap()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    let kill = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let o = child.wait_with_output().unwrap();
+    let printed: mmsim::dfs::DfsSummary = serde_json::from_slice(&o.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&o.stderr)));
+    let written: mmsim::dfs::DfsSummary =
+        serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(printed, written);
+    assert!(!written.exhaustive());
+    let why = written.stopped.as_deref().unwrap_or_default();
+    assert!(why.starts_with("interrupted (Ctrl-C), after "), "{why}");
+    assert_eq!(o.status.code(), Some(written.exit_code()));
+}
