@@ -1,8 +1,10 @@
 //! The bounded exhaustive search must never miss: for small scenarios with races, a brute-force
 //! enumeration of every schedule with at most k preemptions (k = 0..3) finds no violation
-//! signature the search with bound k does not find, and the search explores far fewer
-//! executions. The brute force shares nothing with `mmsim::dfs` but the engine's stepping
-//! interface and the signature: no reduction, no visited table, its own preemption count.
+//! signature and no end state the search with bound k does not find, and the sleep-set search
+//! explores far fewer executions. The brute force shares with `mmsim::dfs` only the engine's
+//! stepping interface, the signature and the end-state key (`dfs::sleep::state_key`, which
+//! normalises step numbers that only say *when*; a bug there would hide from both sides): no
+//! reduction, no visited table, its own preemption count.
 
 mod common;
 use common::{builtin, data, prepare};
