@@ -315,10 +315,11 @@ pub fn check_share_counts(k: &Kernel, env: &Env, step: u64, reports: &mut Checke
         let mut pointers = 0u32;
         for (_, t) in k.mem.frames() {
             if t.state == FrameState::Allocated && t.level == pud_level {
+                // a zero entry never points at a table
                 pointers += t
                     .entries
-                    .iter()
-                    .filter(|&&raw| {
+                    .nonzero()
+                    .filter(|&(_, raw)| {
                         env.arch.decode(pud_level as usize, raw) == Ok(Entry::Table { pfn })
                     })
                     .count() as u32;

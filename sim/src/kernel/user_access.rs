@@ -174,7 +174,7 @@ fn table_reachable(cx: &Ctx, mm: u8, va: u64, w: TlbEntry) -> bool {
     let mut table = cx.k.mms[mm as usize].pgd;
     for (l, info) in arch.levels().iter().enumerate().take(w.level as usize) {
         let Some(f) = cx.k.mem.frame(table) else { return false };
-        match arch.decode(l, f.entries[info.index(va)]) {
+        match arch.decode(l, f.entries.get(info.index(va))) {
             Ok(Entry::Table { pfn }) => table = pfn,
             _ => return false,
         }

@@ -198,7 +198,7 @@ pub fn translate(
         if f.state != crate::model::mem::FrameState::Allocated {
             return None;
         }
-        match arch.decode(l, f.entries[info.index(va)]).ok()? {
+        match arch.decode(l, f.entries.get(info.index(va))).ok()? {
             Entry::Table { pfn } => table = pfn,
             Entry::Leaf { pfn, flags } => {
                 return Some((pfn + ((va & (info.entry_size() - 1)) >> arch.page_shift()), flags))
@@ -221,7 +221,7 @@ pub fn table_at(
     let mut table = k.mms.get(mm as usize)?.pgd;
     for (l, info) in arch.levels().iter().enumerate().take(level) {
         let f = k.mem.frame(table)?;
-        match arch.decode(l, f.entries[info.index(va)]).ok()? {
+        match arch.decode(l, f.entries.get(info.index(va))).ok()? {
             Entry::Table { pfn } => table = pfn,
             _ => return None,
         }

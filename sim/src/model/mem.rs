@@ -29,6 +29,45 @@ pub enum FrameState {
     Freed,
 }
 
+/// A table's entries: only the non-zero ones, sorted by index. A table maps a handful of its
+/// 512 (or 2048) entries, so a run neither allocates, zeroes, copies nor hashes a whole 4 KiB
+/// page per table (the exhaustive search hashes every state). Equal tables have equal lists.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Entries(Vec<(u16, u64)>);
+
+impl Entries {
+    /// The raw value of entry `index` (0 if never set or cleared).
+    #[inline]
+    pub fn get(&self, index: usize) -> u64 {
+        match self.0.binary_search_by_key(&(index as u16), |&(i, _)| i) {
+            Ok(k) => self.0[k].1,
+            Err(_) => 0,
+        }
+    }
+
+    /// Set entry `index` to `raw` (0 clears it).
+    pub fn set(&mut self, index: usize, raw: u64) {
+        match self.0.binary_search_by_key(&(index as u16), |&(i, _)| i) {
+            Ok(k) if raw == 0 => {
+                self.0.remove(k);
+            }
+            Ok(k) => self.0[k].1 = raw,
+            Err(k) if raw != 0 => self.0.insert(k, (index as u16, raw)),
+            Err(_) => {}
+        }
+    }
+
+    /// Every entry zero (a freshly allocated table).
+    pub fn clear(&mut self) {
+        self.0.clear();
+    }
+
+    /// The non-zero entries as (index, raw), in index order.
+    pub fn nonzero(&self) -> impl Iterator<Item = (usize, u64)> + '_ {
+        self.0.iter().map(|&(i, raw)| (i as usize, raw))
+    }
+}
+
 /// One page-table page and its descriptor (`struct ptdesc`).
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Frame {
@@ -38,7 +77,7 @@ pub struct Frame {
     pub gen: u32,
     /// Index into the arch's `levels()` of the entries this table holds.
     pub level: u8,
-    pub entries: Vec<u64>,
+    pub entries: Entries,
     /// The page refcount (`page_count()`); counted sharers before v6.13.
     pub refcount: u32,
     /// `ptdesc->pt_share_count`: sharers beyond the first (v6.13+).
@@ -98,7 +137,7 @@ impl PhysMem {
                     state: FrameState::Freed,
                     gen: 0,
                     level,
-                    entries: vec![0; self.entries_per_table],
+                    entries: Entries::default(),
                     refcount: 0,
                     pt_share_count: 0,
                     ptlock: RwLock::default(),
@@ -116,7 +155,7 @@ impl PhysMem {
         f.state = FrameState::Allocated;
         f.gen += 1;
         f.level = level;
-        f.entries.iter_mut().for_each(|e| *e = 0);
+        f.entries.clear();
         f.refcount = 1;
         f.pt_share_count = 0;
         f.ptlock = RwLock::default();
@@ -175,12 +214,13 @@ impl PhysMem {
 
     /// Raw entry value behind a pointer (no lifecycle checks: callers check first).
     pub fn load(&self, p: EntryPtr) -> u64 {
-        self.frame(p.pfn).map_or(0, |f| f.entries[p.index as usize])
+        self.frame(p.pfn).map_or(0, |f| f.entries.get(p.index as usize))
     }
 
     pub fn store(&mut self, p: EntryPtr, raw: u64) {
+        debug_assert!((p.index as usize) < self.entries_per_table, "entry index out of table");
         if let Some(f) = self.frame_mut(p.pfn) {
-            f.entries[p.index as usize] = raw;
+            f.entries.set(p.index as usize, raw);
         }
     }
 
@@ -193,5 +233,33 @@ impl PhysMem {
             level: f.map_or(0, |f| f.level),
             gen: f.map_or(0, |f| f.gen),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entries_read_back_and_equal_tables_have_equal_lists_whatever_the_order_of_writes() {
+        let mut a = Entries::default();
+        let mut b = Entries::default();
+        a.set(7, 0x1003);
+        a.set(511, 0x2003);
+        a.set(3, 0x3003);
+        b.set(511, 0x2003);
+        b.set(3, 0x9);
+        b.set(3, 0x3003);
+        b.set(100, 0x5);
+        assert_ne!(a, b);
+        b.set(7, 0x1003);
+        b.set(100, 0); // a cleared entry is as if never set
+        assert_eq!(a, b);
+        assert_eq!((a.get(7), a.get(511), a.get(3), a.get(4)), (0x1003, 0x2003, 0x3003, 0));
+        let seen: Vec<(usize, u64)> = a.nonzero().collect();
+        assert_eq!(seen, vec![(3, 0x3003), (7, 0x1003), (511, 0x2003)]);
+        a.clear();
+        assert_eq!(a, Entries::default());
+        assert_eq!(a.get(7), 0);
     }
 }
