@@ -4,7 +4,7 @@
 //! short by a time limit or Ctrl-C.
 
 mod common;
-use common::{builtin, mmsim, prepare, tmp};
+use common::{builtin, explore, mmsim, prepare, tmp};
 
 use mmsim::engine::strategy::{Choice, Diverged, Liveness, Strategy};
 use mmsim::explore::{self, Config, SeedOutcome, Shard, StopFlag, StrategyKind, Summary};
@@ -16,10 +16,6 @@ use std::sync::Arc;
 
 fn prepared(profile: &str) -> Prepared {
     prepare(builtin("gup-vs-unshare"), Some("x86_64"), Some(profile), &[])
-}
-
-fn explore(p: &Prepared, cfg: &Config) -> Summary {
-    explore::explore_config(p, cfg, &|_| {}, None).unwrap()
 }
 
 fn has_seed_race(s: &Summary) -> bool {

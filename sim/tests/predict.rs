@@ -3,17 +3,13 @@
 //! threads and shards, race-pair coverage merged as a union.
 
 mod common;
-use common::{builtin, fresh_dir, mmsim, prepare};
+use common::{builtin, explore, fresh_dir, mmsim, prepare};
 
 use mmsim::explore::{self, Config, Shard, StrategyKind, Summary};
 use mmsim::run::Prepared;
 
 fn prepared(profile: &str) -> Prepared {
     prepare(builtin("gup-vs-unshare"), Some("x86_64"), Some(profile), &[])
-}
-
-fn explore(p: &Prepared, cfg: &Config) -> Summary {
-    explore::explore_config(p, cfg, &|_| {}, None).unwrap()
 }
 
 #[test]

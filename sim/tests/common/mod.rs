@@ -2,6 +2,7 @@
 //! a scenario the way the CLI does. Each file under `tests/` is its own crate and uses a part.
 #![allow(dead_code)]
 
+use mmsim::explore::{Config, Summary};
 use mmsim::run::{Prepared, Request};
 use mmsim::scenario::Source;
 use mmsim_traces::Verdict;
@@ -77,4 +78,9 @@ pub fn assert_clean(p: &Prepared, seeds: u64, what: &str) {
         let (t, out) = p.run_seed(seed, false).unwrap();
         assert_eq!(out.verdict, Verdict::Clean, "{what} seed {seed}: {:#?}", t.reports);
     }
+}
+
+/// Explore as `cfg` says, with no progress callback and no output directory.
+pub fn explore(p: &Prepared, cfg: &Config) -> Summary {
+    mmsim::explore::explore_config(p, cfg, &|_| {}, None).unwrap()
 }
