@@ -248,9 +248,9 @@ impl<'e> Engine<'e> {
 
     /// Fill `self.runnable` for the current phase.
     fn collect_runnable(&mut self) {
-        let progs = &self.state.progs;
-        fill_runnable(&mut self.runnable, self.env, &self.state.k, self.phase, |s| {
-            progs.get(s).and_then(|p| p.pending.map(|pend| (pend, p.next_op, p.op_step)))
+        let (env, k, phase, progs) = (self.env, &self.state.k, self.phase, &self.state.progs);
+        fill_runnable(&mut self.runnable, env, k, phase, |s| {
+            enabled_choice(env, k, phase, s, progs.get(s)?)
         });
     }
 
@@ -648,21 +648,20 @@ impl Fuse for Hook<'_, '_> {
 impl Hook<'_, '_> {
     #[inline(never)]
     fn choose(&mut self, k: &Kernel, who: &Who) -> bool {
-        // `fill_runnable` for the concurrent phase, with this slot's access just declared
-        // (and enabled: `go` checked)
-        let (slot, ncpus) = (self.slot, self.env.ncpus());
-        let out = &mut *self.runnable;
-        out.clear();
-        let cpu = |s: usize, p: &Prog| {
-            let pend = p.pending?;
-            let c = Choice { actor: Actor::Cpu(s as u8), op: p.next_op, op_step: p.op_step };
-            access_enabled(k, s, pend.access, &pend.object).then_some(c)
-        };
-        out.extend(self.before.iter().enumerate().filter_map(|(s, p)| cpu(s, p)));
-        out.push(Choice { actor: Actor::Cpu(slot as u8), op: who.op, op_step: who.op_step });
-        let after = &self.after[..ncpus - slot - 1];
-        out.extend(after.iter().enumerate().filter_map(|(i, p)| cpu(slot + 1 + i, p)));
-        push_interrupts(out, k, ncpus);
+        // the runnable list as the loop builds it, with this slot's access just declared (and
+        // enabled: `go` checked) but not yet stored in its `Prog`
+        let (env, slot, before, after) = (self.env, self.slot, self.before, self.after);
+        fill_runnable(self.runnable, env, k, Phase::Concurrent, |s| {
+            if s == slot {
+                return Some(Choice {
+                    actor: Actor::Cpu(s as u8),
+                    op: who.op,
+                    op_step: who.op_step,
+                });
+            }
+            let p = if s < slot { &before[s] } else { after.get(s - slot - 1)? };
+            enabled_choice(env, k, Phase::Concurrent, s, p)
+        });
         let sched = &mut *self.sched;
         let c = match sched.strategy.choose(self.step, self.runnable) {
             Ok(i) => self.runnable[i],
@@ -733,27 +732,33 @@ fn access_enabled(k: &Kernel, slot: usize, access: Access, object: &Object) -> b
 }
 
 /// The runnable actors of `phase`, in the order strategies see them: the phase's program
-/// slots whose declared access is enabled (`pending_of`: a slot's declared access, operation
-/// and step within it), then interrupt contexts with an IPI to take, then RCU.
+/// slots in slot order (`enabled_choice`: a slot's choice if it has a declared access that
+/// can happen now), then interrupt contexts with an IPI to take, then RCU. The one place that
+/// order is defined: the loop and the fuse hook both build the list here.
 #[inline]
 fn fill_runnable(
     out: &mut Vec<Choice>,
     env: &Env,
     k: &Kernel,
     phase: Phase,
-    pending_of: impl Fn(usize) -> Option<(Pending, u16, u32)>,
+    enabled_choice: impl Fn(usize) -> Option<Choice>,
 ) {
     out.clear();
     let ncpus = env.ncpus();
     let slots = if phase == Phase::Concurrent { 0..ncpus } else { ncpus..ncpus + 1 };
-    for slot in slots {
-        if let Some((pend, op, op_step)) = pending_of(slot) {
-            if access_enabled(k, slot, pend.access, &pend.object) {
-                out.push(Choice { actor: actor_of(env, phase, slot), op, op_step });
-            }
-        }
-    }
+    out.extend(slots.filter_map(enabled_choice));
     push_interrupts(out, k, ncpus);
+}
+
+/// `slot`'s choice if `p` has a declared access that can happen now.
+#[inline]
+fn enabled_choice(env: &Env, k: &Kernel, phase: Phase, slot: usize, p: &Prog) -> Option<Choice> {
+    let pend = p.pending?;
+    access_enabled(k, slot, pend.access, &pend.object).then(|| Choice {
+        actor: actor_of(env, phase, slot),
+        op: p.next_op,
+        op_step: p.op_step,
+    })
 }
 
 /// The tail of the runnable list: interrupt contexts with an IPI to take, then RCU.
