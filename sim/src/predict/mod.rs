@@ -169,13 +169,7 @@ pub(crate) mod tests {
     use mmsim_traces::ReportKind;
 
     pub(crate) fn prepared(profile: &str) -> Prepared {
-        Prepared::new(&Request {
-            source: Source::load("gup-vs-unshare").unwrap(),
-            arch: None,
-            profile: Some(profile.into()),
-            set: vec![],
-        })
-        .unwrap()
+        prepared_with("gup-vs-unshare", Some(profile), &[])
     }
 
     #[test]
