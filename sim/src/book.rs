@@ -66,6 +66,15 @@ pub fn worst_report(t: &Trace) -> Option<&Report> {
     t.reports.iter().find(|r| r.kind.severity() == worst)
 }
 
+/// What a run's verdict reads as in the book: `warning` for a run whose reports are all
+/// warnings (below the default `--min-severity bug`), else the trace's verdict.
+pub fn verdict_name(t: &Trace) -> String {
+    match Severity::worst(&t.reports) {
+        Some(Severity::Warning) if t.verdict == Verdict::Violation => "warning".into(),
+        _ => t.verdict.to_string(),
+    }
+}
+
 /// The markdown snippet of one scenario run.
 pub fn snippet(r: &ScenarioRun) -> String {
     let t = &r.trace;
@@ -81,7 +90,8 @@ pub fn snippet(r: &ScenarioRun) -> String {
     } else {
         format!(
             "**{}**: seed {} is the first seed of 0..{SEEDS} with a report this severe",
-            t.verdict, r.seed
+            verdict_name(t),
+            r.seed
         )
     };
     let _ = writeln!(s, "| verdict | {found} |");
@@ -160,7 +170,7 @@ pub fn generate() -> Result<Vec<Page>, String> {
             h.arch,
             h.profile,
             h.seed,
-            r.trace.verdict,
+            verdict_name(&r.trace),
             worst_report(&r.trace).map_or("", |x| x.title.as_str()).replace('|', "\\|")
         );
         pages.push(Page { name: format!("{name}.md"), text: snippet(&r) });

@@ -152,6 +152,132 @@ fn held_list(k: &Kernel, cpu: u8) -> Vec<String> {
         .collect()
 }
 
+/// The mms in bit mask `mask`, by name (`A, B`), or `none`.
+fn mm_list(env: &Env, mask: u8) -> String {
+    let names: Vec<&str> =
+        (0..8u8).filter(|m| mask & (1 << m) != 0).map(|m| env.mm_name(m)).collect();
+    if names.is_empty() {
+        "none".into()
+    } else {
+        names.join(", ")
+    }
+}
+
+/// What a huge page is, for reports: `huge page pfn 0x200000 (index 0 of file huge)`, or an
+/// anonymous page when no file's page cache holds it.
+fn page_name(k: &Kernel, env: &Env, pfn: u64) -> String {
+    for (f, file) in k.files.iter().enumerate() {
+        if let Some(idx) = file.pages.iter().position(|&p| p == Some(pfn)) {
+            let name = env.scenario.file_names.get(f).map_or("?", |s| s.as_str());
+            return format!("page pfn 0x{pfn:x} (index {idx} of file {name})");
+        }
+    }
+    format!("page pfn 0x{pfn:x} (not in any file's page cache: anonymous)")
+}
+
+/// Judge an access through `p`, a live table that mm `mm`'s tree no longer reaches (after an
+/// unshare), by what it obtained (kernel-notes §4.1, the hugetlb_walk() rules):
+/// - a read that got what `mm`'s own VMA maps at the walked address (the same page of the
+///   same file at the same offset, with the same or fewer permissions), or an empty entry, is
+///   a stale walk: the "pteval can be obsolete, but at least it's still always safe to access
+///   the page" of rule 2.3, a Warning;
+/// - a write (it lands in another mm's tables), a lower-level table the walker's mm does not
+///   reach, another page or more permission than the VMA grants is a wrong-mm bug.
+///
+/// Returns the kind and the report's explanation line(s).
+pub fn judge_foreign_walk(
+    k: &Kernel,
+    env: &Env,
+    p: EntryPtr,
+    mm: u8,
+    write: bool,
+) -> (ReportKind, String) {
+    let owners = k.mem.frame(p.pfn).map_or(0, |f| f.owners);
+    let raw = k.mem.load(p);
+    let entry = env.arch.decode(p.level as usize, raw).unwrap_or(Entry::None);
+    let level = env.arch.levels().get(p.level as usize);
+    let lname = level.map_or("?", |l| l.linux.name());
+    let head = format!(
+        "{} of {lname}[{}] (0x{raw:x}) in page-table page pfn 0x{:x} at 0x{:x} on behalf of mm {}, which no longer maps that table (it belongs to {})",
+        if write { "Write" } else { "Read" },
+        p.index,
+        p.pfn,
+        p.addr,
+        env.mm_name(mm),
+        mm_list(env, owners)
+    );
+    let wrong = |why: String| (ReportKind::WrongMm, format!("{head}\n{why}"));
+    if write {
+        return wrong(format!(
+            "the write lands in the tables of {}, not in mm {}'s own: {} gets the entry and {} does not",
+            mm_list(env, owners),
+            env.mm_name(mm),
+            mm_list(env, owners),
+            env.mm_name(mm)
+        ));
+    }
+    let stale = |why: String| {
+        (
+            ReportKind::StaleWalk,
+            format!(
+                "{head}\n{why}: a stale but safe read (hugetlb_walk() rule 2.3: \"the pteval can be obsolete, but at least it's still always safe to access the page\")"
+            ),
+        )
+    };
+    match entry {
+        Entry::None => stale("the entry is empty, so the walk obtained nothing".into()),
+        Entry::Table { pfn } => {
+            let child = k.mem.frame(pfn).map_or(0, |f| f.owners);
+            if child & (1 << mm) != 0 {
+                stale(format!(
+                    "it leads to table pfn 0x{pfn:x}, which mm {} still reaches",
+                    env.mm_name(mm)
+                ))
+            } else {
+                wrong(format!(
+                    "it leaks the lower-level page-table page pfn 0x{pfn:x}, which belongs to {}",
+                    mm_list(env, child)
+                ))
+            }
+        }
+        Entry::Leaf { pfn, flags } => {
+            let size = level.map_or(0, |l| l.entry_size());
+            let ps = env.arch.page_shift();
+            let vma = k.mms[mm as usize].find_vma(p.addr);
+            let own = vma.and_then(|v| {
+                let file = v.file.filter(|_| v.flags.hugetlb && v.huge_size == size)?;
+                let idx = v.hugecache_index(p.addr, ps);
+                let page = k.files[file as usize].pages.get(idx as usize).copied().flatten();
+                Some((v, page))
+            });
+            let page = page_name(k, env, pfn);
+            match own {
+                Some((v, Some(mine))) if mine == pfn && (v.flags.write || !flags.write) => {
+                    stale(format!("it maps {page}, which mm {}'s VMA maps there too", env.mm_name(mm)))
+                }
+                Some((v, Some(mine))) if mine == pfn => wrong(format!(
+                    "it maps {page} writable, but mm {}'s VMA [0x{:x}, 0x{:x}) is read-only: the walk obtained more permission than its mm grants",
+                    env.mm_name(mm),
+                    v.start,
+                    v.end
+                )),
+                Some((_, mine)) => wrong(format!(
+                    "it leaks {page} of {}; mm {}'s VMA maps {} there",
+                    mm_list(env, owners),
+                    env.mm_name(mm),
+                    mine.map_or("no page yet".to_string(), |m| page_name(k, env, m))
+                )),
+                None => wrong(format!(
+                    "it leaks {page} of {}; mm {} maps no hugetlb file page of this size at 0x{:x}",
+                    mm_list(env, owners),
+                    env.mm_name(mm),
+                    p.addr
+                )),
+            }
+        }
+    }
+}
+
 /// File a report about the access `cx` is making now.
 pub fn report(cx: &mut Ctx, kind: ReportKind, func: &'static str, object: Object, what: String) {
     // reported once per run: skip building a report `push` would drop (profiled: a scenario
@@ -167,6 +293,12 @@ pub fn report(cx: &mut Ctx, kind: ReportKind, func: &'static str, object: Object
         _ => None,
     };
     let frame = pfn.and_then(|p| cx.k.mem.frame(p));
+    let unlinked = match (kind, frame) {
+        (ReportKind::WrongMm | ReportKind::StaleWalk, Some(f)) => {
+            f.unlinked.map(|(mask, s)| (mask, site(env, s)))
+        }
+        _ => None,
+    };
     let (allocated, queued, freed) = match (kind, frame) {
         (ReportKind::UseAfterFreePtlock, Some(f)) => (
             f.allocated.map(|s| site(env, s)),
@@ -187,6 +319,9 @@ pub fn report(cx: &mut Ctx, kind: ReportKind, func: &'static str, object: Object
         }
         ReportKind::WrongMm => {
             format!("BUG: page-table page used by an mm that no longer maps it, in {func}")
+        }
+        ReportKind::StaleWalk => {
+            format!("WARNING: stale walk through an unshared page-table page in {func}")
         }
         ReportKind::LockContract => {
             format!("WARNING: lock held when calling {func}() is not enough")
@@ -223,6 +358,11 @@ pub fn report(cx: &mut Ctx, kind: ReportKind, func: &'static str, object: Object
         text.push_str(&site_line(s));
         text.push('\n');
     }
+    if let Some((mask, s)) = &unlinked {
+        text.push_str(&format!("\nUnlinked from mm {} by:\n", mm_list(env, *mask)));
+        text.push_str(&site_line(s));
+        text.push('\n');
+    }
     if let Some(s) = &queued {
         text.push_str("\nFree queued (tlb_remove_table / call_rcu) by:\n");
         text.push_str(&site_line(s));
@@ -250,6 +390,7 @@ pub fn report(cx: &mut Ctx, kind: ReportKind, func: &'static str, object: Object
         allocated,
         queued,
         freed,
+        unlinked: unlinked.map(|(_, s)| s),
         held,
         text,
     });
@@ -353,6 +494,7 @@ pub fn check_share_counts(k: &Kernel, env: &Env, step: u64, reports: &mut Checke
                 allocated: f.allocated.map(|s| site(env, s)),
                 queued: None,
                 freed: None,
+                unlinked: None,
                 held: vec![],
                 text,
             });
@@ -384,6 +526,7 @@ pub fn check_leaks(k: &Kernel, env: &Env, step: u64, reports: &mut Checker) {
                 allocated: f.allocated.map(|s| site(env, s)),
                 queued: f.queued.map(|s| site(env, s)),
                 freed: None,
+                unlinked: None,
                 held: vec![],
                 text,
             });
@@ -419,6 +562,7 @@ pub fn report_deadlock(
         allocated: None,
         queued: None,
         freed: None,
+        unlinked: None,
         held: vec![],
         text,
     });
@@ -456,6 +600,7 @@ pub fn report_starvation(
         allocated: None,
         queued: None,
         freed: None,
+        unlinked: None,
         held: vec![],
         text,
     });

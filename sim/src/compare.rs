@@ -1,14 +1,15 @@
 //! `mmsim compare`: one scenario over architecture configurations x kernel profiles.
 //!
-//! Every cell runs seeds `0..runs` of the default random strategy with tracing off and stops at
-//! the first violating seed. A configuration that cannot share PMD tables gets "not applicable"
+//! Every cell runs all seeds `0..runs` of the default random strategy with tracing off and
+//! counts, for every report kind, the runs that show it and the first seed that does: the
+//! matrix shows what differs between archs and policies, not only whether something broke. A configuration that cannot share PMD tables gets "not applicable"
 //! with the reason, as `run::prepare` refuses it. Cells run in a fixed order and each depends
 //! only on its own seeds, so the matrix is deterministic.
 
 use crate::run::{Prepared, Request, RunError};
 use crate::scenario::Source;
 use mmsim_arch::ArchConfig;
-use mmsim_traces::{ReportKind, Verdict};
+use mmsim_traces::{ReportKind, Severity, Verdict};
 use std::fmt::Write as _;
 
 /// What to compare.
@@ -23,17 +24,30 @@ pub struct Spec {
     pub runs: u64,
     /// `name=value` switch overrides applied to every cell.
     pub set: Vec<String>,
+    /// The lowest severity a cell counts as a violation (`--min-severity`).
+    pub min_severity: Severity,
+}
+
+/// One report kind seen in a cell: in how many of its runs, and the first seed showing it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KindCount {
+    pub kind: ReportKind,
+    pub runs: u64,
+    pub first_seed: u64,
 }
 
 /// The verdict of one (arch, profile) cell.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Cell {
-    /// The first violating seed, and the kinds its reports name, in order of appearance.
-    Violation { seed: u64, kinds: Vec<ReportKind> },
-    /// A run that hit the step limit before finishing.
-    StepLimit { seed: u64 },
-    /// Every seed ran clean.
-    Clean { runs: u64 },
+    /// Every seed ran: how many were clean or hit the step limit (and the first that did), and
+    /// every report kind seen, most severe first (then by first seed).
+    Ran {
+        runs: u64,
+        clean: u64,
+        step_limits: u64,
+        first_step_limit: Option<u64>,
+        kinds: Vec<KindCount>,
+    },
     /// The configuration cannot run the scenario (it cannot share PMD tables).
     NotApplicable { reason: String },
     /// The scenario does not fit the configuration (e.g. an absolute address misaligned there).
@@ -41,25 +55,46 @@ pub enum Cell {
 }
 
 impl Cell {
-    /// The markdown text of the cell.
-    pub fn text(&self) -> String {
+    /// The markdown text of the cell; kinds below `min` are marked as warnings.
+    pub fn text(&self, min: Severity) -> String {
         match self {
-            Cell::Violation { seed, kinds } => {
-                let k: Vec<&str> = kinds.iter().map(|k| k.name()).collect();
-                format!("violation (seed {seed}: {})", k.join(", "))
+            Cell::Ran { runs, kinds, step_limits, first_step_limit, .. } => {
+                let mut parts: Vec<String> = kinds
+                    .iter()
+                    .map(|k| {
+                        let warn = if k.kind.severity() < min { ", warning" } else { "" };
+                        format!("{} {}/{runs} (seed {}{warn})", k.kind.name(), k.runs, k.first_seed)
+                    })
+                    .collect();
+                if let Some(seed) = first_step_limit {
+                    parts.push(format!("step limit {step_limits}/{runs} (seed {seed})"));
+                }
+                if parts.is_empty() {
+                    format!("clean ({runs} runs)")
+                } else {
+                    parts.join("; ")
+                }
             }
-            Cell::StepLimit { seed } => format!("step limit (seed {seed})"),
-            Cell::Clean { runs } => format!("clean ({runs} runs)"),
             Cell::NotApplicable { reason } => format!("not applicable: {reason}"),
             Cell::Error { msg } => format!("error: {msg}"),
         }
     }
 
-    fn status(&self) -> &'static str {
+    /// `violation` (a report at or above `min`), `step_limit`, `warning` (reports, all below
+    /// `min`), `clean`, `not_applicable` or `error`.
+    pub fn status(&self, min: Severity) -> &'static str {
         match self {
-            Cell::Violation { .. } => "violation",
-            Cell::StepLimit { .. } => "step_limit",
-            Cell::Clean { .. } => "clean",
+            Cell::Ran { kinds, step_limits, .. } => {
+                if kinds.iter().any(|k| k.kind.severity() >= min) {
+                    "violation"
+                } else if *step_limits > 0 {
+                    "step_limit"
+                } else if !kinds.is_empty() {
+                    "warning"
+                } else {
+                    "clean"
+                }
+            }
             Cell::NotApplicable { .. } => "not_applicable",
             Cell::Error { .. } => "error",
         }
@@ -73,6 +108,7 @@ pub struct Matrix {
     pub archs: Vec<String>,
     pub profiles: Vec<String>,
     pub runs: u64,
+    pub min_severity: Severity,
     pub cells: Vec<Vec<Cell>>,
 }
 
@@ -121,23 +157,30 @@ pub fn cell(spec: &Spec, arch: &str, profile: &str) -> Result<Cell, RunError> {
         Err(RunError::Scenario(e)) => return Ok(Cell::Error { msg: e.to_string() }),
         Err(e) => return Err(e),
     };
+    let (mut clean, mut step_limits, mut first_step_limit) = (0, 0, None);
+    let mut kinds: Vec<KindCount> = Vec::new();
     for seed in 0..spec.runs {
         let (t, out) = p.run_seed(seed, false)?;
         match out.verdict {
-            Verdict::Clean => {}
-            Verdict::StepLimit => return Ok(Cell::StepLimit { seed }),
-            Verdict::Violation => {
-                let mut kinds: Vec<ReportKind> = Vec::new();
-                for r in &t.reports {
-                    if !kinds.contains(&r.kind) {
-                        kinds.push(r.kind);
-                    }
-                }
-                return Ok(Cell::Violation { seed, kinds });
+            Verdict::Clean => clean += 1,
+            Verdict::StepLimit => {
+                step_limits += 1;
+                first_step_limit.get_or_insert(seed);
+            }
+            Verdict::Violation => {}
+        }
+        let mut seen: Vec<ReportKind> = t.reports.iter().map(|r| r.kind).collect();
+        seen.sort();
+        seen.dedup();
+        for kind in seen {
+            match kinds.iter_mut().find(|k| k.kind == kind) {
+                Some(k) => k.runs += 1,
+                None => kinds.push(KindCount { kind, runs: 1, first_seed: seed }),
             }
         }
     }
-    Ok(Cell::Clean { runs: spec.runs })
+    kinds.sort_by_key(|k| (std::cmp::Reverse(k.kind.severity()), k.first_seed, k.kind));
+    Ok(Cell::Ran { runs: spec.runs, clean, step_limits, first_step_limit, kinds })
 }
 
 /// Run every cell on `jobs` threads; `progress` is told each finished cell (in completion
@@ -191,17 +234,18 @@ pub fn compare(
         archs: spec.archs.clone(),
         profiles: spec.profiles.clone(),
         runs: spec.runs,
+        min_severity: spec.min_severity,
         cells,
     })
 }
 
 impl Matrix {
-    /// Whether any cell found a violation (or did not finish).
+    /// Whether any cell found a violation at or above the minimum severity (or did not finish).
     pub fn violated(&self) -> bool {
         self.cells
             .iter()
             .flatten()
-            .any(|c| matches!(c, Cell::Violation { .. } | Cell::StepLimit { .. }))
+            .any(|c| matches!(c.status(self.min_severity), "violation" | "step_limit"))
     }
 
     /// Whether any cell could not be run because the scenario does not fit its arch.
@@ -213,26 +257,33 @@ impl Matrix {
     pub fn markdown(&self) -> String {
         let esc = |s: &str| s.replace('|', "\\|");
         let mut s = String::new();
-        let _ = writeln!(s, "{}: {} seeds per cell\n", self.scenario, self.runs);
+        let _ = writeln!(
+            s,
+            "{}: {} seeds per cell; each report kind with the runs showing it and its first seed, most severe first (below --min-severity {}: marked warning)\n",
+            self.scenario, self.runs, self.min_severity
+        );
         let _ = writeln!(s, "| arch | {} |", self.profiles.join(" | "));
         let _ = writeln!(s, "| --- |{}", " --- |".repeat(self.profiles.len()));
         for (a, row) in self.archs.iter().zip(&self.cells) {
-            let texts: Vec<String> = row.iter().map(|c| esc(&c.text())).collect();
+            let texts: Vec<String> = row.iter().map(|c| esc(&c.text(self.min_severity))).collect();
             let _ = writeln!(s, "| {a} | {} |", texts.join(" | "));
         }
         s
     }
 
-    /// JSON: `{"scenario", "runs", "archs", "profiles", "cells": [{"arch", "profile",
-    /// "status", "seed"?, "kinds"?, "runs"?, "reason"?, "text"}]}`, cells row by row.
+    /// JSON: `{"scenario", "runs", "min_severity", "archs", "profiles", "cells": [{"arch",
+    /// "profile", "status", "runs"?, "clean"?, "step_limits"?, "first_step_limit"?,
+    /// "signatures"?: [{"kind", "severity", "runs", "first_seed"}], "reason"?, "text"}]}`,
+    /// cells row by row, signatures most severe first.
     pub fn json(&self) -> String {
         let mut s = String::new();
         let list = |v: &[String]| v.iter().map(|x| json_str(x)).collect::<Vec<_>>().join(", ");
         let _ = write!(
             s,
-            "{{\n  \"scenario\": {},\n  \"runs\": {},\n  \"archs\": [{}],\n  \"profiles\": [{}],\n  \"cells\": [",
+            "{{\n  \"scenario\": {},\n  \"runs\": {},\n  \"min_severity\": \"{}\",\n  \"archs\": [{}],\n  \"profiles\": [{}],\n  \"cells\": [",
             json_str(&self.scenario),
             self.runs,
+            self.min_severity,
             list(&self.archs),
             list(&self.profiles)
         );
@@ -246,18 +297,30 @@ impl Matrix {
                     "\"arch\": {}, \"profile\": {}, \"status\": \"{}\"",
                     json_str(a),
                     json_str(p),
-                    c.status()
+                    c.status(self.min_severity)
                 );
                 match c {
-                    Cell::Violation { seed, kinds } => {
-                        let k: Vec<String> = kinds.iter().map(|k| json_str(k.name())).collect();
-                        let _ = write!(s, ", \"seed\": {seed}, \"kinds\": [{}]", k.join(", "));
-                    }
-                    Cell::StepLimit { seed } => {
-                        let _ = write!(s, ", \"seed\": {seed}");
-                    }
-                    Cell::Clean { runs } => {
-                        let _ = write!(s, ", \"runs\": {runs}");
+                    Cell::Ran { runs, clean, step_limits, first_step_limit, kinds } => {
+                        let _ = write!(
+                            s,
+                            ", \"runs\": {runs}, \"clean\": {clean}, \"step_limits\": {step_limits}"
+                        );
+                        if let Some(seed) = first_step_limit {
+                            let _ = write!(s, ", \"first_step_limit\": {seed}");
+                        }
+                        let sigs: Vec<String> = kinds
+                            .iter()
+                            .map(|k| {
+                                format!(
+                                    "{{\"kind\": \"{}\", \"severity\": \"{}\", \"runs\": {}, \"first_seed\": {}}}",
+                                    k.kind.name(),
+                                    k.kind.severity(),
+                                    k.runs,
+                                    k.first_seed
+                                )
+                            })
+                            .collect();
+                        let _ = write!(s, ", \"signatures\": [{}]", sigs.join(", "));
                     }
                     Cell::NotApplicable { reason } => {
                         let _ = write!(s, ", \"reason\": {}", json_str(reason));
@@ -266,7 +329,7 @@ impl Matrix {
                         let _ = write!(s, ", \"reason\": {}", json_str(msg));
                     }
                 }
-                let _ = write!(s, ", \"text\": {}}}", json_str(&c.text()));
+                let _ = write!(s, ", \"text\": {}}}", json_str(&c.text(self.min_severity)));
             }
         }
         s.push_str("\n  ]\n}\n");
@@ -316,34 +379,61 @@ mod tests {
 
     #[test]
     fn markdown_and_json_shapes() {
-        let m = Matrix {
+        let ran = |kinds: Vec<KindCount>| Cell::Ran {
+            runs: 7,
+            clean: 7 - kinds.iter().map(|k| k.runs).max().unwrap_or(0),
+            step_limits: 0,
+            first_step_limit: None,
+            kinds,
+        };
+        let k = |kind, runs, first_seed| KindCount { kind, runs, first_seed };
+        let mut m = Matrix {
             scenario: "s".into(),
             archs: vec!["a1".into(), "a2".into()],
             profiles: vec!["p1".into(), "p2".into()],
             runs: 7,
+            min_severity: Severity::Bug,
             cells: vec![
                 vec![
-                    Cell::Violation { seed: 3, kinds: vec![ReportKind::UseAfterFreePtlock] },
-                    Cell::Clean { runs: 7 },
+                    ran(vec![
+                        k(ReportKind::UseAfterFreePtlock, 2, 3),
+                        k(ReportKind::StaleWalk, 5, 1),
+                    ]),
+                    ran(vec![]),
                 ],
                 vec![
                     Cell::NotApplicable { reason: "x|y".into() },
-                    Cell::NotApplicable { reason: "x|y".into() },
+                    ran(vec![k(ReportKind::StaleWalk, 4, 0)]),
                 ],
             ],
         };
         let md = m.markdown();
         assert!(md.contains("| arch | p1 | p2 |"), "{md}");
-        assert!(md.contains("| a1 | violation (seed 3: use_after_free_ptlock) | clean (7 runs) |"));
-        assert!(md.contains("| a2 | not applicable: x\\|y |"), "{md}");
+        assert!(
+            md.contains(
+                "| a1 | use_after_free_ptlock 2/7 (seed 3); stale_walk 5/7 (seed 1, warning) | clean (7 runs) |"
+            ),
+            "{md}"
+        );
+        assert!(
+            md.contains("| a2 | not applicable: x\\|y | stale_walk 4/7 (seed 0, warning) |"),
+            "{md}"
+        );
         let j = m.json();
         assert!(
             j.contains(
-                "\"status\": \"violation\", \"seed\": 3, \"kinds\": [\"use_after_free_ptlock\"]"
+                "\"status\": \"violation\", \"runs\": 7, \"clean\": 2, \"step_limits\": 0, \"signatures\": [{\"kind\": \"use_after_free_ptlock\", \"severity\": \"memory-safety\", \"runs\": 2, \"first_seed\": 3}"
             ),
             "{j}"
         );
+        assert!(j.contains("\"status\": \"warning\""), "{j}");
         assert!(j.contains("\"status\": \"clean\", \"runs\": 7"), "{j}");
         assert!(m.violated());
+        // a warning-only matrix counts only when warnings do
+        m.cells[0][0] = ran(vec![]);
+        assert!(!m.violated());
+        m.min_severity = Severity::Warning;
+        assert!(m.violated());
+        assert!(!m.markdown().contains(", warning)"), "nothing is below --min-severity warning");
     }
 }

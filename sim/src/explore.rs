@@ -16,7 +16,7 @@
 use crate::engine::strategy::{Fair, Liveness, Pct, RandomPriorities, RandomWalk, Strategy, Swarm};
 use crate::predict::{self, hb::RacePair};
 use crate::run::{self, Prepared, RunError};
-use mmsim_traces::{Report, Verdict};
+use mmsim_traces::{Report, Severity, Verdict};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -154,6 +154,9 @@ pub struct Config {
     pub stop: Option<Arc<StopFlag>>,
     /// Trace every run and collect race-pair coverage (always on for `predict`).
     pub coverage: bool,
+    /// The lowest severity that makes a run a violation (`--min-severity`); a run whose
+    /// reports are all below it counts as a warning run.
+    pub min_severity: Severity,
 }
 
 /// Stops an exploration from another thread: no new seed starts once it is raised.
@@ -194,6 +197,7 @@ impl Default for Config {
             liveness: None,
             stop: None,
             coverage: false,
+            min_severity: Severity::Bug,
         }
     }
 }
@@ -224,8 +228,10 @@ pub const DETERMINISM_SAMPLE: u64 = 64;
 pub enum SeedOutcome {
     Clean,
     StepLimit,
-    /// A checker fired: the violation signature.
+    /// A checker fired at or above the minimum severity: the signature of those reports.
     Violation(Vec<String>),
+    /// Checkers fired, all below the minimum severity: the signature of their reports.
+    Warning(Vec<String>),
     /// The execution panicked (or failed to run): the message.
     Panic(String),
     /// Clean, but `predict` predicted this many reorderings that no run confirmed.
@@ -250,6 +256,18 @@ pub fn signature(reports: &[Report]) -> Vec<String> {
     s
 }
 
+/// The outcome of a run that reported: a violation signed by the reports at or above `min`,
+/// or, if every report is below it, a warning signed by all of them.
+pub fn outcome_of_reports(reports: &[Report], min: Severity) -> SeedOutcome {
+    let counted: Vec<Report> =
+        reports.iter().filter(|r| r.kind.severity() >= min).cloned().collect();
+    if counted.is_empty() {
+        SeedOutcome::Warning(signature(reports))
+    } else {
+        SeedOutcome::Violation(signature(&counted))
+    }
+}
+
 /// Builds the strategy for a seed; tests substitute their own.
 pub type MakeStrategy<'a> = dyn Fn(u64) -> Box<dyn Strategy> + Sync + 'a;
 
@@ -264,9 +282,9 @@ pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
     }
 }
 
-/// Run one seed without tracing, catching a panic.
-pub fn run_one(p: &Prepared, make: &MakeStrategy, seed: u64) -> SeedResult {
-    run_inner(p, make, seed, false).0
+/// Run one seed without tracing, catching a panic; reports below `min` make a warning run.
+pub fn run_one(p: &Prepared, make: &MakeStrategy, seed: u64, min: Severity) -> SeedResult {
+    run_inner(p, make, seed, false, min).0
 }
 
 /// Run one seed, with the fingerprint of its run (`Engine::run_fingerprinted`) if asked.
@@ -275,6 +293,7 @@ fn run_inner(
     make: &MakeStrategy,
     seed: u64,
     fingerprint: bool,
+    min: Severity,
 ) -> (SeedResult, Option<u64>) {
     let r = catch_unwind(AssertUnwindSafe(|| {
         let mut s = make(seed);
@@ -296,7 +315,7 @@ fn run_inner(
                 match out.verdict {
                     Verdict::Clean => SeedOutcome::Clean,
                     Verdict::StepLimit => SeedOutcome::StepLimit,
-                    Verdict::Violation => SeedOutcome::Violation(signature(&out.check.reports)),
+                    Verdict::Violation => outcome_of_reports(&out.check.reports, min),
                 },
             )
         }
@@ -320,9 +339,10 @@ pub fn check_determinism(
     p: &Prepared,
     make: &MakeStrategy,
     first: &SeedResult,
+    min: Severity,
 ) -> Option<DeterminismFailure> {
-    let (a, ha) = run_inner(p, make, first.seed, true);
-    let (b, hb) = run_inner(p, make, first.seed, true);
+    let (a, ha) = run_inner(p, make, first.seed, true, min);
+    let (b, hb) = run_inner(p, make, first.seed, true, min);
     let same = |x: &SeedResult, y: &SeedResult| (x.steps, &x.outcome) == (y.steps, &y.outcome);
     let what = if !same(&a, first) {
         format!(
@@ -355,11 +375,11 @@ fn checked(cfg: &Config, r: &SeedResult) -> bool {
         && (r.seed.is_multiple_of(DETERMINISM_SAMPLE) || !matches!(r.outcome, SeedOutcome::Clean))
 }
 
-fn outcome_of(t: &mmsim_traces::Trace) -> SeedOutcome {
+fn outcome_of(t: &mmsim_traces::Trace, min: Severity) -> SeedOutcome {
     match t.verdict {
         Verdict::Clean => SeedOutcome::Clean,
         Verdict::StepLimit => SeedOutcome::StepLimit,
-        Verdict::Violation => SeedOutcome::Violation(signature(&t.reports)),
+        Verdict::Violation => outcome_of_reports(&t.reports, min),
     }
 }
 
@@ -367,15 +387,15 @@ fn outcome_of(t: &mmsim_traces::Trace) -> SeedOutcome {
 /// measure race pairs; otherwise [`run_one`].
 pub fn run_one_cfg(p: &Prepared, cfg: &Config, make: &MakeStrategy, seed: u64) -> SeedResult {
     if cfg.strategy != StrategyKind::Predict && !cfg.coverage {
-        return run_one(p, make, seed);
+        return run_one(p, make, seed, cfg.min_severity);
     }
     let r = catch_unwind(AssertUnwindSafe(|| -> Result<SeedResult, RunError> {
         if cfg.strategy == StrategyKind::Predict {
             let pred = predict::predict_seed(p, seed, cfg.depth)?;
             let steps = pred.first.events.len() as u64;
             let outcome = match &pred.confirmed {
-                Some((_, t)) => outcome_of(t),
-                None if pred.predicted == 0 => outcome_of(&pred.first),
+                Some((_, t)) => outcome_of(t, cfg.min_severity),
+                None if pred.predicted == 0 => outcome_of(&pred.first, cfg.min_severity),
                 None => SeedOutcome::Unconfirmed(pred.predicted),
             };
             return Ok(SeedResult { seed, steps, outcome, pairs: pred.pairs });
@@ -383,7 +403,12 @@ pub fn run_one_cfg(p: &Prepared, cfg: &Config, make: &MakeStrategy, seed: u64) -
         let mut s = make(seed);
         let t = p.run_with(seed, &mut *s, true)?;
         let pairs = predict::hb::race_pairs(&t.events);
-        Ok(SeedResult { seed, steps: t.events.len() as u64, outcome: outcome_of(&t), pairs })
+        Ok(SeedResult {
+            seed,
+            steps: t.events.len() as u64,
+            outcome: outcome_of(&t, cfg.min_severity),
+            pairs,
+        })
     }));
     match r {
         Ok(Ok(r)) => r,
@@ -451,7 +476,8 @@ pub fn run_seeds_checked(
                 if cfg.stop_on_first && matches!(r.outcome, SeedOutcome::Violation(_)) {
                     stop.fetch_min(i, Ordering::Relaxed);
                 }
-                let det = checked(cfg, &r).then(|| check_determinism(p, make, &r));
+                let det =
+                    checked(cfg, &r).then(|| check_determinism(p, make, &r, cfg.min_severity));
                 each(&r);
                 mine.push((r, det));
             }
@@ -542,6 +568,10 @@ pub struct PanicReport {
     pub message: String,
 }
 
+pub(crate) fn severity_warning() -> Severity {
+    Severity::Warning
+}
+
 /// How many seeds of each signature a summary lists.
 pub const EXAMPLE_SEEDS: usize = 8;
 /// How many panics a summary lists (all are counted).
@@ -585,8 +615,18 @@ pub struct Summary {
     /// Race-pair coverage: the distinct happens-before classes of conflicting pairs seen.
     #[serde(default)]
     pub race_pairs: BTreeSet<RacePair>,
-    /// Sorted by first seed.
+    /// The lowest severity counted as a violation (`--min-severity`; summaries written before
+    /// it existed counted every report).
+    #[serde(default = "severity_warning")]
+    pub min_severity: Severity,
+    /// Runs whose reports were all below `min_severity` (not violations, not clean).
+    #[serde(default)]
+    pub warnings: u64,
+    /// Violation signatures, sorted by first seed.
     pub groups: Vec<Group>,
+    /// Signatures of the warning runs, sorted by first seed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warning_groups: Vec<Group>,
     /// The lowest-seeded panics (at most [`PANICS_LISTED`]).
     pub panicked: Vec<PanicReport>,
     /// Seeds re-run for the determinism check (0: the check was off).
@@ -643,7 +683,10 @@ impl Summary {
             predicted_unconfirmed: 0,
             coverage: cfg.coverage || cfg.strategy == StrategyKind::Predict,
             race_pairs: BTreeSet::new(),
+            min_severity: cfg.min_severity,
+            warnings: 0,
             groups: Vec::new(),
+            warning_groups: Vec::new(),
             panicked: Vec::new(),
             determinism_checked: 0,
             determinism_failures: Vec::new(),
@@ -679,22 +722,11 @@ impl Summary {
             SeedOutcome::StepLimit => self.step_limits += 1,
             SeedOutcome::Violation(sig) => {
                 self.violations += 1;
-                match self.groups.iter_mut().find(|g| &g.signature == sig) {
-                    Some(g) => {
-                        g.runs += 1;
-                        if g.seeds.len() < EXAMPLE_SEEDS {
-                            g.seeds.push(r.seed);
-                        }
-                    }
-                    None => self.groups.push(Group {
-                        signature: sig.clone(),
-                        runs: 1,
-                        first_seed: r.seed,
-                        seeds: vec![r.seed],
-                        trace: None,
-                        config: None,
-                    }),
-                }
+                add_to_group(&mut self.groups, sig, r.seed);
+            }
+            SeedOutcome::Warning(sig) => {
+                self.warnings += 1;
+                add_to_group(&mut self.warning_groups, sig, r.seed);
             }
             SeedOutcome::Panic(message) => {
                 self.panics += 1;
@@ -714,6 +746,47 @@ impl Summary {
     pub fn exit_code(&self) -> i32 {
         i32::from(self.found())
     }
+}
+
+/// Count one run of signature `sig` (results in ascending seed order).
+fn add_to_group(groups: &mut Vec<Group>, sig: &[String], seed: u64) {
+    match groups.iter_mut().find(|g| g.signature == sig) {
+        Some(g) => {
+            g.runs += 1;
+            if g.seeds.len() < EXAMPLE_SEEDS {
+                g.seeds.push(seed);
+            }
+        }
+        None => groups.push(Group {
+            signature: sig.to_vec(),
+            runs: 1,
+            first_seed: seed,
+            seeds: vec![seed],
+            trace: None,
+            config: None,
+        }),
+    }
+}
+
+/// Fold shard `from`'s groups into `into`, by signature.
+fn merge_groups(into: &mut Vec<Group>, from: &[Group]) {
+    for g in from {
+        match into.iter_mut().find(|h| h.signature == g.signature) {
+            Some(h) => {
+                h.runs += g.runs;
+                if g.first_seed < h.first_seed {
+                    h.first_seed = g.first_seed;
+                    h.trace = g.trace.clone();
+                    h.config = g.config.clone();
+                }
+                h.seeds.extend(&g.seeds);
+                h.seeds.sort_unstable();
+                h.seeds.truncate(EXAMPLE_SEEDS);
+            }
+            None => into.push(g.clone()),
+        }
+    }
+    into.sort_by_key(|g| g.first_seed);
 }
 
 /// The file name of a signature's first trace.
@@ -741,7 +814,7 @@ pub fn explore(
             sum.cut = Some(stop.reason().unwrap_or_else(|| "stopped".into()));
         }
     }
-    for g in &mut sum.groups {
+    for g in sum.groups.iter_mut().chain(sum.warning_groups.iter_mut()) {
         let n = make(g.first_seed).name();
         if n != sum.strategy_name {
             g.config = Some(n);
@@ -749,8 +822,9 @@ pub fn explore(
     }
     if let Some(dir) = out {
         std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-        for i in 0..sum.groups.len() {
-            let seed = sum.groups[i].first_seed;
+        let firsts: Vec<u64> =
+            sum.groups.iter().chain(&sum.warning_groups).map(|g| g.first_seed).collect();
+        for (i, seed) in firsts.into_iter().enumerate() {
             let traced = catch_unwind(AssertUnwindSafe(|| {
                 if cfg.strategy == StrategyKind::Predict {
                     let pred = predict::predict_seed(p, seed, cfg.depth)?;
@@ -764,7 +838,9 @@ pub fn explore(
             };
             let name = trace_file_name(&sum, seed);
             mmsim_traces::write_atomic(&dir.join(&name), &t).map_err(|e| e.to_string())?;
-            sum.groups[i].trace = Some(name);
+            let n = sum.groups.len();
+            let g = if i < n { &mut sum.groups[i] } else { &mut sum.warning_groups[i - n] };
+            g.trace = Some(name);
         }
         write_json(&dir.join("summary.json"), &sum)?;
     }
@@ -828,6 +904,7 @@ pub fn merge(parts: &[Summary]) -> Result<Summary, String> {
         same("shard count", m.shard_count.to_string(), p.shard_count.to_string())?;
         same("--stop-on-first", m.stop_on_first.to_string(), p.stop_on_first.to_string())?;
         same("coverage", m.coverage.to_string(), p.coverage.to_string())?;
+        same("--min-severity", m.min_severity.to_string(), p.min_severity.to_string())?;
         if let Some(dup) = p.shards.iter().find(|s| m.shards.contains(s)) {
             return Err(format!("shard {dup}/{} is given twice", m.shard_count));
         }
@@ -840,22 +917,9 @@ pub fn merge(parts: &[Summary]) -> Result<Summary, String> {
         m.steps += p.steps;
         m.predicted_unconfirmed += p.predicted_unconfirmed;
         m.race_pairs.extend(p.race_pairs.iter().cloned());
-        for g in &p.groups {
-            match m.groups.iter_mut().find(|h| h.signature == g.signature) {
-                Some(h) => {
-                    h.runs += g.runs;
-                    if g.first_seed < h.first_seed {
-                        h.first_seed = g.first_seed;
-                        h.trace = g.trace.clone();
-                        h.config = g.config.clone();
-                    }
-                    h.seeds.extend(&g.seeds);
-                    h.seeds.sort_unstable();
-                    h.seeds.truncate(EXAMPLE_SEEDS);
-                }
-                None => m.groups.push(g.clone()),
-            }
-        }
+        m.warnings += p.warnings;
+        merge_groups(&mut m.groups, &p.groups);
+        merge_groups(&mut m.warning_groups, &p.warning_groups);
         m.determinism_checked += p.determinism_checked;
         m.determinism_failed += p.determinism_failed;
         m.determinism_failures.extend(p.determinism_failures.iter().cloned());
@@ -872,7 +936,6 @@ pub fn merge(parts: &[Summary]) -> Result<Summary, String> {
         m.panicked.truncate(PANICS_LISTED);
     }
     m.shards.sort_unstable();
-    m.groups.sort_by_key(|g| g.first_seed);
     if m.shards.len() as u64 == m.shard_count {
         m.shard_count = 1;
         m.shards = vec![1];
@@ -911,10 +974,21 @@ impl std::fmt::Display for Summary {
                 self.runs, self.seed_count
             )?;
         }
+        let warned = if self.warnings > 0 || self.min_severity > Severity::Warning {
+            format!(", {} with warnings only", self.warnings)
+        } else {
+            String::new()
+        };
         writeln!(
             f,
-            "{} runs: {} clean, {} violations, {} step limits, {} panics; {} steps",
-            self.runs, self.clean, self.violations, self.step_limits, self.panics, self.steps
+            "{} runs: {} clean, {} violations (severity {} and above){warned}, {} step limits, {} panics; {} steps",
+            self.runs,
+            self.clean,
+            self.violations,
+            self.min_severity,
+            self.step_limits,
+            self.panics,
+            self.steps
         )?;
         if self.determinism_checked > 0 {
             writeln!(
@@ -946,11 +1020,13 @@ impl std::fmt::Display for Summary {
         if self.groups.is_empty() {
             writeln!(f, "no violation found")?;
         }
-        for g in &self.groups {
+        let groups = self.groups.iter().map(|g| ("violation", g));
+        let warnings = self.warning_groups.iter().map(|g| ("warning", g));
+        for (what, g) in groups.chain(warnings) {
             let seeds: Vec<String> = g.seeds.iter().map(|s| s.to_string()).collect();
             writeln!(
                 f,
-                "violation {} in {} runs, first seed {} (seeds {}{})",
+                "{what} {} in {} runs, first seed {} (seeds {}{})",
                 g.signature.join(" + "),
                 g.runs,
                 g.first_seed,

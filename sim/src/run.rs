@@ -276,12 +276,28 @@ pub fn replay(trace: &Trace, origin: &str) -> Result<ReplayResult, RunError> {
         )));
     }
     if again.verdict != trace.verdict || again.reports != trace.reports {
+        let kinds = |t: &Trace| {
+            let k: Vec<String> =
+                t.reports.iter().map(|r| format!("{}@{}", r.kind, r.at.func)).collect();
+            if k.is_empty() {
+                "none".to_string()
+            } else {
+                k.join(", ")
+            }
+        };
+        let why = if schema < 5 {
+            format!(
+                " (the trace is schema {schema}; schema {SCHEMA_VERSION} judges a walk through an unshared table by what it obtained: a stale walk is a warning, wrong mm a bug; re-record it with this mmsim)"
+            )
+        } else {
+            String::new()
+        };
         return Ok(ReplayResult::Diverged(format!(
-            "events match but the verdict differs: recorded {:?} with {} reports, replayed {:?} with {} reports",
+            "every event matches but the reports differ: recorded {:?} with [{}], replayed {:?} with [{}]{why}",
             trace.verdict,
-            trace.reports.len(),
+            kinds(trace),
             again.verdict,
-            again.reports.len()
+            kinds(&again)
         )));
     }
     Ok(ReplayResult::Identical(Box::new(again)))

@@ -288,6 +288,8 @@ pub const BUILTIN: &[(&str, &str)] = &[
     ("unshare-addr", include_str!("../scenarios/unshare-addr.ron")),
     ("split-unshare", include_str!("../scenarios/split-unshare.ron")),
     ("fork-copy-shared", include_str!("../scenarios/fork-copy-shared.ron")),
+    ("gup-stale-walk", include_str!("../scenarios/gup-stale-walk.ron")),
+    ("gup-vs-reuse", include_str!("../scenarios/gup-vs-reuse.ron")),
 ];
 
 /// Scenario text and where it came from.

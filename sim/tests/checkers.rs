@@ -1,11 +1,11 @@
 //! Every checker fires on a scenario built to break its rule, and stays silent on the fix.
 
 mod common;
-use common::{builtin, prepare};
+use common::{assert_clean, builtin, mmsim, prepare, stderr, stdout};
 
 use mmsim::run::{Prepared, Request};
 use mmsim::scenario::Source;
-use mmsim_traces::{ReportKind, Verdict};
+use mmsim_traces::{Report, ReportKind, Severity, Verdict};
 
 fn prepared(scenario: &str, profile: &str, set: &[&str]) -> Prepared {
     prepare(builtin(scenario), Some("x86_64"), Some(profile), set)
@@ -34,18 +34,137 @@ fn share_count_and_leak_fire_when_two_locks_fill_one_pud() {
     assert!(fixed.is_empty(), "v6.5 fills the PUD under page_table_lock: {fixed:?}");
 }
 
+/// The first seed in 0..2000 whose run has a report of `kind` in `func`, and that report.
+fn first_report(p: &Prepared, kind: ReportKind, func: &str) -> Option<(u64, Report)> {
+    (0..2000).find_map(|s| {
+        let (t, _) = p.run_seed(s, false).unwrap();
+        t.reports.into_iter().find(|r| r.kind == kind && r.at.func == func).map(|r| (s, r))
+    })
+}
+
 #[test]
 fn wrong_mm_fires_when_a_fault_writes_into_an_unshared_table() {
     let p = prepared("fault-vs-unshare", "v4.20", &[]);
-    let found = (0..2000).any(|s| {
+    let (_, r) = first_report(&p, ReportKind::WrongMm, "set_huge_pte_at")
+        .expect("the fault's PTE lands in a table its mm no longer maps");
+    assert!(r.text.contains("Write of pmd["), "{}", r.text);
+    assert!(r.text.contains("the write lands in the tables of B, not in mm A's own"), "{}", r.text);
+    assert!(r.text.contains("Unlinked from mm A by:\n  CPU1 in huge_pmd_unshare"), "{}", r.text);
+    assert_eq!(r.unlinked.as_ref().map(|s| s.func.as_str()), Some("huge_pmd_unshare"));
+    // the fault's read of the empty entry just before is only stale: nothing obtained
+    let (_, r) = first_report(&p, ReportKind::StaleWalk, "hugetlb_no_page").expect("stale read");
+    assert!(r.text.contains("the entry is empty, so the walk obtained nothing"), "{}", r.text);
+    assert_eq!(r.kind.severity(), Severity::Warning);
+}
+
+#[test]
+fn a_walk_through_an_unshared_table_that_reads_its_own_mapping_is_stale_not_wrong() {
+    let p = prepared("gup-stale-walk", "v6.1", &[]);
+    let (seed, r) =
+        first_report(&p, ReportKind::StaleWalk, "follow_hugetlb_page").expect("a stale walk");
+    assert!(r.title.starts_with("WARNING: stale walk"), "{}", r.title);
+    assert!(r.text.contains("which mm A's VMA maps there too"), "{}", r.text);
+    assert!(r.text.contains("hugetlb_walk() rule 2.3"), "{}", r.text);
+    assert!(r.text.contains("(index 0 of file huge)"), "{}", r.text);
+    assert_eq!(r.unlinked.as_ref().map(|s| s.func.as_str()), Some("huge_pmd_unshare"));
+    // no seed of this scenario is anything worse: the table is never freed, nothing else maps
+    for s in 0..500 {
         let (t, _) = p.run_seed(s, false).unwrap();
-        t.reports.iter().any(|r| {
-            r.kind == ReportKind::WrongMm
-                && ["hugetlb_fault", "hugetlb_no_page", "set_huge_pte_at"]
-                    .contains(&r.at.func.as_str())
-        })
-    });
-    assert!(found, "the fault path reaches a table its mm no longer maps");
+        assert!(
+            t.reports.iter().all(|r| r.kind == ReportKind::StaleWalk),
+            "seed {s}: {:?}",
+            t.reports
+        );
+    }
+    // a warning is printed but not counted unless asked for
+    let seed = seed.to_string();
+    let o = mmsim(&["run", "gup-stale-walk", "--seed", &seed]);
+    assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
+    assert!(stdout(&o).contains("only warnings (below --min-severity bug)"), "{}", stdout(&o));
+    let o = mmsim(&["run", "gup-stale-walk", "--seed", &seed, "--min-severity", "warning"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+    let o = mmsim(&["run", "gup-stale-walk", "--seeds", "1000"]);
+    assert_eq!(o.status.code(), Some(0), "--seeds skips warning-only seeds: {}", stdout(&o));
+    let o =
+        mmsim(&["explore", "gup-stale-walk", "--runs", "300", "--min-severity", "memory-safety"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
+    assert!(stdout(&o).contains("warning stale_walk@follow_hugetlb_page in "), "{}", stdout(&o));
+    let o = mmsim(&["explore", "gup-stale-walk", "--runs", "300", "--min-severity", "warning"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+    assert!(stdout(&o).contains("violation stale_walk@follow_hugetlb_page in "), "{}", stdout(&o));
+    let o = mmsim(&["run", "gup-stale-walk", "--min-severity", "fatal"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("unknown severity `fatal` (one of: warning, bug, memory-safety)"),
+        "{}",
+        stderr(&o)
+    );
+    // v6.3's GUP holds the vma lock: the unshare waits, no stale read
+    assert_clean(&prepared("gup-stale-walk", "v6.3", &[]), 300, "gup-stale-walk v6.3");
+}
+
+#[test]
+fn a_walk_that_obtains_another_files_page_is_wrong_mm() {
+    let p = prepared("gup-vs-reuse", "v6.1", &[]);
+    let (_, r) =
+        first_report(&p, ReportKind::WrongMm, "follow_hugetlb_page").expect("a wrong-mm read");
+    assert_eq!(r.kind.severity(), Severity::MemorySafety);
+    assert!(r.text.contains("Read of pmd[0]"), "{}", r.text);
+    assert!(
+        r.text.contains("it leaks page pfn 0x100200 (index 0 of file other) of B"),
+        "{}",
+        r.text
+    );
+    assert!(
+        r.text.contains("mm A's VMA maps page pfn 0x100000 (index 0 of file huge) there"),
+        "{}",
+        r.text
+    );
+    assert!(r.text.contains("\nAllocated by:\n") && r.text.contains("\nUnlinked from mm A by:\n"));
+    // v6.3 holds the vma lock across the walk: no walk through the unshared table at all
+    let fixed = prepared("gup-vs-reuse", "v6.3", &[]);
+    for s in 0..300 {
+        let (t, _) = fixed.run_seed(s, false).unwrap();
+        assert!(
+            t.reports
+                .iter()
+                .all(|r| !matches!(r.kind, ReportKind::WrongMm | ReportKind::StaleWalk)),
+            "seed {s}: {:?}",
+            t.reports
+        );
+    }
+}
+
+#[test]
+fn a_schema_4_trace_whose_reports_are_judged_differently_now_is_refused_naming_both() {
+    let dir = common::fresh_dir("checkers", "schema4");
+    std::fs::create_dir_all(&dir).unwrap();
+    let now = dir.join("stale.ron");
+    let o = mmsim(&["run", "gup-vs-unshare", "--seed", "5", "-o", now.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "seed 5 is a stale walk only: {}", stdout(&o));
+    // what schema 4 recorded for the same run: the walk as wrong mm, without an unlink site
+    let mut t = mmsim_traces::read(&now).unwrap();
+    t.header.schema_version = 4;
+    for r in &mut t.reports {
+        r.kind = ReportKind::WrongMm;
+        r.unlinked = None;
+    }
+    let old = dir.join("schema4.ron");
+    mmsim_traces::write_atomic(&old, &t).unwrap();
+    let o = mmsim(&["replay", old.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2), "{}", stdout(&o));
+    let err = stderr(&o);
+    assert!(err.contains("every event matches but the reports differ"), "{err}");
+    assert!(
+        err.contains("[wrong_mm@follow_hugetlb_page]")
+            && err.contains("[stale_walk@follow_hugetlb_page]"),
+        "{err}"
+    );
+    assert!(err.contains("the trace is schema 4; schema 5 judges"), "{err}");
+    // the trace this mmsim wrote replays
+    let o = mmsim(&["replay", now.to_str().unwrap()]);
+    assert!(stdout(&o).contains("identical"), "{}", stdout(&o));
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]

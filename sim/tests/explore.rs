@@ -9,7 +9,7 @@ use common::{builtin, explore, mmsim, prepare, tmp};
 use mmsim::engine::strategy::{Choice, Diverged, Liveness, Strategy};
 use mmsim::explore::{self, Config, SeedOutcome, Shard, StopFlag, StrategyKind, Summary};
 use mmsim::run::{Prepared, ReplayResult};
-use mmsim_traces::ReportKind;
+use mmsim_traces::{ReportKind, Severity};
 use std::process::Command;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -31,7 +31,8 @@ fn jobs_do_not_change_the_summary() {
         let one = explore(&p, &cfg);
         let two = explore(&p, &Config { jobs: 2, ..cfg.clone() });
         let five = explore(&p, &Config { jobs: 5, ..cfg });
-        assert!(one.violations > 0 || strategy == StrategyKind::Pct, "{one}");
+        // urw finds only the stale walk (a warning) in these seeds, not the use-after-free
+        assert!(one.violations + one.warnings > 0 || strategy == StrategyKind::Pct, "{one}");
         assert_eq!(one.runs, 1500);
         assert_eq!(explore::to_json(&one), explore::to_json(&two));
         assert_eq!(one, five);
@@ -72,7 +73,7 @@ fn cli_shards_merge_to_the_unsharded_json_and_write_traces() {
     let mut w: Summary = serde_json::from_slice(&whole).unwrap();
     let m: Summary = serde_json::from_slice(&merged.stdout).unwrap();
     // the whole run wrote its traces; the shards did not (no --out)
-    for g in &mut w.groups {
+    for g in w.groups.iter_mut().chain(w.warning_groups.iter_mut()) {
         let name = g.trace.take().expect("--out names each signature's trace");
         let t = mmsim_traces::read(&out.join(&name)).unwrap();
         assert_eq!(t.header.seed, g.first_seed);
@@ -101,8 +102,13 @@ fn random_and_pct_find_the_seed_race_with_v6_1() {
     assert_eq!((b.actors as usize, b.depth), (p.env.ncpus() + 1, 3));
     assert_eq!(b.steps, p.steps_estimate);
     assert!(pct.to_string().contains("1/(n k^(d-1))"));
+    // depth 3 reaches the window (GUP reads the table after the unshare: a stale walk) but
+    // not, in these seeds, the free that makes it a use-after-free
     assert!(
-        pct.groups.iter().any(|g| g.signature.iter().any(|k| k.ends_with("@follow_hugetlb_page"))),
+        pct.warning_groups
+            .iter()
+            .chain(&pct.groups)
+            .any(|g| g.signature.iter().any(|k| k.ends_with("@follow_hugetlb_page"))),
         "{pct}"
     );
     let pct2 = explore(
@@ -262,12 +268,13 @@ fn a_nondeterministic_seed_is_reported_and_the_check_can_be_turned_off() {
     let clean = explore::explore(&p, &cfg, &make, &|_| {}, None).unwrap();
     assert_eq!(clean.determinism_failed, 0, "{clean}");
     assert!(clean.determinism_checked >= 200 / explore::DETERMINISM_SAMPLE);
-    let first = explore::run_one(&p, &make, 3);
-    let f = explore::check_determinism(&p, &make, &first).expect("a planted difference is seen");
+    let first = explore::run_one(&p, &make, 3, Severity::Bug);
+    let f = explore::check_determinism(&p, &make, &first, Severity::Bug)
+        .expect("a planted difference is seen");
     assert_eq!(f.seed, 3);
     // an honest seed passes the same check
-    let honest = explore::run_one(&p, &make, 5);
-    assert_eq!(explore::check_determinism(&p, &make, &honest), None);
+    let honest = explore::run_one(&p, &make, 5, Severity::Bug);
+    assert_eq!(explore::check_determinism(&p, &make, &honest, Severity::Bug), None);
     // in a summary: counted, listed with the seed, and it makes the exploration fail
     let mut s = clean.clone();
     s.add_check(Some(&Some(f)));

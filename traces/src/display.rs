@@ -141,6 +141,7 @@ impl ReportKind {
             ReportKind::RangeRevisit => "range_revisit",
             ReportKind::SplitShared => "split_shared",
             ReportKind::Starvation => "starvation",
+            ReportKind::StaleWalk => "stale_walk",
         }
     }
 }

@@ -270,6 +270,7 @@ pub(crate) mod tests {
                 allocated: Some(site(0, "pagetable_alloc")),
                 queued: None,
                 freed: Some(site(2, "free_pages")),
+                unlinked: None,
                 held: vec!["mmap_lock(mm0)".to_owned()],
                 text: "BUG: KASAN: use-after-free\nRead of size 8\n".to_owned(),
             }],

@@ -2,10 +2,12 @@
 
 use serde::{Deserialize, Serialize};
 
-/// Version of this schema. Schema 4 added [`Event::value`]. A trace of
+/// Version of this schema. Schema 4 added [`Event::value`]; schema 5 split the stale walk
+/// ([`ReportKind::StaleWalk`]) from [`ReportKind::WrongMm`] and added [`Report::unlinked`]. A
+/// trace of
 /// [`OLDEST_READABLE_SCHEMA`] up to this version loads (an older one has no entry values:
 /// every `value` is `None`); any other version is refused with both versions named.
-pub const SCHEMA_VERSION: u32 = 4;
+pub const SCHEMA_VERSION: u32 = 5;
 
 /// The oldest schema version [`crate::from_ron`] still reads: schema 3, whose events lack
 /// [`Event::value`]. It loads as is (header version kept, values `None`); replay compares its
@@ -198,7 +200,9 @@ pub enum ReportKind {
     UseAfterFreeTable,
     /// KASAN-style: a destroyed split ptlock was taken.
     UseAfterFreePtlock,
-    /// A walk or write reached a table that no longer belongs to the walker's mm.
+    /// A walk through a table that no longer belongs to the walker's mm obtained a translation
+    /// its mm does not map (another file or offset, more permission, a lower-level table of
+    /// another mm), or wrote into such a table.
     WrongMm,
     /// lockdep-style: `hugetlb_walk()` without the vma lock or `i_mmap_rwsem`.
     LockContract,
@@ -222,16 +226,57 @@ pub enum ReportKind {
     /// CPU stayed blocked while the others completed more operations than the limit; the text
     /// gives the blocking chain (schema 3).
     Starvation,
+    /// A read through a table that no longer belongs to the walker's mm, which obtained what the
+    /// walker's own VMA maps there (same file page, same or fewer permissions, or nothing): the
+    /// obsolete-but-safe read `hugetlb_walk()`'s rule 2.3 allows (kernel-notes §4.1; schema 5).
+    StaleWalk,
 }
 
 /// How bad a report is, for choosing which run or report to show first. Memory-safety bugs
 /// (KASAN-style, wrong-mm, stale TLB) outrank lock and accounting bugs, which outrank warnings
-/// about wasted work (`RangeRevisit`, a slowdown with no safety effect).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+/// about wasted work (`RangeRevisit`, a slowdown with no safety effect) or an obsolete read the
+/// kernel's rules allow (`StaleWalk`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum Severity {
     Warning,
     Bug,
     MemorySafety,
+}
+
+impl Severity {
+    /// Every severity, lowest first.
+    pub const ALL: [Severity; 3] = [Severity::Warning, Severity::Bug, Severity::MemorySafety];
+
+    /// The command-line name (`memory-safety`).
+    pub const fn name(self) -> &'static str {
+        match self {
+            Severity::Warning => "warning",
+            Severity::Bug => "bug",
+            Severity::MemorySafety => "memory-safety",
+        }
+    }
+
+    /// The worst severity among `reports`, if any.
+    pub fn worst(reports: &[Report]) -> Option<Severity> {
+        reports.iter().map(|r| r.kind.severity()).max()
+    }
+}
+
+impl std::str::FromStr for Severity {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Severity, String> {
+        Severity::ALL
+            .into_iter()
+            .find(|v| v.name() == s)
+            .ok_or_else(|| format!("unknown severity `{s}` (one of: warning, bug, memory-safety)"))
+    }
+}
+
+impl std::fmt::Display for Severity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
 }
 
 impl ReportKind {
@@ -248,7 +293,7 @@ impl ReportKind {
             | ReportKind::Deadlock
             | ReportKind::SplitShared
             | ReportKind::Starvation => Severity::Bug,
-            ReportKind::RangeRevisit => Severity::Warning,
+            ReportKind::RangeRevisit | ReportKind::StaleWalk => Severity::Warning,
         }
     }
 }
@@ -276,6 +321,10 @@ pub struct Report {
     pub allocated: Option<Site>,
     pub queued: Option<Site>,
     pub freed: Option<Site>,
+    /// Where the table stopped being reachable from the walker's mm (`pud_clear()` of the
+    /// unshare), for wrong-mm and stale-walk reports (schema 5).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unlinked: Option<Site>,
     /// Locks held by the offending actor (lockdep style).
     pub held: Vec<String>,
     /// The full human-readable report.

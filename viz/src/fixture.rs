@@ -120,6 +120,7 @@ pub fn seed_race() -> Trace {
         allocated: Some(site(alloc, Setup, "Touch(0x40000000)", "huge_pte_alloc")),
         queued: Some(site(queued, Cpu(2), "Munmap(0x40000000, 0x40000000)", "tlb_remove_table")),
         freed: Some(site(freed, Cpu(2), "Munmap(0x40000000, 0x40000000)", "pagetable_pmd_dtor")),
+        unlinked: None,
         held: vec!["mmap_lock(mm0) R".into()],
         text: "BUG: KASAN: use-after-free in huge_pte_lock\n...".into(),
     };

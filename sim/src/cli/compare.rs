@@ -22,7 +22,7 @@ pub struct CompareArgs {
     /// Kernel profiles, comma-separated, or `all` (see `mmsim profiles`).
     #[arg(long, default_value = "all")]
     pub profile: String,
-    /// Seeds per cell (0..N); a cell stops at its first violation.
+    /// Seeds per cell (0..N); every seed runs, and a cell counts the runs showing each report kind.
     #[arg(long, default_value_t = 200)]
     pub runs: u64,
     /// Override a profile switch in every cell: --set name=value (repeatable).
@@ -33,9 +33,11 @@ pub struct CompareArgs {
     /// Cells run on this many threads (the result does not depend on it).
     #[arg(long, default_value_t = 1)]
     pub jobs: usize,
+    #[command(flatten)]
+    pub severity: super::explore::MinSeverity,
 }
 
-/// Exit 1 if a cell found a violation, 2 for bad input (or a scenario that does not fit an
+/// Exit 1 if a cell found a violation (a report at or above --min-severity, or a step limit), 2 for bad input (or a scenario that does not fit an
 /// arch), else 0.
 pub fn compare(a: &CompareArgs) -> i32 {
     let source = match Source::load(&a.scenario) {
@@ -50,9 +52,16 @@ pub fn compare(a: &CompareArgs) -> i32 {
         Ok(v) => v,
         Err(e) => return fail(format!("--profile: {e}")),
     };
-    let spec = Spec { source, archs, profiles, runs: a.runs.max(1), set: a.set.clone() };
+    let spec = Spec {
+        source,
+        archs,
+        profiles,
+        runs: a.runs.max(1),
+        set: a.set.clone(),
+        min_severity: a.severity.min,
+    };
     let progress = |arch: &str, profile: &str, c: &compare::Cell| {
-        tracing::info!("{arch} x {profile}: {}", c.text());
+        tracing::info!("{arch} x {profile}: {}", c.text(a.severity.min));
     };
     let m = match compare::compare(&spec, a.jobs, &progress) {
         Ok(m) => m,

@@ -103,6 +103,18 @@ pub struct ExploreArgs {
     /// No progress bar or timing on stderr.
     #[arg(long, short)]
     pub quiet: bool,
+    #[command(flatten)]
+    pub severity: MinSeverity,
+}
+
+/// `--min-severity`, shared by run, explore and compare.
+#[derive(clap::Args, Debug, Clone, Copy)]
+pub struct MinSeverity {
+    /// The lowest report severity that counts as a violation (exit status 1, stops --seeds and
+    /// --stop-on-first): warning, bug or memory-safety. Reports below it are still printed, as
+    /// warnings. The default leaves out warnings (a range revisit, a stale but safe walk).
+    #[arg(long = "min-severity", value_name = "SEVERITY", default_value = "bug")]
+    pub min: mmsim_traces::Severity,
 }
 
 pub(crate) fn print(s: &Summary, format: Format) {
@@ -149,6 +161,7 @@ pub fn explore(a: &ExploreArgs) -> i32 {
         liveness: a.liveness.map(|after| Liveness { after, limit: a.liveness_limit }),
         stop: Some(stop.clone()),
         coverage: a.coverage,
+        min_severity: a.severity.min,
     };
     let total = cfg.seeds().count() as u64;
     let show = !a.quiet && std::io::stderr().is_terminal();
@@ -223,6 +236,7 @@ fn exhaustive(a: &ExploreArgs, p: &crate::run::Prepared, stop: Arc<StopFlag>) ->
         deadline: a.time_limit.map(|limit| Instant::now() + limit),
         por: a.por,
         live: Some(live.clone()),
+        min_severity: a.severity.min,
         ..Default::default()
     };
     let started = Instant::now();

@@ -1,5 +1,5 @@
-//! The `mmsim` command line. Exit status: 0 nothing found, 1 a violation found, 2 bad usage or
-//! input. Errors are printed as one clear line naming the file and what was expected.
+//! The `mmsim` command line. Exit status: 0 nothing found, 1 a violation found (a report at or
+//! above `--min-severity`, default `bug`, or a step limit), 2 bad usage or input. Errors are printed as one clear line naming the file and what was expected.
 //!
 //! This file holds the clap definitions and the dispatch; each command's body lives in its own
 //! module beside it, so commands can grow without touching each other.
@@ -61,6 +61,8 @@ pub enum Cmd {
         /// Write the trace (RON) here.
         #[arg(short, long)]
         output: Option<PathBuf>,
+        #[command(flatten)]
+        severity: explore::MinSeverity,
     },
     /// Re-execute a trace's decisions and check every event reproduces.
     Replay {
@@ -125,8 +127,8 @@ pub fn main() -> i32 {
     };
     init_tracing();
     match cli.cmd {
-        Cmd::Run { target, seed, seeds, output } => {
-            run::run(&target, seed, seeds, output.as_deref())
+        Cmd::Run { target, seed, seeds, output, severity } => {
+            run::run(&target, seed, seeds, output.as_deref(), severity.min)
         }
         Cmd::Replay { trace, events } => run::replay(&trace, events),
         Cmd::Minimize { trace, output, budget } => {

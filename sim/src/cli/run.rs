@@ -3,7 +3,7 @@
 use super::{fail, Target};
 use crate::run::{self, Prepared, ReplayResult, Request};
 use crate::scenario::Source;
-use mmsim_traces::{Trace, Verdict};
+use mmsim_traces::{Severity, Trace, Verdict};
 use std::path::Path;
 
 /// Resolve a `Target` into a prepared request, or the error line to print.
@@ -14,7 +14,18 @@ pub(crate) fn prepare(t: &Target) -> Result<Prepared, String> {
     Prepared::new(&req).map_err(|e| e.to_string())
 }
 
-pub fn run(target: &Target, seed: u64, seeds: Option<u64>, output: Option<&Path>) -> i32 {
+/// Whether a run counts as found: a step limit, or a report at or above `min`.
+fn counts(t: &Trace, min: Severity) -> bool {
+    t.verdict == Verdict::StepLimit || Severity::worst(&t.reports) >= Some(min)
+}
+
+pub fn run(
+    target: &Target,
+    seed: u64,
+    seeds: Option<u64>,
+    output: Option<&Path>,
+    min: Severity,
+) -> i32 {
     let prepared = match prepare(target) {
         Ok(p) => p,
         Err(e) => return fail(e),
@@ -25,7 +36,7 @@ pub fn run(target: &Target, seed: u64, seeds: Option<u64>, output: Option<&Path>
     for s in seed..seed.saturating_add(count) {
         chosen = s;
         match prepared.run_seed(s, false) {
-            Ok((_, out)) if out.verdict != Verdict::Clean => break,
+            Ok((t, _)) if counts(&t, min) => break,
             Ok(_) => {}
             Err(e) => return fail(e),
         }
@@ -35,13 +46,19 @@ pub fn run(target: &Target, seed: u64, seeds: Option<u64>, output: Option<&Path>
         Err(e) => return fail(e),
     };
     print_summary(&t, count);
+    let found = counts(&t, min);
+    if !found && !t.reports.is_empty() {
+        println!(
+            "only warnings (below --min-severity {min}): not counted as a violation, exit status 0"
+        );
+    }
     if let Some(path) = output {
         if let Err(e) = mmsim_traces::write_atomic(path, &t) {
             return fail(e);
         }
         println!("trace written to {}", path.display());
     }
-    i32::from(t.verdict != Verdict::Clean)
+    i32::from(found)
 }
 
 pub fn replay(trace: &Path, events: bool) -> i32 {

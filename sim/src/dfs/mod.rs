@@ -22,9 +22,9 @@ pub use footprint::{covers, dependent, footprint, Footprint, Res};
 
 use crate::engine::strategy::{Choice, Diverged, Replay, Strategy};
 use crate::engine::Engine;
-use crate::explore::signature;
+use crate::explore::{outcome_of_reports, SeedOutcome};
 use crate::run::{Prepared, RunError};
-use mmsim_traces::{Actor, Decision, Trace, Verdict};
+use mmsim_traces::{Actor, Decision, Severity, Trace, Verdict};
 use serde::{Deserialize, Serialize};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
@@ -92,6 +92,9 @@ pub struct DfsConfig {
     pub final_states: bool,
     /// Progress counts and the stop flag, shared with the caller's threads.
     pub live: Option<Arc<Live>>,
+    /// The lowest severity that makes an execution a violation (`--min-severity`); an
+    /// execution whose reports are all below it is a warning execution.
+    pub min_severity: Severity,
 }
 
 impl Default for DfsConfig {
@@ -106,6 +109,7 @@ impl Default for DfsConfig {
             visited: true,
             final_states: false,
             live: None,
+            min_severity: Severity::Bug,
         }
     }
 }
@@ -118,6 +122,9 @@ pub struct BoundStats {
     pub executions: u64,
     pub clean: u64,
     pub violations: u64,
+    /// Executions whose reports were all below the minimum severity.
+    #[serde(default)]
+    pub warnings: u64,
     pub step_limits: u64,
     /// Steps executed, probes and all.
     pub steps: u64,
@@ -135,10 +142,13 @@ pub struct BoundStats {
     pub complete: bool,
 }
 
-/// One violation signature.
+/// One violation (or warning) signature.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DfsGroup {
     pub signature: Vec<String>,
+    /// Its reports are all below the minimum severity: a warning, not a violation.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub warning: bool,
     /// Executions that showed it (over all bounds).
     pub executions: u64,
     /// The first execution showing it (counted over all bounds from 0) and its bound.
@@ -167,7 +177,14 @@ pub struct DfsSummary {
     pub bounds: Vec<BoundStats>,
     pub executions: u64,
     pub violations: u64,
+    /// The lowest severity counted as a violation.
+    #[serde(default = "crate::explore::severity_warning")]
+    pub min_severity: Severity,
+    /// Executions whose reports were all below `min_severity`.
+    #[serde(default)]
+    pub warnings: u64,
     pub steps: u64,
+    /// Violation and warning signatures, in the order first found.
     pub groups: Vec<DfsGroup>,
     /// Why the search stopped early, if it did.
     pub stopped: Option<String>,
@@ -193,6 +210,11 @@ impl DfsSummary {
     pub fn exit_code(&self) -> i32 {
         i32::from(self.violations > 0 || self.panic.is_some())
     }
+
+    /// The violation signatures (warnings left out).
+    pub fn violation_groups(&self) -> impl Iterator<Item = &DfsGroup> {
+        self.groups.iter().filter(|g| !g.warning)
+    }
 }
 
 /// What a search at one bound shares, whatever its reduction: the bound, the counters, the
@@ -215,7 +237,8 @@ impl Recorder<'_> {
             self.finals.insert(sleep::state_key(&eng));
         }
         let out = eng.finish_concurrent();
-        let out_violates = out.verdict == Verdict::Violation;
+        let out_violates = out.verdict == Verdict::Violation
+            && Severity::worst(&out.check.reports) >= Some(self.cfg.min_severity);
         self.stats.executions += 1;
         self.stats.steps += out.steps;
         let index = self.base + self.stats.executions - 1;
@@ -223,12 +246,22 @@ impl Recorder<'_> {
             Verdict::Clean => self.stats.clean += 1,
             Verdict::StepLimit => self.stats.step_limits += 1,
             Verdict::Violation => {
-                self.stats.violations += 1;
-                let sig = signature(&out.check.reports);
+                let (sig, warning) =
+                    match outcome_of_reports(&out.check.reports, self.cfg.min_severity) {
+                        SeedOutcome::Warning(sig) => (sig, true),
+                        SeedOutcome::Violation(sig) => (sig, false),
+                        o => unreachable!("a report makes a violation or a warning, not {o:?}"),
+                    };
+                if warning {
+                    self.stats.warnings += 1;
+                } else {
+                    self.stats.violations += 1;
+                }
                 match self.groups.iter_mut().find(|g| g.signature == sig) {
                     Some(g) => g.executions += 1,
                     None => self.groups.push(DfsGroup {
                         signature: sig,
+                        warning,
                         executions: 1,
                         first_execution: index,
                         bound: self.bound,
@@ -236,7 +269,7 @@ impl Recorder<'_> {
                         trace: None,
                     }),
                 }
-                if self.cfg.stop_on_first {
+                if self.cfg.stop_on_first && !warning {
                     self.stopped = Some(format!(
                         "stopped at the first violation, after {} executions",
                         index + 1
@@ -286,6 +319,8 @@ pub fn search(p: &Prepared, cfg: &DfsConfig) -> DfsSummary {
         bounds: Vec::new(),
         executions: 0,
         violations: 0,
+        min_severity: cfg.min_severity,
+        warnings: 0,
         steps: 0,
         groups: Vec::new(),
         stopped: None,
@@ -298,9 +333,20 @@ pub fn search(p: &Prepared, cfg: &DfsConfig) -> DfsSummary {
         let stats = BoundStats { executions: 1, complete: true, ..Default::default() };
         sum.executions = 1;
         if out.verdict == Verdict::Violation {
-            sum.violations = 1;
+            let (signature, warning) =
+                match outcome_of_reports(&out.check.reports, cfg.min_severity) {
+                    SeedOutcome::Warning(sig) => (sig, true),
+                    SeedOutcome::Violation(sig) => (sig, false),
+                    o => unreachable!("a report makes a violation or a warning, not {o:?}"),
+                };
+            if warning {
+                sum.warnings = 1;
+            } else {
+                sum.violations = 1;
+            }
             sum.groups.push(DfsGroup {
-                signature: signature(&out.check.reports),
+                signature,
+                warning,
                 executions: 1,
                 first_execution: 0,
                 bound: 0,
@@ -351,6 +397,7 @@ pub fn search(p: &Prepared, cfg: &DfsConfig) -> DfsSummary {
         let (stats, stopped) = (s.stats, s.stopped);
         sum.executions += stats.executions;
         sum.violations += stats.violations;
+        sum.warnings += stats.warnings;
         sum.steps += stats.steps;
         sum.bounds.push(stats);
         if stopped.is_some() {
@@ -442,8 +489,18 @@ impl std::fmt::Display for DfsSummary {
         for b in &self.bounds {
             write!(
                 f,
-                "bound {}: {} executions ({} clean, {} violations, {} step limits), {} steps, ",
-                b.bound, b.executions, b.clean, b.violations, b.step_limits, b.steps,
+                "bound {}: {} executions ({} clean, {} violations{}, {} step limits), {} steps, ",
+                b.bound,
+                b.executions,
+                b.clean,
+                b.violations,
+                if b.warnings > 0 {
+                    format!(", {} with warnings only", b.warnings)
+                } else {
+                    String::new()
+                },
+                b.step_limits,
+                b.steps,
             )?;
             match self.por {
                 Por::Dpor => write!(
@@ -457,10 +514,13 @@ impl std::fmt::Display for DfsSummary {
             }
             writeln!(f, "{}", if b.complete { "" } else { ", NOT complete" })?;
         }
-        for g in &self.groups {
+        let mut groups: Vec<&DfsGroup> = self.violation_groups().collect();
+        groups.extend(self.groups.iter().filter(|g| g.warning));
+        for g in groups {
             writeln!(
                 f,
-                "violation {} in {} executions, first execution {} (preemption bound {})",
+                "{} {} in {} executions, first execution {} (preemption bound {})",
+                if g.warning { "warning" } else { "violation" },
                 g.signature.join(" + "),
                 g.executions,
                 g.first_execution,
@@ -476,10 +536,11 @@ impl std::fmt::Display for DfsSummary {
         if self.exhaustive() {
             writeln!(
                 f,
-                "exhaustive up to preemption bound {}: {} executions explored, {} distinct violation signatures",
+                "exhaustive up to preemption bound {}: {} executions explored, {} distinct violation signatures (severity {} and above)",
                 self.preemptions,
                 self.executions,
-                self.groups.len()
+                self.violation_groups().count(),
+                self.min_severity
             )?;
         } else {
             let why = self.stopped.as_deref().unwrap_or("stopped");
@@ -489,8 +550,9 @@ impl std::fmt::Display for DfsSummary {
             };
             writeln!(
                 f,
-                "NOT exhaustive: {why}; {upto}; {} distinct violation signatures",
-                self.groups.len()
+                "NOT exhaustive: {why}; {upto}; {} distinct violation signatures (severity {} and above)",
+                self.violation_groups().count(),
+                self.min_severity
             )?;
         }
         Ok(())

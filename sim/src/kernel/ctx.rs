@@ -406,24 +406,9 @@ impl<'a> Ctx<'a> {
             return;
         }
         let Some(f) = self.k.mem.frame(p.pfn) else { return };
-        let kind = if write { "Write" } else { "Read" };
         if f.owners & (1 << mm) == 0 && f.state == FrameState::Allocated {
-            let owners: Vec<String> = (0..8)
-                .filter(|m| f.owners & (1 << m) != 0)
-                .map(|m| self.env.mm_name(m as u8).to_string())
-                .collect();
-            self.report(
-                ReportKind::WrongMm,
-                func,
-                Object::Table(p.pfn),
-                format!(
-                    "{kind} of entry {} of page-table page pfn 0x{:x} on behalf of mm {}, which no longer maps it (owners: {})",
-                    p.index,
-                    p.pfn,
-                    self.env.mm_name(mm),
-                    if owners.is_empty() { "none".into() } else { owners.join(", ") }
-                ),
-            );
+            let (kind, what) = check::judge_foreign_walk(self.k, self.env, p, mm, write);
+            self.report(kind, func, Object::Table(p.pfn), what);
         }
     }
 
@@ -455,13 +440,17 @@ impl<'a> Ctx<'a> {
     /// Write `e` into the entry `p` points at, in the tables of mm `mm`. Keeps table ownership.
     pub fn write_entry(&mut self, func: &'static str, p: EntryPtr, mm: u8, e: Entry) -> R<()> {
         self.begin(func, Object::Entry { pfn: p.pfn, index: p.index }, Access::Write)?;
-        self.check_table_use(func, p, mm, true);
         let raw = self.env.arch.encode(p.level as usize, e);
         let old = self.env.arch.decode(p.level as usize, self.k.mem.load(p)).unwrap_or(Entry::None);
         let parent_owners = self.k.mem.frame(p.pfn).map_or(0, |f| f.owners);
         if let Entry::Table { pfn } = old {
+            let site = self.site(func);
             if let Some(c) = self.k.mem.frame_mut(pfn) {
+                let left = c.owners & parent_owners;
                 c.owners &= !parent_owners;
+                if left != 0 {
+                    c.unlinked = Some((left, site));
+                }
             }
         }
         if let Entry::Table { pfn } = e {
@@ -470,6 +459,8 @@ impl<'a> Ctx<'a> {
             }
         }
         self.k.mem.store(p, raw);
+        // after the store, so that a report shows the value written
+        self.check_table_use(func, p, mm, true);
         self.entry_event(p, raw, ":=");
         Ok(())
     }
@@ -493,7 +484,7 @@ impl<'a> Ctx<'a> {
     /// A pointer to entry `index` of table `pfn` as of now (`pmd_offset()`, `pte_offset()`).
     pub fn ptr(&self, pfn: u64, level: usize, addr: u64) -> EntryPtr {
         let index = self.env.arch.levels()[level].index(addr);
-        let mut p = self.k.mem.ptr(pfn, index);
+        let mut p = self.k.mem.ptr(pfn, index, addr);
         p.level = level as u8;
         p
     }

@@ -445,7 +445,9 @@ impl FollowHugetlbPage {
 }
 
 /// Unmapping one VMA's range: `__unmap_hugepage_range_final()` for hugetlb VMAs,
-/// `unmap_page_range()` for anonymous ones.
+/// `unmap_page_range()` for anonymous ones. Kept inline (not boxed): a path's state is cloned
+/// with the kernel state and must not allocate.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 enum Zap {
     Hugetlb(ZapHugetlbVma),

@@ -91,6 +91,9 @@ pub struct Frame {
     pub queued: Option<SiteRef>,
     pub freed: Option<SiteRef>,
     pub ptlock_freed: Option<SiteRef>,
+    /// The last time an mm's tree stopped reaching this table (`pud_clear()` of an unshare,
+    /// `pmd_clear()` in `free_pgtables()`): the mms it left (a bit mask) and where.
+    pub unlinked: Option<(u8, SiteRef)>,
 }
 
 /// A pointer to one entry, as kernel code holds a `pte_t *` / `pmd_t *`.
@@ -102,6 +105,9 @@ pub struct EntryPtr {
     pub level: u8,
     /// Frame generation when the pointer was derived.
     pub gen: u32,
+    /// The virtual address the walk derived the pointer for (`pmd_offset(pud, addr)`): what
+    /// the wrong-mm checker compares with the walker's own VMA.
+    pub addr: u64,
 }
 
 /// Physical memory: page-table frames plus the hugetlb pool.
@@ -147,6 +153,7 @@ impl PhysMem {
                     queued: None,
                     freed: None,
                     ptlock_freed: None,
+                    unlinked: None,
                 });
                 TABLE_PFN_BASE + self.frames.len() as u64 - 1
             }
@@ -165,6 +172,7 @@ impl PhysMem {
         f.queued = None;
         f.freed = None;
         f.ptlock_freed = None;
+        f.unlinked = None;
         pfn
     }
 
@@ -224,14 +232,15 @@ impl PhysMem {
         }
     }
 
-    /// A pointer to entry `index` of table `pfn` in its current generation.
-    pub fn ptr(&self, pfn: u64, index: usize) -> EntryPtr {
+    /// A pointer to entry `index` of table `pfn` in its current generation, derived for `addr`.
+    pub fn ptr(&self, pfn: u64, index: usize, addr: u64) -> EntryPtr {
         let f = self.frame(pfn);
         EntryPtr {
             pfn,
             index: index as u16,
             level: f.map_or(0, |f| f.level),
             gen: f.map_or(0, |f| f.gen),
+            addr,
         }
     }
 }

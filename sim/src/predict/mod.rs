@@ -223,12 +223,13 @@ pub(crate) mod tests {
 
     #[test]
     fn wrong_mm_is_predicted_from_a_walk_that_outlives_the_unlink() {
-        // v6.15 frees the ptlock with the table: what is left is the walk into a table the
-        // walker's mm no longer maps
-        let p = prepared_with("ptlock-early-free", Some("v6.15"), &[]);
+        // a walk held past the unshare that only reads what its own VMA maps is stale (a
+        // warning, not predicted); in gup-vs-reuse the other mm has meanwhile put another
+        // file's page in the table, so the walk obtains a page its mm does not map
+        let p = prepared_with("gup-vs-reuse", None, &[]);
         let (n, _) = confirmed(&p, 40, "walk-before-unshare", ReportKind::WrongMm);
-        // measured: 15 of 40 (10 of them in round 2 or later)
-        assert!(n >= 10, "wrong mm confirmed by walk-before-unshare for {n} of 40 seeds");
+        // measured: 6 of 40 (5 of them in round 2 or later)
+        assert!(n >= 4, "wrong mm confirmed by walk-before-unshare for {n} of 40 seeds");
     }
 
     #[test]
