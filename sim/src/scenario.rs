@@ -363,9 +363,17 @@ pub fn eval(q: &Quantity, arch: &dyn Arch) -> Result<u64, String> {
                         "M" => 1 << 20,
                         "G" => 1 << 30,
                         _ => parse_number(f).ok_or_else(|| {
-                            format!(
-                                "`{f}` in `{e}` is not a number or one of PUD, PMD, PAGE, K, M, G"
-                            )
+                            let digits = f.strip_prefix("0x").map_or_else(
+                                || f.bytes().all(|b| b.is_ascii_digit() || b == b'_'),
+                                |h| h.bytes().all(|b| b.is_ascii_hexdigit() || b == b'_'),
+                            );
+                            if digits && f.bytes().any(|b| b.is_ascii_hexdigit()) {
+                                format!("`{f}` in `{e}` overflows: numbers are at most 2^64-1")
+                            } else {
+                                format!(
+                                    "`{f}` in `{e}` is not a number or one of PUD, PMD, PAGE, K, M, G"
+                                )
+                            }
                         })?,
                     };
                     product = product.checked_mul(v).ok_or_else(|| format!("`{e}` overflows"))?;
@@ -1128,6 +1136,115 @@ pub(crate) mod fuzz {
         }
     }
 
+    /// One edit of a scenario's text; positions are taken modulo its length.
+    #[derive(Clone, Debug)]
+    enum Edit {
+        Flip(usize, u8),
+        Truncate(usize),
+        Delete(usize, usize),
+        Insert(usize, &'static str),
+        /// Replace the n-th run of digits (in a number or an expression) with another.
+        Number(usize, &'static str),
+        /// Open `depth` brackets or parentheses.
+        Nest(usize, usize, bool),
+    }
+
+    const NUMBERS: &[&str] = &[
+        "0",
+        "1",
+        "-1",
+        "-0x200000",
+        "0x1",
+        "4095",
+        "1000000",
+        "18446744073709551615",
+        "18446744073709551616",
+        "0xffffffffffffffff",
+        "99999999999999999999999999",
+        "1e9",
+        "1.5",
+    ];
+
+    fn edit() -> impl Strategy<Value = Edit> {
+        prop_oneof![
+            2 => (any::<usize>(), 0u8..8).prop_map(|(at, bit)| Edit::Flip(at, bit)),
+            1 => any::<usize>().prop_map(Edit::Truncate),
+            2 => (any::<usize>(), 1usize..32).prop_map(|(at, n)| Edit::Delete(at, n)),
+            3 => (any::<usize>(), prop::sample::select(TOKENS)).prop_map(|(at, t)| Edit::Insert(at, t)),
+            4 => (any::<usize>(), prop::sample::select(NUMBERS)).prop_map(|(n, to)| Edit::Number(n, to)),
+            1 => (any::<usize>(), 1usize..400, any::<bool>()).prop_map(|(at, d, b)| Edit::Nest(at, d, b)),
+        ]
+    }
+
+    fn apply(text: &str, edits: &[Edit]) -> String {
+        let mut b = text.as_bytes().to_vec();
+        for e in edits {
+            let at = |i: usize| i % (b.len() + 1);
+            match *e {
+                Edit::Flip(i, bit) => {
+                    if !b.is_empty() {
+                        let i = i % b.len();
+                        b[i] ^= 1 << bit;
+                    }
+                }
+                Edit::Truncate(i) => b.truncate(at(i)),
+                Edit::Delete(i, n) => {
+                    let i = at(i);
+                    b.drain(i..(i + n).min(b.len()));
+                }
+                Edit::Insert(i, t) => {
+                    let i = at(i);
+                    b.splice(i..i, t.bytes());
+                }
+                Edit::Nest(i, depth, square) => {
+                    let i = at(i);
+                    let open = if square { "[" } else { "(" }.repeat(depth);
+                    b.splice(i..i, open.bytes());
+                }
+                Edit::Number(n, to) => {
+                    let mut runs = Vec::new();
+                    let mut i = 0;
+                    while i < b.len() {
+                        if b[i].is_ascii_digit() {
+                            let start = i;
+                            while i < b.len() && b[i].is_ascii_alphanumeric() {
+                                i += 1;
+                            }
+                            runs.push(start..i);
+                        } else {
+                            i += 1;
+                        }
+                    }
+                    if !runs.is_empty() {
+                        let r = runs[n % runs.len()].clone();
+                        b.splice(r, to.bytes());
+                    }
+                }
+            }
+        }
+        String::from_utf8_lossy(&b).into_owned()
+    }
+
+    proptest! {
+        #![proptest_config(config(600, 0x5ce7_a412))]
+
+        /// Mutants of every built-in scenario: parse and resolve on every arch, and where the
+        /// CLI would run one, prepare it (a calibration run) and run a seed.
+        #[test]
+        fn mutated_builtins_never_panic(
+            which in 0..BUILTIN.len(),
+            edits in prop::collection::vec(edit(), 1..5),
+        ) {
+            let (name, text) = BUILTIN[which];
+            let src = Source { origin: format!("{name}-mutant.ron"), text: apply(text, &edits) };
+            parse_and_resolve_everywhere(&src)?;
+            let req = crate::run::Request { source: src, arch: None, profile: None, set: vec![] };
+            if let Ok(p) = crate::run::Prepared::new(&req) {
+                prop_assert!(p.run_seed(1, false).is_ok());
+            }
+        }
+    }
+
     fn resolve_x86(text: &str) -> Result<Resolved, String> {
         let s = Source { origin: "limit.ron".into(), text: text.into() };
         let sc = s.parse().map_err(|e| e.to_string())?;
@@ -1226,6 +1343,49 @@ pub(crate) mod fuzz {
         assert_eq!(
             e,
             "limit.ron: setup[3]: fork() needs a new process as child, but mm B already exists"
+        );
+    }
+
+    #[test]
+    fn numbers_beyond_64_bits_are_an_overflow() {
+        let x86 = &mmsim_arch::x86_64::X86_64_4LEVEL;
+        let e = eval(&Quantity::Expr("2*18446744073709551616".into()), x86).unwrap_err();
+        assert_eq!(e, "`18446744073709551616` in `2*18446744073709551616` overflows: numbers are at most 2^64-1");
+        let e = eval(&Quantity::Expr("0x1_0000_0000_0000_0000".into()), x86).unwrap_err();
+        assert!(e.ends_with("overflows: numbers are at most 2^64-1"), "{e}");
+        let e = eval(&Quantity::Expr("_".into()), x86).unwrap_err();
+        assert!(e.ends_with("is not a number or one of PUD, PMD, PAGE, K, M, G"), "{e}");
+    }
+
+    #[test]
+    fn unknown_names_in_a_scenario_name_its_field() {
+        let text = |arch: &str, profile: &str, set: &str| {
+            format!("Scenario(name: \"x\", arch: Some(\"{arch}\"), profile: Some(\"{profile}\"), set: [\"{set}\"], cpus: [(mm: \"A\", ops: [])])")
+        };
+        let prepare = |text: String, arch: Option<&str>| {
+            let source = Source { origin: "names.ron".into(), text };
+            let req = crate::run::Request {
+                source,
+                arch: arch.map(Into::into),
+                profile: None,
+                set: vec![],
+            };
+            crate::run::prepare(&req).map(|_| ()).unwrap_err().to_string()
+        };
+        let e = prepare(text("vax", "v6.1", "quarantine=on"), None);
+        assert_eq!(
+            e,
+            "names.ron: arch: unknown architecture configuration `vax` (see `mmsim arch list`)"
+        );
+        // --arch overrides the scenario's: an unknown --arch is not the file's fault
+        let e = prepare(text("x86_64", "v6.1", "quarantine=on"), Some("vax"));
+        assert_eq!(e, "unknown architecture configuration `vax` (see `mmsim arch list`)");
+        let e = prepare(text("x86_64", "v0", "quarantine=on"), None);
+        assert_eq!(e, "names.ron: profile: unknown kernel profile `v0` (see `mmsim profiles`)");
+        let e = prepare(text("x86_64", "v6.1", "quarantine=maybe"), None);
+        assert_eq!(
+            e,
+            "names.ron: set[0]: switch `quarantine` takes one of true false, not `maybe`"
         );
     }
 
