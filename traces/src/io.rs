@@ -107,7 +107,7 @@ pub fn from_ron(text: &str, origin: &str) -> Result<Trace, TraceError> {
             });
         }
     }
-    ron::from_str::<Trace>(text).map_err(|e| TraceError::Parse {
+    let trace = ron::from_str::<Trace>(text).map_err(|e| TraceError::Parse {
         path: origin.to_owned(),
         line: e.span.start.line,
         col: e.span.start.col,
@@ -116,7 +116,31 @@ pub fn from_ron(text: &str, origin: &str) -> Result<Trace, TraceError> {
             ron::Error::ExceededRecursionLimit => "nested more than 128 levels deep".to_owned(),
             code => code.to_string(),
         },
-    })
+    })?;
+    // what every reader of a trace relies on (step-indexed lookups, spans `from..=to`)
+    if let Some((i, e)) = trace.events.iter().enumerate().find(|(i, e)| e.step != *i as u64) {
+        let (line, col) = event_position(text, i);
+        return Err(TraceError::Parse {
+            path: origin.to_owned(),
+            line,
+            col,
+            msg: format!(
+                "event {i} has step {}: events are numbered 0, 1, 2, ... in order",
+                e.step
+            ),
+        });
+    }
+    Ok(trace)
+}
+
+/// 1-based line and column of the `i`-th `Event(` after the `events` field (the field itself
+/// if there are fewer).
+fn event_position(text: &str, i: usize) -> (usize, usize) {
+    let start = text.find("events:").unwrap_or(0);
+    let at = text[start..].match_indices("Event(").nth(i).map_or(start, |(k, _)| start + k);
+    let line = text[..at].matches('\n').count() + 1;
+    let col = at - text[..at].rfind('\n').map_or(0, |n| n + 1) + 1;
+    (line, col)
 }
 
 /// Reads and parses the trace file at `path`.
@@ -596,7 +620,7 @@ mod fuzz {
     }
 
     proptest! {
-        #![proptest_config(config(400, 0x7ace_0001))]
+        #![proptest_config(config(1000, 0x7ace_0001))]
 
         #[test]
         fn every_schema_version_is_read_or_named(version in prop_oneof![0u32..8, any::<u32>()]) {
@@ -623,6 +647,20 @@ mod fuzz {
         fn arbitrary_text_is_a_parse_error(text in any::<String>()) {
             check(from_ron(&text, "fuzz.ron"), &text)?;
         }
+    }
+
+    /// Was `attempt to subtract with overflow` in the Perfetto renderer: a lock hold that
+    /// ended before it began, from an event whose step had been edited.
+    #[test]
+    fn regression_events_out_of_order_are_refused_at_their_line() {
+        let text = to_ron(&sample());
+        let broken = text.replacen("Event(step: 2,", "Event(step: 255,", 1);
+        let line = broken.lines().position(|l| l.contains("step: 255,")).unwrap() + 1;
+        let e = from_ron(&broken, "order.ron").unwrap_err().to_string();
+        assert_eq!(
+            e,
+            format!("order.ron:{line}:9: event 2 has step 255: events are numbered 0, 1, 2, ... in order")
+        );
     }
 
     #[test]
