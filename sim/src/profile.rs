@@ -557,3 +557,99 @@ mod tests {
         assert_eq!(BASE.list().len(), Switches::NAMES.len());
     }
 }
+
+/// Property-based fuzzing of `--set name=value`: never a panic, a refused assignment changes
+/// nothing and its error names the switch or the text at fault. Fixed seeds.
+#[cfg(test)]
+mod fuzz {
+    use super::*;
+    use crate::scenario::fuzz::config;
+    use proptest::prelude::*;
+
+    /// Every spelling any switch takes, and near misses.
+    fn value() -> impl Strategy<Value = String> {
+        let mut spellings: Vec<&'static str> = Vec::new();
+        for name in Switches::NAMES {
+            let mut s = BASE;
+            let Err(SetError::BadValue { expected, .. }) = s.set(&format!("{name}=?")) else {
+                unreachable!("`?` is no spelling")
+            };
+            spellings.extend(expected.split_whitespace());
+        }
+        spellings.extend([
+            "default",
+            "on",
+            "off",
+            "1",
+            "0",
+            "",
+            " ",
+            "TRUE",
+            "vma_lock ",
+            "=",
+            "é",
+        ]);
+        prop_oneof![
+            4 => prop::sample::select(spellings).prop_map(String::from),
+            1 => any::<String>(),
+        ]
+    }
+
+    fn name() -> impl Strategy<Value = String> {
+        prop_oneof![
+            4 => prop::sample::select(Switches::NAMES.to_vec()).prop_map(String::from),
+            1 => prop::sample::select(Switches::NAMES.to_vec()).prop_map(|n| format!(" {n}\t")),
+            1 => prop::sample::select(vec!["", "nope", "FAULT_LOCK", "fault-lock", "tlb_flush=ipi"])
+                .prop_map(String::from),
+            1 => any::<String>(),
+        ]
+    }
+
+    fn assignment() -> impl Strategy<Value = String> {
+        prop_oneof![
+            6 => (name(), prop::sample::select(vec!["=", " = ", "=="]), value())
+                .prop_map(|(n, eq, v)| format!("{n}{eq}{v}")),
+            1 => any::<String>(),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(config(3000, 0x5e7_5e7))]
+
+        #[test]
+        fn assignments_never_panic_and_errors_name_the_fault(text in assignment()) {
+            let mut s = BASE;
+            let result = s.set(&text);
+            let shown = result.as_ref().err().map(ToString::to_string).unwrap_or_default();
+            match result {
+                Ok(()) => {
+                    let (n, _) = text.split_once('=').unwrap();
+                    prop_assert!(Switches::NAMES.contains(&n.trim()), "{:?} was accepted", text);
+                    // what `list()` shows sets the same value again
+                    let listed = s.list().into_iter().find(|(x, _)| x == n.trim()).unwrap().1;
+                    let mut again = BASE;
+                    again.set(&format!("{}={listed}", n.trim())).unwrap();
+                    prop_assert_eq!(again, s);
+                }
+                Err(e) => {
+                    prop_assert_eq!(s, BASE, "a refused {:?} changed a switch", text);
+                    match e {
+                        SetError::Form(t) => {
+                            prop_assert!(!text.contains('=') && t == text, "{}", shown);
+                        }
+                        SetError::Unknown(n) => {
+                            prop_assert!(!Switches::NAMES.contains(&n.as_str()), "{}", shown);
+                            prop_assert!(shown.contains(&format!("`{n}`")), "{}", shown);
+                        }
+                        SetError::BadValue { name, value, .. } => {
+                            prop_assert!(Switches::NAMES.contains(&name.as_str()), "{}", shown);
+                            let both = format!("switch `{name}` takes one of ");
+                            prop_assert!(shown.starts_with(&both), "{}", shown);
+                            prop_assert!(shown.ends_with(&format!("not `{value}`")), "{}", shown);
+                        }
+                    }
+                }
+            }
+        }
+    }
+}

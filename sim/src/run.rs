@@ -47,16 +47,28 @@ pub enum RunError {
 /// Build the run environment for a request.
 pub fn prepare(req: &Request) -> Result<Env, RunError> {
     let sc = req.source.parse()?;
+    // a name the scenario gave that is unknown is an invalid value of its field
+    let in_scenario = |field: &str, e: RunError| {
+        let given = if field == "arch" { &req.arch } else { &req.profile };
+        if given.is_some() {
+            return e;
+        }
+        let (origin, field) = (req.source.origin.clone(), field.into());
+        RunError::Scenario(ScenarioError::Invalid { origin, field, msg: e.to_string() })
+    };
     let arch_name = req.arch.clone().or(sc.arch.clone()).unwrap_or_else(|| "x86_64".into());
-    let cfg =
-        ArchConfig::by_name(&arch_name).ok_or_else(|| RunError::UnknownArch(arch_name.clone()))?;
+    let cfg = ArchConfig::by_name(&arch_name)
+        .ok_or_else(|| in_scenario("arch", RunError::UnknownArch(arch_name.clone())))?;
     let profile_name =
         req.profile.clone().or(sc.profile.clone()).unwrap_or_else(|| "latest".into());
     let prof = profile::by_name(&profile_name)
-        .ok_or_else(|| RunError::UnknownProfile(profile_name.clone()))?;
+        .ok_or_else(|| in_scenario("profile", RunError::UnknownProfile(profile_name.clone())))?;
     let mut sw = prof.switches;
-    for s in &sc.set {
-        sw.set(s).map_err(|err| RunError::Set { origin: req.source.origin.clone(), err })?;
+    for (i, s) in sc.set.iter().enumerate() {
+        sw.set(s).map_err(|err| RunError::Set {
+            origin: format!("{}: set[{i}]", req.source.origin),
+            err,
+        })?;
     }
     for s in &req.set {
         sw.set(s).map_err(|err| RunError::Set { origin: "--set".into(), err })?;

@@ -31,11 +31,42 @@ pub struct Scenario {
 }
 
 /// An address or length: bytes, or an expression in arch units.
-#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
 #[serde(untagged)]
 pub enum Quantity {
     Bytes(u64),
     Expr(String),
+}
+
+/// By hand rather than `untagged`, so that `-1` or `2^64` says what a quantity may be.
+impl<'de> Deserialize<'de> for Quantity {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = Quantity;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(
+                    "a number of bytes from 0 to 2^64-1, or an expression such as \"PUD+2*PMD\"",
+                )
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Quantity, E> {
+                Ok(Quantity::Bytes(v))
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Quantity, E> {
+                u64::try_from(v)
+                    .map(Quantity::Bytes)
+                    .map_err(|_| E::invalid_value(serde::de::Unexpected::Signed(v), &self))
+            }
+            // RON reads an integer past 2^64-1 as a float
+            fn visit_f64<E: serde::de::Error>(self, _: f64) -> Result<Quantity, E> {
+                Err(E::custom("a number of bytes is a whole number from 0 to 2^64-1"))
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Quantity, E> {
+                Ok(Quantity::Expr(v.to_string()))
+            }
+        }
+        d.deserialize_any(V)
+    }
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -273,6 +304,21 @@ pub const MAX_MAPPINGS: usize = 8;
 /// VMAs one mm may reach, splits included: every munmap or `mmap(MAP_FIXED)` can add two.
 pub const MAX_VMAS: usize = 16;
 
+/// Operations in setup, and per CPU (the engine counts them in a `u16`; a run this long
+/// would only meet the step limit).
+pub const MAX_OPS: usize = 1024;
+
+/// Levels of brackets and parentheses the scenario reader follows (deeper is an error, not a
+/// stack overflow).
+pub const MAX_NESTING: usize = 128;
+
+/// Distinct files a scenario may map (files are numbered in a `u8`).
+pub const MAX_FILES: usize = 64;
+
+/// Size of one file in huge pages, offset included: its page cache is a table of this many
+/// slots, copied with every simulated state (8192 is one PUD range on arm64 with 64K pages).
+pub const MAX_FILE_PAGES: u64 = 65536;
+
 /// Built-in scenarios: (name, RON source).
 pub const BUILTIN: &[(&str, &str)] = &[
     ("gup-vs-unshare", include_str!("../scenarios/gup-vs-unshare.ron")),
@@ -316,11 +362,17 @@ impl Source {
     }
 
     pub fn parse(&self) -> Result<Scenario, ScenarioError> {
-        ron::Options::default().from_str::<Scenario>(&self.text).map_err(|e| ScenarioError::Parse {
+        let options = ron::Options::default().with_recursion_limit(MAX_NESTING);
+        options.from_str::<Scenario>(&self.text).map_err(|e| ScenarioError::Parse {
             origin: self.origin.clone(),
             line: e.span.start.line,
             col: e.span.start.col,
-            msg: e.code.to_string(),
+            msg: match e.code {
+                ron::Error::ExceededRecursionLimit => {
+                    format!("nested more than {MAX_NESTING} levels deep")
+                }
+                code => code.to_string(),
+            },
         })
     }
 }
@@ -344,9 +396,17 @@ pub fn eval(q: &Quantity, arch: &dyn Arch) -> Result<u64, String> {
                         "M" => 1 << 20,
                         "G" => 1 << 30,
                         _ => parse_number(f).ok_or_else(|| {
-                            format!(
-                                "`{f}` in `{e}` is not a number or one of PUD, PMD, PAGE, K, M, G"
-                            )
+                            let digits = f.strip_prefix("0x").map_or_else(
+                                || f.bytes().all(|b| b.is_ascii_digit() || b == b'_'),
+                                |h| h.bytes().all(|b| b.is_ascii_hexdigit() || b == b'_'),
+                            );
+                            if digits && f.bytes().any(|b| b.is_ascii_hexdigit()) {
+                                format!("`{f}` in `{e}` overflows: numbers are at most 2^64-1")
+                            } else {
+                                format!(
+                                    "`{f}` in `{e}` is not a number or one of PUD, PMD, PAGE, K, M, G"
+                                )
+                            }
                         })?,
                     };
                     product = product.checked_mul(v).ok_or_else(|| format!("`{e}` overflows"))?;
@@ -414,14 +474,39 @@ impl Scenario {
             }
             Ok(off)
         };
-        // the file's index, its page count grown to cover a mapping ending at byte `end`
-        let file_window = |r: &mut Resolved, file: &str, end: u64| -> u8 {
+        // the file's index, its page count grown to cover a mapping of `len` bytes at file
+        // offset `off`; `field` names what made the file too big or too many
+        let file_window = |r: &mut Resolved,
+                           field: String,
+                           file: &str,
+                           off: u64,
+                           len: u64|
+         -> Result<u8, ScenarioError> {
+            let pages = off.checked_add(len).map(|end| end / huge);
+            if pages.is_none_or(|p| p > MAX_FILE_PAGES) {
+                return Err(invalid(
+                    field,
+                    format!(
+                        "file `{file}` would be {} bytes long (offset 0x{off:x} + length 0x{len:x}); \
+                         at most {MAX_FILE_PAGES} huge pages (0x{:x} bytes on {}) per file are supported",
+                        off.checked_add(len).map_or("more than 2^64".into(), |e| format!("0x{e:x}")),
+                        MAX_FILE_PAGES * huge,
+                        arch.name()
+                    ),
+                ));
+            }
+            if !r.file_names.iter().any(|n| n == file) && r.file_names.len() >= MAX_FILES {
+                return Err(invalid(
+                    field,
+                    format!("file `{file}` is one file too many: at most {MAX_FILES} files are supported"),
+                ));
+            }
             let f = mm_index(&mut r.file_names, file);
             if r.file_pages.len() <= f as usize {
                 r.file_pages.push(0);
             }
-            r.file_pages[f as usize] = r.file_pages[f as usize].max(end / huge);
-            f
+            r.file_pages[f as usize] = r.file_pages[f as usize].max(pages.unwrap_or(0));
+            Ok(f)
         };
         let page = arch.page_size();
         // `align`: the huge page size for hugetlb mappings, else the base page size
@@ -455,6 +540,15 @@ impl Scenario {
             };
         let range = |field: String, at: u64, len: u64| range_aligned(field, at, len, huge);
         let page_range = |field: String, at: u64, len: u64| range_aligned(field, at, len, page);
+        if self.setup.len() > MAX_OPS {
+            return Err(invalid(
+                "setup".into(),
+                format!(
+                    "{} operations given; at most {MAX_OPS} operations are supported",
+                    self.setup.len()
+                ),
+            ));
+        }
         for (i, op) in self.setup.iter().enumerate() {
             let field = |f: &str| format!("setup[{i}].{f}");
             match op {
@@ -464,7 +558,7 @@ impl Scenario {
                     range(field("at"), at_v, len_v)?;
                     let off = huge_offset(field("offset"), offset)?;
                     let m = mm_index(&mut r.mm_names, mm);
-                    let f = file_window(&mut r, file, off + len_v);
+                    let f = file_window(&mut r, field("len"), file, off, len_v)?;
                     r.setup.push((
                         m,
                         Op::MapFile {
@@ -506,6 +600,15 @@ impl Scenario {
             ));
         }
         for (c, cpu) in self.cpus.iter().enumerate() {
+            if cpu.ops.len() > MAX_OPS {
+                return Err(invalid(
+                    format!("cpus[{c}].ops"),
+                    format!(
+                        "{} operations given; at most {MAX_OPS} operations per CPU are supported",
+                        cpu.ops.len()
+                    ),
+                ));
+            }
             let m = mm_index(&mut r.mm_names, &cpu.mm);
             let mut ops = Vec::new();
             for (i, op) in cpu.ops.iter().enumerate() {
@@ -525,7 +628,9 @@ impl Scenario {
                                 format!("hole 0x{o:x}+0x{l:x} is not a whole number of huge pages (0x{huge:x})"),
                             ));
                         }
-                        Op::PunchHole { file: f as u8, first: o / huge, last: (o + l) / huge }
+                        // a hole past the end of the file punches nothing there: clamp it
+                        let last = o.checked_add(l).map_or(u64::MAX / huge, |end| end / huge);
+                        Op::PunchHole { file: f as u8, first: o / huge, last }
                     }
                     CpuOp::Access { at, write } => {
                         Op::Access { at: q(field("at"), at)?, write: *write }
@@ -547,7 +652,7 @@ impl Scenario {
                         let (a, l) = (q(field("at"), at)?, q(field("len"), len)?);
                         range(field("at"), a, l)?;
                         let off = huge_offset(field("offset"), offset)?;
-                        let f = file_window(&mut r, file, off + l);
+                        let f = file_window(&mut r, field("len"), file, off, l)?;
                         Op::MmapFixed {
                             file: Some(f),
                             at: a,
@@ -618,10 +723,12 @@ impl Scenario {
             .chain(r.cpus.iter().enumerate().flat_map(|(c, (m, ops))| {
                 ops.iter().enumerate().map(move |(i, op)| (format!("cpus[{c}].ops[{i}]"), *m, *op))
             }));
+        let mut children: Vec<u8> = Vec::new();
         for (field, m, op) in forks {
             let Op::Fork { child } = op else { continue };
             let name = |x: u8| r.mm_names[x as usize].clone();
-            if child == m || maps.iter().any(|&(mm, _, _)| mm == child) {
+            if child == m || maps.iter().any(|&(mm, _, _)| mm == child) || children.contains(&child)
+            {
                 return Err((
                     field,
                     format!(
@@ -630,6 +737,7 @@ impl Scenario {
                     ),
                 ));
             }
+            children.push(child);
             let private = r.setup.iter().any(|(mm, op)| {
                 *mm == m && matches!(op, Op::MapAnon { .. } | Op::MapFile { shared: false, .. })
             });
@@ -653,9 +761,12 @@ impl Scenario {
         for (m, op) in all_ops {
             match op {
                 Op::Munmap { .. } | Op::MmapFixed { .. } | Op::Mprotect { .. } => {
-                    bound[m as usize] += 2
+                    bound[m as usize] = bound[m as usize].saturating_add(2)
                 }
-                Op::Fork { child } => bound[child as usize] += bound[m as usize],
+                // saturating: forks back and forth between two children grow like Fibonacci
+                Op::Fork { child } => {
+                    bound[child as usize] = bound[child as usize].saturating_add(bound[m as usize])
+                }
                 _ => {}
             }
         }
@@ -841,5 +952,488 @@ mod round_trip {
             let again = Source { origin: "again".into(), text: sc.to_ron() }.parse().unwrap();
             assert_eq!(sc.resolve("a", arch).unwrap(), again.resolve("a", arch).unwrap(), "{name}");
         }
+    }
+}
+
+/// Property-based fuzzing of the scenario reader: address expressions against a u128 model,
+/// token soup through parse and resolve on every arch configuration, and the size limits
+/// (each with the crash it fixed). Fixed seeds: the same cases on every run.
+#[cfg(test)]
+pub(crate) mod fuzz {
+    use super::*;
+    use proptest::prelude::*;
+    use proptest::test_runner::{Config, RngAlgorithm, RngSeed};
+
+    /// A deterministic proptest configuration: `cases` cases from a fixed ChaCha seed, no
+    /// persistence files, bounded shrinking.
+    pub(crate) fn config(cases: u32, seed: u64) -> Config {
+        Config {
+            cases,
+            rng_algorithm: RngAlgorithm::ChaCha,
+            rng_seed: RngSeed::Fixed(seed),
+            failure_persistence: None,
+            max_shrink_iters: 2048,
+            ..Config::default()
+        }
+    }
+
+    /// A factor of an address expression, and its value under `arch` when it is one.
+    fn factor() -> impl Strategy<Value = String> {
+        prop_oneof![
+            4 => prop::sample::select(vec!["PUD", "PMD", "PAGE", "K", "M", "G"]).prop_map(String::from),
+            3 => (0u64..4096).prop_map(|n| n.to_string()),
+            1 => any::<u64>().prop_map(|n| n.to_string()),
+            1 => any::<u64>().prop_map(|n| format!("0x{n:x}")),
+            1 => (0u64..1 << 20).prop_map(|n| format!("1_{n:06}")),
+            1 => prop::sample::select(vec![
+                "", " ", "-1", "pud", "PUDD", "1e3", "0x", "0xg", "_", "٣", "18446744073709551616",
+                "0x10000000000000000", "(PUD)", "2PMD", "\u{0}", "0X10", "1.5",
+            ])
+            .prop_map(String::from),
+        ]
+    }
+
+    /// `factor`'s value as the grammar defines it, `None` if it is not a factor.
+    fn model(f: &str, arch: &dyn Arch) -> Option<u128> {
+        let f = f.trim();
+        let v = match f {
+            "PUD" => arch.pud_size(),
+            "PMD" => arch.pmd_size(),
+            "PAGE" => arch.page_size(),
+            "K" => 1 << 10,
+            "M" => 1 << 20,
+            "G" => 1 << 30,
+            _ => match f.strip_prefix("0x") {
+                Some(h) => u64::from_str_radix(&h.replace('_', ""), 16).ok()?,
+                None => f.replace('_', "").parse().ok()?,
+            },
+        };
+        Some(u128::from(v))
+    }
+
+    /// `terms` joined as `a*b + c`, with the spacing varied.
+    fn expression() -> impl Strategy<Value = (Vec<Vec<String>>, String)> {
+        (prop::collection::vec(prop::collection::vec(factor(), 1..4), 1..4), any::<bool>())
+            .prop_map(|(terms, spaced)| {
+                let (plus, times) = if spaced { (" + ", " * ") } else { ("+", "*") };
+                let text = terms.iter().map(|t| t.join(times)).collect::<Vec<_>>().join(plus);
+                (terms, text)
+            })
+    }
+
+    /// Parse errors name `origin:line:col` inside the text; invalid values name their field.
+    pub(crate) fn check_error(e: &ScenarioError, src: &Source) -> Result<(), TestCaseError> {
+        let shown = e.to_string();
+        match e {
+            ScenarioError::Parse { origin, line, col, msg } => {
+                let lines = src.text.split('\n').count();
+                prop_assert!(origin == &src.origin && !msg.is_empty(), "{shown}");
+                prop_assert!(*line >= 1 && *line <= lines && *col >= 1, "{shown} ({lines} lines)");
+                prop_assert!(shown.starts_with(&format!("{origin}:{line}:{col}: ")), "{shown}");
+            }
+            ScenarioError::Invalid { origin, field, msg } => {
+                let known = ["setup", "cpus", "mm"].iter().any(|f| field.starts_with(f));
+                prop_assert!(origin == &src.origin && known && !msg.is_empty(), "{shown}");
+                prop_assert!(shown.starts_with(&format!("{origin}: {field}: ")), "{shown}");
+            }
+            other => prop_assert!(false, "parse or resolve gave {other:?}"),
+        }
+        Ok(())
+    }
+
+    /// Parse `src` and resolve it for every arch configuration: never a panic, errors that
+    /// say where, and resolutions that keep to the limits.
+    pub(crate) fn parse_and_resolve_everywhere(src: &Source) -> Result<(), TestCaseError> {
+        let sc = match src.parse() {
+            Ok(sc) => sc,
+            Err(e) => return check_error(&e, src),
+        };
+        for cfg in mmsim_arch::configs() {
+            match sc.resolve(&src.origin, cfg.format) {
+                Err(e) => check_error(&e, src)?,
+                Ok(r) => {
+                    prop_assert!(r.setup.len() <= MAX_OPS);
+                    prop_assert!(r.cpus.iter().all(|(_, ops)| ops.len() <= MAX_OPS));
+                    prop_assert!((1..=crate::model::cpu::MAX_CPUS).contains(&r.cpus.len()));
+                    prop_assert!(r.file_names.len() <= MAX_FILES && r.mm_names.len() <= 8);
+                    prop_assert!(r.file_pages.iter().all(|&p| p <= MAX_FILE_PAGES));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Pieces of scenario syntax, valid and not, for token soup.
+    const TOKENS: &[&str] = &[
+        "Scenario(",
+        "(",
+        ")",
+        "[",
+        "]",
+        ",",
+        ":",
+        "\"",
+        "name: \"x\",",
+        "cpus: [",
+        "setup: [",
+        "(mm: \"A\", ops: [",
+        "mm: \"B\"",
+        "ops:",
+        "GupFast(at: \"PUD\")",
+        "GupSlow(at: 0x40000000)",
+        "Munmap(at: \"PUD\", len: \"PUD\")",
+        "MapFile(mm: \"A\", file: \"f\", at: \"PUD\", len: \"PUD\")",
+        "MapAnon(mm: \"A\", at: \"PUD\", len: \"PAGE\")",
+        "Touch(mm: \"A\", at: \"PUD\")",
+        "Fork(mm: \"A\", child: \"B\")",
+        "Fork(child: \"A\")",
+        "PunchHole(file: \"f\", offset: 0xffffffffffe00000, len: \"PMD\")",
+        "offset: Some(0xffffffffffe00000)",
+        "offset: Some(\"1000000*PUD\")",
+        "len: \"1000000*PUD\"",
+        "at: -1",
+        "at: 18446744073709551616",
+        "at: \"PMD*PMD*PMD*PMD\"",
+        "set: [\"fault_lock=x\"],",
+        "arch: Some(\"arm64-64k\"),",
+        "profile: Some(\"v0\"),",
+        "Some(",
+        "None",
+        "true",
+        "1.5",
+        "r#\"",
+        "\"#",
+        "//",
+        "/*",
+        "*/",
+        "\n",
+        " ",
+        "\u{0}",
+        "é",
+        "#![enable(implicit_some)]",
+    ];
+
+    fn soup() -> impl Strategy<Value = String> {
+        prop::collection::vec(prop::sample::select(TOKENS), 0..48).prop_map(|t| t.concat())
+    }
+
+    proptest! {
+        #![proptest_config(config(2000, 0x5ce7_a410))]
+
+        #[test]
+        fn expressions_match_the_model_and_never_wrap((terms, text) in expression()) {
+            for cfg in mmsim_arch::configs() {
+                let arch = cfg.format;
+                let got = eval(&Quantity::Expr(text.clone()), arch);
+                let factors: Option<Vec<Vec<u128>>> = terms
+                    .iter()
+                    .map(|t| t.iter().map(|f| model(f, arch)).collect())
+                    .collect();
+                match factors {
+                    // every factor is one: the exact value, or an overflow error
+                    Some(terms) => {
+                        let exact = terms.iter().try_fold(0u128, |sum, t| {
+                            let p = t.iter().try_fold(1u128, |p, &f| {
+                                p.checked_mul(f).filter(|&p| p <= u128::from(u64::MAX))
+                            })?;
+                            sum.checked_add(p).filter(|&s| s <= u128::from(u64::MAX))
+                        });
+                        match (exact, got) {
+                            (Some(v), Ok(g)) => prop_assert_eq!(u128::from(g), v, "{}", text),
+                            (None, Err(m)) => prop_assert!(m.contains("overflows"), "{}", m),
+                            (e, g) => prop_assert!(false, "`{}`: model {:?}, eval {:?}", text, e, g),
+                        }
+                    }
+                    None => {
+                        let m = got.expect_err(&text);
+                        prop_assert!(m.contains("is not a number") || m.contains("overflows"), "{}", m);
+                        prop_assert!(m.contains(&format!("`{text}`")), "{}", m);
+                    }
+                }
+            }
+        }
+    }
+
+    proptest! {
+        #![proptest_config(config(1000, 0x5ce7_a411))]
+
+        #[test]
+        fn token_soup_is_refused_with_a_place(body in soup(), wrapped in any::<bool>()) {
+            let text = if wrapped { format!("Scenario(name: \"s\", cpus: [{body}]") } else { body };
+            parse_and_resolve_everywhere(&Source { origin: "soup.ron".into(), text })?;
+        }
+
+        #[test]
+        fn arbitrary_text_is_refused_with_a_place(text in any::<String>()) {
+            parse_and_resolve_everywhere(&Source { origin: "any.ron".into(), text })?;
+        }
+    }
+
+    /// One edit of a scenario's text; positions are taken modulo its length.
+    #[derive(Clone, Debug)]
+    enum Edit {
+        Flip(usize, u8),
+        Truncate(usize),
+        Delete(usize, usize),
+        Insert(usize, &'static str),
+        /// Replace the n-th run of digits (in a number or an expression) with another.
+        Number(usize, &'static str),
+        /// Open `depth` brackets or parentheses.
+        Nest(usize, usize, bool),
+    }
+
+    const NUMBERS: &[&str] = &[
+        "0",
+        "1",
+        "-1",
+        "-0x200000",
+        "0x1",
+        "4095",
+        "1000000",
+        "18446744073709551615",
+        "18446744073709551616",
+        "0xffffffffffffffff",
+        "99999999999999999999999999",
+        "1e9",
+        "1.5",
+    ];
+
+    fn edit() -> impl Strategy<Value = Edit> {
+        prop_oneof![
+            2 => (any::<usize>(), 0u8..8).prop_map(|(at, bit)| Edit::Flip(at, bit)),
+            1 => any::<usize>().prop_map(Edit::Truncate),
+            2 => (any::<usize>(), 1usize..32).prop_map(|(at, n)| Edit::Delete(at, n)),
+            3 => (any::<usize>(), prop::sample::select(TOKENS)).prop_map(|(at, t)| Edit::Insert(at, t)),
+            4 => (any::<usize>(), prop::sample::select(NUMBERS)).prop_map(|(n, to)| Edit::Number(n, to)),
+            1 => (any::<usize>(), 1usize..400, any::<bool>()).prop_map(|(at, d, b)| Edit::Nest(at, d, b)),
+        ]
+    }
+
+    fn apply(text: &str, edits: &[Edit]) -> String {
+        let mut b = text.as_bytes().to_vec();
+        for e in edits {
+            let at = |i: usize| i % (b.len() + 1);
+            match *e {
+                Edit::Flip(i, bit) => {
+                    if !b.is_empty() {
+                        let i = i % b.len();
+                        b[i] ^= 1 << bit;
+                    }
+                }
+                Edit::Truncate(i) => b.truncate(at(i)),
+                Edit::Delete(i, n) => {
+                    let i = at(i);
+                    b.drain(i..(i + n).min(b.len()));
+                }
+                Edit::Insert(i, t) => {
+                    let i = at(i);
+                    b.splice(i..i, t.bytes());
+                }
+                Edit::Nest(i, depth, square) => {
+                    let i = at(i);
+                    let open = if square { "[" } else { "(" }.repeat(depth);
+                    b.splice(i..i, open.bytes());
+                }
+                Edit::Number(n, to) => {
+                    let mut runs = Vec::new();
+                    let mut i = 0;
+                    while i < b.len() {
+                        if b[i].is_ascii_digit() {
+                            let start = i;
+                            while i < b.len() && b[i].is_ascii_alphanumeric() {
+                                i += 1;
+                            }
+                            runs.push(start..i);
+                        } else {
+                            i += 1;
+                        }
+                    }
+                    if !runs.is_empty() {
+                        let r = runs[n % runs.len()].clone();
+                        b.splice(r, to.bytes());
+                    }
+                }
+            }
+        }
+        String::from_utf8_lossy(&b).into_owned()
+    }
+
+    proptest! {
+        #![proptest_config(config(2000, 0x5ce7_a412))]
+
+        /// Mutants of every built-in scenario: parse and resolve on every arch, and where the
+        /// CLI would run one, prepare it (a calibration run) and run a seed.
+        #[test]
+        fn mutated_builtins_never_panic(
+            which in 0..BUILTIN.len(),
+            edits in prop::collection::vec(edit(), 1..5),
+        ) {
+            let (name, text) = BUILTIN[which];
+            let src = Source { origin: format!("{name}-mutant.ron"), text: apply(text, &edits) };
+            parse_and_resolve_everywhere(&src)?;
+            let req = crate::run::Request { source: src, arch: None, profile: None, set: vec![] };
+            if let Ok(p) = crate::run::Prepared::new(&req) {
+                prop_assert!(p.run_seed(1, false).is_ok());
+            }
+        }
+    }
+
+    fn resolve_x86(text: &str) -> Result<Resolved, String> {
+        let s = Source { origin: "limit.ron".into(), text: text.into() };
+        let sc = s.parse().map_err(|e| e.to_string())?;
+        sc.resolve(&s.origin, &mmsim_arch::x86_64::X86_64_4LEVEL).map_err(|e| e.to_string())
+    }
+
+    fn map_with_offset(offset: &str) -> String {
+        format!("Scenario(name: \"x\", setup: [MapFile(mm: \"A\", file: \"f\", at: \"PUD\", len: \"PUD\", offset: Some({offset}))], cpus: [(mm: \"A\", ops: [])])")
+    }
+
+    /// Was `attempt to add with overflow` on `offset + len`.
+    #[test]
+    fn regression_file_offset_plus_length_overflow_is_an_error() {
+        let e = resolve_x86(&map_with_offset("0xffffffffffe00000")).unwrap_err();
+        assert!(
+            e.starts_with("limit.ron: setup[0].len: file `f` would be more than 2^64 bytes"),
+            "{e}"
+        );
+        assert!(
+            e.contains("at most 65536 huge pages (0x2000000000 bytes on x86_64) per file"),
+            "{e}"
+        );
+    }
+
+    /// Was an allocation of 2^41 page-cache slots at the first run (abort, not a panic).
+    #[test]
+    fn regression_a_file_larger_than_the_limit_is_refused_in_huge_pages() {
+        let e = resolve_x86(&map_with_offset("0x4000000000000000")).unwrap_err();
+        assert!(e.contains("file `f` would be 0x4000000040000000 bytes long"), "{e}");
+        assert!(e.contains("at most 65536 huge pages"), "{e}");
+        // the largest file allowed resolves: 128 GiB on x86_64 (offset + one PUD)
+        assert!(resolve_x86(&map_with_offset("\"127*G\"")).is_ok());
+        assert!(resolve_x86(&map_with_offset("\"128*G\"")).is_err());
+    }
+
+    /// Was `attempt to add with overflow` on the hole's end.
+    #[test]
+    fn regression_punch_hole_end_overflow_is_clamped() {
+        let r = resolve_x86("Scenario(name: \"x\", setup: [MapFile(mm: \"A\", file: \"f\", at: \"PUD\", len: \"PUD\")], cpus: [(mm: \"A\", ops: [PunchHole(file: \"f\", offset: 0xffffffffffe00000, len: \"PMD\")])])").unwrap();
+        let huge = 1u64 << 21;
+        assert_eq!(
+            r.cpus[0].1[0],
+            Op::PunchHole { file: 0, first: 0xffffffffffe00000 / huge, last: u64::MAX / huge }
+        );
+    }
+
+    /// Was `attempt to add with overflow` in the engine's `u16` operation counter.
+    #[test]
+    fn regression_operation_counts_are_limited() {
+        let ops = vec!["GupFast(at: \"PUD\")"; MAX_OPS + 1].join(", ");
+        let e = resolve_x86(&format!("Scenario(name: \"x\", cpus: [(mm: \"A\", ops: [{ops}])])"))
+            .unwrap_err();
+        assert_eq!(
+            e,
+            "limit.ron: cpus[0].ops: 1025 operations given; at most 1024 operations per CPU are supported"
+        );
+        let touches = vec!["Touch(mm: \"A\", at: \"PUD\")"; MAX_OPS + 1].join(", ");
+        let e = resolve_x86(&format!(
+            "Scenario(name: \"x\", setup: [{touches}], cpus: [(mm: \"A\", ops: [])])"
+        ))
+        .unwrap_err();
+        assert!(e.starts_with("limit.ron: setup: 1025 operations given; at most 1024"), "{e}");
+    }
+
+    /// File numbers are a `u8`: more files than [`MAX_FILES`] wrapped around silently.
+    #[test]
+    fn files_beyond_the_limit_are_refused() {
+        let maps: Vec<String> = (0..=MAX_FILES)
+            .map(|i| format!("MmapFixed(file: \"f{i}\", at: \"{}*PUD\", len: \"PMD\")", i + 1))
+            .collect();
+        let e = resolve_x86(&format!(
+            "Scenario(name: \"x\", cpus: [(mm: \"A\", ops: [{}])])",
+            maps.join(", ")
+        ))
+        .unwrap_err();
+        assert!(
+            e.starts_with(
+                "limit.ron: cpus[0].ops[64].len: file `f64` is one file too many: at most 64 files"
+            ),
+            "{e}"
+        );
+    }
+
+    /// Was `attempt to add with overflow` in the VMA bound: forks back and forth between two
+    /// children doubled it each time. A child that already exists is refused now.
+    #[test]
+    fn regression_forking_into_an_existing_child_is_refused() {
+        let forks: Vec<String> = std::iter::once("Fork(mm: \"A\", child: \"B\")".to_string())
+            .chain((0..120).map(|i| {
+                let (m, c) = if i % 2 == 0 { ("B", "C") } else { ("C", "B") };
+                format!("Fork(mm: \"{m}\", child: \"{c}\")")
+            }))
+            .collect();
+        let e = resolve_x86(&format!("Scenario(name: \"x\", setup: [MapFile(mm: \"A\", file: \"f\", at: \"PUD\", len: \"PUD\"), {}], cpus: [(mm: \"A\", ops: [])])", forks.join(", ")))
+            .unwrap_err();
+        assert_eq!(
+            e,
+            "limit.ron: setup[3]: fork() needs a new process as child, but mm B already exists"
+        );
+    }
+
+    #[test]
+    fn numbers_beyond_64_bits_are_an_overflow() {
+        let x86 = &mmsim_arch::x86_64::X86_64_4LEVEL;
+        let e = eval(&Quantity::Expr("2*18446744073709551616".into()), x86).unwrap_err();
+        assert_eq!(e, "`18446744073709551616` in `2*18446744073709551616` overflows: numbers are at most 2^64-1");
+        let e = eval(&Quantity::Expr("0x1_0000_0000_0000_0000".into()), x86).unwrap_err();
+        assert!(e.ends_with("overflows: numbers are at most 2^64-1"), "{e}");
+        let e = eval(&Quantity::Expr("_".into()), x86).unwrap_err();
+        assert!(e.ends_with("is not a number or one of PUD, PMD, PAGE, K, M, G"), "{e}");
+    }
+
+    #[test]
+    fn unknown_names_in_a_scenario_name_its_field() {
+        let text = |arch: &str, profile: &str, set: &str| {
+            format!("Scenario(name: \"x\", arch: Some(\"{arch}\"), profile: Some(\"{profile}\"), set: [\"{set}\"], cpus: [(mm: \"A\", ops: [])])")
+        };
+        let prepare = |text: String, arch: Option<&str>| {
+            let source = Source { origin: "names.ron".into(), text };
+            let req = crate::run::Request {
+                source,
+                arch: arch.map(Into::into),
+                profile: None,
+                set: vec![],
+            };
+            crate::run::prepare(&req).map(|_| ()).unwrap_err().to_string()
+        };
+        let e = prepare(text("vax", "v6.1", "quarantine=on"), None);
+        assert_eq!(
+            e,
+            "names.ron: arch: unknown architecture configuration `vax` (see `mmsim arch list`)"
+        );
+        // --arch overrides the scenario's: an unknown --arch is not the file's fault
+        let e = prepare(text("x86_64", "v6.1", "quarantine=on"), Some("vax"));
+        assert_eq!(e, "unknown architecture configuration `vax` (see `mmsim arch list`)");
+        let e = prepare(text("x86_64", "v0", "quarantine=on"), None);
+        assert_eq!(e, "names.ron: profile: unknown kernel profile `v0` (see `mmsim profiles`)");
+        let e = prepare(text("x86_64", "v6.1", "quarantine=maybe"), None);
+        assert_eq!(
+            e,
+            "names.ron: set[0]: switch `quarantine` takes one of true false, not `maybe`"
+        );
+    }
+
+    #[test]
+    fn deep_nesting_is_a_parse_error_not_a_stack_overflow() {
+        // a quantity is refused at its first bracket
+        let text = format!(
+            "Scenario(name: \"x\", cpus: [(mm: \"A\", ops: [GupFast(at: {})])])",
+            "[".repeat(10_000)
+        );
+        let e = resolve_x86(&text).unwrap_err();
+        assert!(e.starts_with("limit.ron:1:56: Expected a number of bytes"), "{e}");
+        // nothing in a scenario is read as "any value", so the nesting limit is a backstop
+        let text = format!("Scenario(name: \"x\", cpus: [{}])", "(".repeat(10_000));
+        let e = resolve_x86(&text).unwrap_err();
+        assert!(e.starts_with("limit.ron:1:"), "{e}");
     }
 }
