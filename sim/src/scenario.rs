@@ -336,6 +336,7 @@ pub const BUILTIN: &[(&str, &str)] = &[
     ("fork-copy-shared", include_str!("../scenarios/fork-copy-shared.ron")),
     ("gup-stale-walk", include_str!("../scenarios/gup-stale-walk.ron")),
     ("gup-vs-reuse", include_str!("../scenarios/gup-vs-reuse.ron")),
+    ("gup-fast-vs-reuse", include_str!("../scenarios/gup-fast-vs-reuse.ron")),
 ];
 
 /// Scenario text and where it came from.

@@ -129,3 +129,30 @@ fn riscv_before_v6_8_falls_back_to_slow_gup() {
         Prepared::new(&Request { arch: Some("riscv64-sv39".into()), ..req("v6.14", &[]) }).unwrap();
     assert_eq!(ipi14.env.table_free, TableFree::Rcu);
 }
+
+/// CVE-2025-38085 (1013af4f585f, v6.16): GUP-fast reads A's PUD entry, A's unshare drops S to
+/// B, B reuses S for another file's page, and GUP-fast then pins that page through S. Found
+/// where the unshare's TLB flush does not IPI the walker (broadcast TLBI, INVLPGB, SBI
+/// rfence); absent on x86_64 native and riscv64 IPI flush (the flush waits for IRQs on); gone
+/// from v6.16 everywhere (`tlb_remove_table_sync_one()` before `i_mmap_rwsem` is dropped).
+#[test]
+fn gup_fast_sees_an_unshared_table_reused_by_the_other_mm_until_v6_16() {
+    let reuse = |arch: &str, profile: &str| {
+        prepare(builtin("gup-fast-vs-reuse"), Some(arch), Some(profile), &[])
+    };
+    for arch in ["arm64-4k", "x86_64-invlpgb", "riscv64-sv39-sbi"] {
+        let p = reuse(arch, "v6.15");
+        let found = (0..1000).find_map(|s| {
+            let (t, _) = p.run_seed(s, false).unwrap();
+            t.reports.into_iter().find(|r| r.kind == ReportKind::WrongMm)
+        });
+        let r = found.unwrap_or_else(|| panic!("{arch} v6.15: GUP-fast obtains B's page"));
+        assert_eq!(r.at.func, "gup_fast_pgd_range", "{arch}: {}", r.text);
+        assert!(r.text.contains("(index 0 of file other) of B"), "{arch}: {}", r.text);
+        assert_clean(&reuse(arch, "v6.16"), 1000, &format!("{arch} v6.16"));
+    }
+    for arch in ["x86_64", "riscv64-sv39"] {
+        assert_eq!(reuse(arch, "v6.15").env.tlb_flush, TlbFlush::Ipi, "{arch}");
+        assert_clean(&reuse(arch, "v6.15"), 1000, &format!("{arch} v6.15 (IPI flush)"));
+    }
+}

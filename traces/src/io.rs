@@ -33,7 +33,7 @@ pub enum TraceError {
     },
     /// The trace was written by an mmsim with a schema version this one cannot read.
     #[error(
-        "{path}: trace schema version {found}, this mmsim reads version {expected} (and {} without entry values)",
+        "{path}: trace schema version {found}, this mmsim reads versions {}..={expected} (schema 3 without entry values)",
         crate::schema::OLDEST_READABLE_SCHEMA
     )]
     SchemaVersion { path: String, found: u32, expected: u32 },
@@ -364,7 +364,7 @@ pub(crate) mod tests {
         assert_eq!(
             err.to_string(),
             format!(
-                "race.ron: trace schema version {}, this mmsim reads version {} (and 3 without entry values)",
+                "race.ron: trace schema version {}, this mmsim reads versions 3..={} (schema 3 without entry values)",
                 SCHEMA_VERSION + 6,
                 SCHEMA_VERSION
             )

@@ -430,11 +430,41 @@ impl<'a> Ctx<'a> {
     /// lifetime is checked: between an unshare and its flush, walking a cached pointer into
     /// the other mm's table is the window the kernel allows (the stale-TLB checker judges uses
     /// after the flush).
-    pub fn hw_read_entry(&mut self, func: &'static str, p: EntryPtr) -> Entry {
+    ///
+    /// A lockless walker (this, GUP-fast) may read a table its mm `mm` is unlinking: reading
+    /// what its own VMA maps there is the obsolete-but-safe read, not reported. What it must
+    /// not obtain is a translation its mm does not have: a table unshared from `mm` and reused
+    /// by its other mm for another mapping (CVE-2025-38085) is reported as wrong mm.
+    ///
+    /// `mm` is `None` for a read whose value is only compared, never used (GUP-fast's recheck
+    /// of `*pmdp`): then only the table's lifetime is checked.
+    pub fn hw_read_entry(&mut self, func: &'static str, p: EntryPtr, mm: Option<u8>) -> Entry {
         debug_assert!(self.accessed, "hw_read_entry outside an executed step");
-        self.check_table_alive(func, p, false);
+        if self.check_table_alive(func, p, false) {
+            if let Some(mm) = mm {
+                self.check_lockless_use(func, p, mm);
+            }
+        }
         let raw = self.k.mem.load(p);
         self.env.arch.decode(p.level as usize, raw).unwrap_or(Entry::None)
+    }
+
+    /// The wrong-mm half of [`Ctx::check_table_use`], for lockless walkers.
+    #[inline]
+    fn check_lockless_use(&mut self, func: &'static str, p: EntryPtr, mm: u8) {
+        let Some(f) = self.k.mem.frame(p.pfn) else { return };
+        if f.owners & (1 << mm) == 0 && f.state == FrameState::Allocated {
+            self.report_lockless_use(func, p, mm);
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn report_lockless_use(&mut self, func: &'static str, p: EntryPtr, mm: u8) {
+        let (kind, what) = check::judge_foreign_walk(self.k, self.env, p, mm, false);
+        if kind == ReportKind::WrongMm {
+            self.report(kind, func, Object::Table(p.pfn), what);
+        }
     }
 
     /// Write `e` into the entry `p` points at, in the tables of mm `mm`. Keeps table ownership.

@@ -17,12 +17,14 @@ use mmsim_arch::Entry;
 use mmsim_traces::{Access, Object};
 use std::task::Poll;
 
-/// A lockless read of one entry (`READ_ONCE(*p)` / `pmdp_get_lockless()`): no lock, so only
-/// the table's lifetime is checked (KASAN), not which mm still maps it: a lockless walker may
-/// legitimately read a table its mm is unlinking, as long as the table is not yet freed.
-fn read_once(cx: &mut Ctx, func: &'static str, p: EntryPtr) -> R<Entry> {
+/// A lockless read of one entry (`READ_ONCE(*p)` / `pmdp_get_lockless()`) on behalf of mm
+/// `mm`: no lock, so the table's lifetime is checked (KASAN), and only what the read obtains
+/// (`Ctx::hw_read_entry`): a lockless walker may legitimately read a table its mm is
+/// unlinking, as long as the table is not freed and still maps what the walker's VMA maps.
+/// `mm` is `None` for the recheck, whose value is only compared with the first read.
+fn read_once(cx: &mut Ctx, func: &'static str, p: EntryPtr, mm: Option<u8>) -> R<Entry> {
     cx.begin(func, Object::Entry { pfn: p.pfn, index: p.index }, Access::Read)?;
-    let e = cx.hw_read_entry(func, p);
+    let e = cx.hw_read_entry(func, p, mm);
     let (env, raw) = (cx.env, cx.k.mem.load(p));
     cx.detail(|| format!("{} = 0x{raw:x}", crate::check::entry_name(env, p)));
     Ok(e)
@@ -63,7 +65,7 @@ impl GupFast {
                     Some(c) => c,
                     None => cx.ptr(cx.k.mms[self.mm as usize].pgd, 0, self.at),
                 };
-                let e = read_once(cx, "gup_fast_pgd_range", cur)?;
+                let e = read_once(cx, "gup_fast_pgd_range", cur, Some(self.mm))?;
                 self.cur = Some(cur);
                 match e {
                     Entry::Table { pfn } if (cur.level as usize) < pmd_level => {
@@ -88,7 +90,9 @@ impl GupFast {
             }
             // if (unlikely(pmd_val(orig) != pmd_val(*pmdp))) { gup_put_folio(); return 0; }
             3 => {
-                let now = read_once(cx, "gup_fast_pmd_leaf", self.pmdp.expect("leaf found"))?;
+                let pmdp = self.pmdp.expect("leaf found");
+                // only compared: a changed entry makes the walk drop the folio
+                let now = read_once(cx, "gup_fast_pmd_leaf", pmdp, None)?;
                 self.pc = if now == self.orig { 5 } else { 4 };
             }
             // gup_put_folio(folio, refs, flags)

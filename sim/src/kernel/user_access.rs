@@ -65,7 +65,7 @@ impl UserAccess {
                 let level = cur.level as usize;
                 let info = levels[level];
                 let base = at & !(info.entry_size() - 1);
-                match cx.hw_read_entry(HW, cur) {
+                match cx.hw_read_entry(HW, cur, Some(mm)) {
                     Entry::Table { pfn } if level + 1 < levels.len() => {
                         let gen = cx.k.mem.frame(pfn).map_or(0, |f| f.gen);
                         cx.k.cpus[cpu].tlb.fill(TlbEntry {
