@@ -230,3 +230,42 @@ fn predict_on_a_trace_with_a_lesser_violation_looks_for_a_memory_safety_one() {
     assert!(String::from_utf8_lossy(&o.stdout).contains("identical"), "replay: {o:?}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_reordering_that_shows_only_a_warning_confirms_nothing() {
+    // ptlock-early-free with v6.15: the ptlock lives as long as the table, so what a walk
+    // held past the unshare shows is a stale walk, a warning: predict must not call it a
+    // confirmed violation, and explore counts such seeds as warnings, never as violations
+    let dir = fresh_dir("predict", "warning");
+    std::fs::create_dir_all(&dir).unwrap();
+    let t = dir.join("seed0.ron");
+    let o = mmsim(&[
+        "run",
+        "ptlock-early-free",
+        "--profile",
+        "v6.15",
+        "--seed",
+        "0",
+        "-o",
+        t.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(0));
+    let o = mmsim(&["predict", t.to_str().unwrap()]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(0), "{out}");
+    assert!(!out.contains("confirmed by reordering"), "{out}");
+    let o = mmsim(&[
+        "explore",
+        "ptlock-early-free",
+        "--profile",
+        "v6.15",
+        "--strategy",
+        "predict",
+        "--runs",
+        "40",
+    ]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(0), "{out}");
+    assert!(out.contains(" 0 violations (severity bug and above)"), "{out}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

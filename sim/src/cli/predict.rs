@@ -31,9 +31,15 @@ pub fn predict(trace: &Path, output: Option<&Path>) -> i32 {
     );
     // a recorded violation that is not a memory-safety one is still analysed for one
     let upgraded = matches!(p.confirmed, Some((Some(_), _)));
-    if t.verdict != mmsim_traces::Verdict::Clean && !upgraded {
+    if crate::predict::counts(&t) && !upgraded {
         println!("the recorded execution already shows a violation; nothing to predict");
         return 1;
+    }
+    if !t.reports.is_empty() && !crate::predict::counts(&t) {
+        println!(
+            "the recorded execution shows only warnings (below severity {}): analysed for a violation",
+            crate::predict::MIN_SEVERITY
+        );
     }
     println!(
         "{} reorderings tried, {} predicted memory-safety violations:",

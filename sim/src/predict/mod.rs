@@ -88,7 +88,7 @@ pub fn predict_trace(trace: &Trace, origin: &str) -> Result<Prediction, RunError
 pub fn predict(p: &Prepared, first: Trace, name: &str) -> Result<Prediction, RunError> {
     let seed = first.header.seed;
     let pairs = hb::race_pairs(&first.events);
-    let seen = first.verdict == Verdict::Violation;
+    let seen = counts(&first);
     if seen && is_memory_safety(&first) {
         return Ok(Prediction {
             confirmed: Some((None, first.clone())),
@@ -132,18 +132,28 @@ pub fn predict(p: &Prepared, first: Trace, name: &str) -> Result<Prediction, Run
             let mut g = reorder::Guided::new(&c.plan, label);
             let r = p.run_with(seed, &mut g, true)?;
             pred.executions += 1;
-            if r.verdict == Verdict::Violation && (!seen || is_memory_safety(&r)) {
+            if counts(&r) && (!seen || is_memory_safety(&r)) {
                 pred.confirmed = Some((Some(k), r));
                 pred.confirmed_by = Some((c.tag(), depth + 1));
                 return Ok(pred);
             }
-            // a clean reordered run may be one reordering away from the violation
-            if depth + 1 < MAX_DEPTH && r.verdict == Verdict::Clean {
+            // a clean reordered run (or one with only warnings) may be one reordering away
+            // from the violation
+            if depth + 1 < MAX_DEPTH && r.verdict != Verdict::StepLimit && !counts(&r) {
                 queue.push_back((r, depth + 1));
             }
         }
     }
     Ok(fall_back(pred, seen))
+}
+
+/// The lowest severity predict counts as a violation: that of `--min-severity`'s default. A
+/// run with only warnings (a stale walk, a range revisit) confirms nothing and is analysed on.
+pub const MIN_SEVERITY: mmsim_traces::Severity = mmsim_traces::Severity::Bug;
+
+/// Whether `t` shows a violation predict counts: a report at or above [`MIN_SEVERITY`].
+pub fn counts(t: &Trace) -> bool {
+    mmsim_traces::Severity::worst(&t.reports) >= Some(MIN_SEVERITY)
 }
 
 /// No reordering confirmed a memory-safety violation: a first execution that showed another
