@@ -45,8 +45,8 @@ pub fn run(
         Ok((t, _)) => t,
         Err(e) => return fail(e),
     };
-    print_summary(&t, count);
     let found = counts(&t, min);
+    print_summary(&t, count, found);
     if !found && !t.reports.is_empty() {
         println!(
             "only warnings (below --min-severity {min}): not counted as a violation, exit status 0"
@@ -92,17 +92,22 @@ pub fn replay(trace: &Path, events: bool) -> i32 {
     }
 }
 
-fn print_summary(t: &Trace, seeds: u64) {
+/// The run's one-line summary and its reports; a run whose reports are all below
+/// `--min-severity` (`found` false) reads "Warnings only", not "Violation".
+fn print_summary(t: &Trace, seeds: u64, found: bool) {
     let h = &t.header;
+    let verdict = match t.verdict {
+        Verdict::Violation if !found => "Warnings only".to_string(),
+        v => format!("{v:?}"),
+    };
     println!(
-        "{} on {} with profile {}, {} seed {}{}: {:?} after {} steps",
+        "{} on {} with profile {}, {} seed {}{}: {verdict} after {} steps",
         h.scenario,
         h.arch,
         h.profile,
         h.strategy,
         h.seed,
         if seeds > 1 { format!(" (of {seeds} tried)") } else { String::new() },
-        t.verdict,
         t.events.len()
     );
     for r in &t.reports {
