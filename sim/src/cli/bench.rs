@@ -1,4 +1,5 @@
-//! `mmsim bench`: how fast the engine runs and how fast each strategy finds a violation.
+//! `mmsim bench`: how fast the engine runs and how fast each strategy finds a violation, and
+//! how fast the exhaustive search runs beside the seeded loop.
 //!
 //! Wall-clock time is measured here and only here: it is a benchmark, never a result. Prints a
 //! markdown table, one row per scenario and strategy ([`StrategyKind::ALL`]: a new strategy is
@@ -26,6 +27,52 @@ pub struct BenchArgs {
     /// Strategies (default: all).
     #[arg(long, value_enum, value_delimiter = ',')]
     pub strategies: Vec<StrategyKind>,
+    /// Preemption bound of the exhaustive-search rows (the seed race: the v6.3 proof, and the
+    /// v6.1 search to its first violation); `--exhaustive-bound 0` still runs bound 0. The
+    /// rows run when gup-vs-unshare is benchmarked; bound 2 takes tens of seconds today.
+    #[arg(long, default_value_t = 1)]
+    pub exhaustive_bound: u32,
+}
+
+/// The exhaustive-search rows: `mmsim explore gup-vs-unshare --exhaustive --preemptions K` on
+/// v6.3 (a proof: every schedule) and on v6.1 with `--stop-on-first`, each with the seeded
+/// random strategy's steps/s on the same scenario and profile beside it.
+fn exhaustive_rows(bound: u32, runs: u64) -> Result<(), String> {
+    println!();
+    println!(
+        "| exhaustive search | profile | bound | executions | steps | seconds | steps/s | seeded steps/s | seeded / exhaustive | result |"
+    );
+    println!("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |");
+    for (profile, first) in [("v6.3", false), ("v6.1", true)] {
+        let source = Source::load("gup-vs-unshare").map_err(|e| e.to_string())?;
+        let req = Request { source, arch: None, profile: Some(profile.into()), set: vec![] };
+        let p = Prepared::new(&req).map_err(|e| e.to_string())?;
+        let (seeded_secs, results) = timed(&p, &Config { runs, jobs: 1, ..Config::default() });
+        let seeded = results.iter().map(|r| r.steps).sum::<u64>() as f64 / seeded_secs;
+        let cfg = crate::dfs::DfsConfig {
+            preemptions: bound,
+            stop_on_first: first,
+            ..Default::default()
+        };
+        let started = Instant::now();
+        let s = crate::dfs::search(&p, &cfg);
+        let secs = started.elapsed().as_secs_f64().max(1e-9);
+        let result = if s.exhaustive() {
+            format!("exhaustive, {} violation signatures", s.violation_groups().count())
+        } else {
+            s.stopped.clone().unwrap_or_else(|| "stopped".into())
+        };
+        println!(
+            "| gup-vs-unshare{} | {profile} | {bound} | {} | {} | {secs:.2} | {} | {} | {:.0}x | {result} |",
+            if first { " (to the first violation)" } else { "" },
+            s.executions,
+            s.steps,
+            si(s.steps as f64 / secs),
+            si(seeded),
+            seeded / (s.steps as f64 / secs),
+        );
+    }
+    Ok(())
 }
 
 /// Seconds for `cfg` on `p`, and the results (tracing off, no determinism re-runs).
@@ -112,6 +159,11 @@ pub fn bench(a: &BenchArgs) -> i32 {
                 secs / par_secs,
                 to_first(&results)
             );
+        }
+    }
+    if names.iter().any(|n| n == "gup-vs-unshare") {
+        if let Err(e) = exhaustive_rows(a.exhaustive_bound, runs) {
+            return fail(e);
         }
     }
     0

@@ -512,9 +512,13 @@ impl<'a> Ctx<'a> {
     }
 
     /// A pointer to entry `index` of table `pfn` as of now (`pmd_offset()`, `pte_offset()`).
+    /// The pointer keeps the address rounded down to what one entry of that level maps, so
+    /// that pointers to one entry derived for addresses in its span are equal (the search's
+    /// visited states must not tell them apart).
     pub fn ptr(&self, pfn: u64, level: usize, addr: u64) -> EntryPtr {
-        let index = self.env.arch.levels()[level].index(addr);
-        let mut p = self.k.mem.ptr(pfn, index, addr);
+        let info = self.env.arch.levels()[level];
+        let index = info.index(addr);
+        let mut p = self.k.mem.ptr(pfn, index, addr & !(info.entry_size() - 1));
         p.level = level as u8;
         p
     }

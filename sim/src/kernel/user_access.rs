@@ -55,7 +55,13 @@ impl UserAccess {
                 Some(w) => {
                     self.check_walk_cache(cx, w);
                     let index = cx.env.arch.levels()[w.level as usize].index(at) as u16;
-                    EntryPtr { pfn: w.target, index, level: w.level, gen: w.gen, addr: at }
+                    EntryPtr {
+                        pfn: w.target,
+                        index,
+                        level: w.level,
+                        gen: w.gen,
+                        addr: at & !(cx.env.arch.levels()[w.level as usize].entry_size() - 1),
+                    }
                 }
                 None => pgd_offset(cx, mm, at),
             };

@@ -105,8 +105,9 @@ pub struct EntryPtr {
     pub level: u8,
     /// Frame generation when the pointer was derived.
     pub gen: u32,
-    /// The virtual address the walk derived the pointer for (`pmd_offset(pud, addr)`): what
-    /// the wrong-mm checker compares with the walker's own VMA.
+    /// The virtual address the walk derived the pointer for (`pmd_offset(pud, addr)`), rounded
+    /// down to the span of one entry of this level: what the wrong-mm checker compares with
+    /// the walker's own VMA.
     pub addr: u64,
 }
 
