@@ -83,6 +83,14 @@ fn a_walk_through_an_unshared_table_that_reads_its_own_mapping_is_stale_not_wron
     assert!(stdout(&o).contains("only warnings (below --min-severity bug)"), "{}", stdout(&o));
     let o = mmsim(&["run", "gup-stale-walk", "--seed", &seed, "--min-severity", "warning"]);
     assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+    // replay counts the same way
+    let t = common::tmp("checkers", "stale.ron");
+    let t = t.to_str().unwrap();
+    assert_eq!(mmsim(&["run", "gup-stale-walk", "--seed", &seed, "-o", t]).status.code(), Some(0));
+    let o = mmsim(&["replay", t]);
+    assert!(stdout(&o).contains("identical"), "{}", stdout(&o));
+    assert_eq!(o.status.code(), Some(0), "a warning is not counted on replay either");
+    assert_eq!(mmsim(&["replay", t, "--min-severity", "warning"]).status.code(), Some(1));
     let o = mmsim(&["run", "gup-stale-walk", "--seeds", "1000"]);
     assert_eq!(o.status.code(), Some(0), "--seeds skips warning-only seeds: {}", stdout(&o));
     let o =

@@ -70,6 +70,8 @@ pub enum Cmd {
         /// Print every event as it is replayed.
         #[arg(long)]
         events: bool,
+        #[command(flatten)]
+        severity: explore::MinSeverity,
     },
     /// Run many seeds of a strategy and group the violations by signature.
     Explore(explore::ExploreArgs),
@@ -130,7 +132,7 @@ pub fn main() -> i32 {
         Cmd::Run { target, seed, seeds, output, severity } => {
             run::run(&target, seed, seeds, output.as_deref(), severity.min)
         }
-        Cmd::Replay { trace, events } => run::replay(&trace, events),
+        Cmd::Replay { trace, events, severity } => run::replay(&trace, events, severity.min),
         Cmd::Minimize { trace, output, budget } => {
             minimize::minimize(&trace, output.as_deref(), budget)
         }

@@ -61,7 +61,8 @@ pub fn run(
     i32::from(found)
 }
 
-pub fn replay(trace: &Path, events: bool) -> i32 {
+/// Exit 1 if the replayed run counts as found (a report at or above `min`, or a step limit).
+pub fn replay(trace: &Path, events: bool, min: Severity) -> i32 {
     let t = match mmsim_traces::read(trace) {
         Ok(t) => t,
         Err(e) => return fail(e),
@@ -83,7 +84,7 @@ pub fn replay(trace: &Path, events: bool) -> i32 {
             for r in &again.reports {
                 print!("{}", r.text);
             }
-            i32::from(again.verdict != Verdict::Clean)
+            i32::from(counts(&again, min))
         }
         Ok(ReplayResult::Diverged(msg)) => {
             fail(format!("{}: replay diverged: {msg}", trace.display()))
