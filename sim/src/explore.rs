@@ -130,6 +130,70 @@ impl Shard {
     pub fn contains(self, seed: u64) -> bool {
         seed % self.count == self.index - 1
     }
+
+    /// The shard a batch system's array task runs (`--shard-from-env VAR/N`): `spec` is
+    /// `VAR/N`, the index is the value of the environment variable `VAR` (read through
+    /// `lookup`), counted from `base` (0: Kubernetes' `JOB_COMPLETION_INDEX`, Slurm's
+    /// `SLURM_ARRAY_TASK_ID` with `--array=0-<N-1>`; 1: `--array=1-N`). Index `base` is
+    /// shard 1/N.
+    pub fn from_env(
+        spec: &str,
+        base: u64,
+        lookup: impl Fn(&str) -> Option<String>,
+    ) -> Result<Shard, ShardEnvError> {
+        let bad = || ShardEnvError::Spec(spec.to_string());
+        let (var, n) = spec.split_once('/').ok_or_else(bad)?;
+        let var_ok = var.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            && var.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        let count: u64 = n.trim().parse().map_err(|_| bad())?;
+        if !var_ok || count == 0 || base > 1 {
+            return Err(bad());
+        }
+        let value = lookup(var).ok_or_else(|| ShardEnvError::Unset(var.to_string()))?;
+        let index: u64 = value.trim().parse().map_err(|_| ShardEnvError::NotANumber {
+            var: var.to_string(),
+            value: value.clone(),
+        })?;
+        let (lo, hi) = (base, base + count - 1);
+        if !(lo..=hi).contains(&index) {
+            let hint = match (base, index) {
+                (0, i) if i == count => "; for a 1-based array (Slurm --array=1-N) add --shard-base 1",
+                (1, 0) => "; for a 0-based index (Kubernetes, Slurm --array=0-<N-1>) leave out --shard-base 1",
+                _ => "",
+            };
+            return Err(ShardEnvError::OutOfRange {
+                var: var.to_string(),
+                index,
+                lo,
+                hi,
+                base,
+                count,
+                hint,
+            });
+        }
+        Ok(Shard { index: index - base + 1, count })
+    }
+}
+
+/// Why `--shard-from-env` could not pick a shard.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ShardEnvError {
+    #[error("--shard-from-env `{0}`: expected VAR/N with N >= 1, e.g. JOB_COMPLETION_INDEX/4")]
+    Spec(String),
+    #[error("--shard-from-env: the environment variable {0} is not set (a Kubernetes Indexed Job sets JOB_COMPLETION_INDEX, a Slurm array job SLURM_ARRAY_TASK_ID)")]
+    Unset(String),
+    #[error("--shard-from-env: {var}=`{value}` is not a number")]
+    NotANumber { var: String, value: String },
+    #[error("--shard-from-env: {var}={index} is outside {lo}..={hi}, the {base}-based indices of {count} shards{hint}")]
+    OutOfRange {
+        var: String,
+        index: u64,
+        lo: u64,
+        hi: u64,
+        base: u64,
+        count: u64,
+        hint: &'static str,
+    },
 }
 
 /// What to explore.
@@ -157,6 +221,12 @@ pub struct Config {
     /// The lowest severity that makes a run a violation (`--min-severity`); a run whose
     /// reports are all below it counts as a warning run.
     pub min_severity: Severity,
+    /// With an output directory: write `checkpoint.json` there every this many seeds (and at
+    /// the end), so that an exploration killed on the way can be resumed.
+    pub checkpoint_every: Option<u64>,
+    /// Continue from this checkpoint (checked against this configuration first): its seeds
+    /// are not run again, the rest fold into its summary.
+    pub resume: Option<Box<crate::checkpoint::Checkpoint>>,
 }
 
 /// Stops an exploration from another thread: no new seed starts once it is raised.
@@ -198,6 +268,8 @@ impl Default for Config {
             stop: None,
             coverage: false,
             min_severity: Severity::Bug,
+            checkpoint_every: None,
+            resume: None,
         }
     }
 }
@@ -442,23 +514,54 @@ pub fn run_seeds(
     run_seeds_checked(p, cfg, make, each).into_iter().map(|(r, _)| r).collect()
 }
 
-/// [`run_seeds`], with each seed's determinism check: `None` when not checked, else whether
-/// it failed.
+/// A seed's result with its determinism check: `None` when not checked, else whether it failed.
+pub type Checked = (SeedResult, Option<Option<DeterminismFailure>>);
+
+/// [`run_seeds`], with each seed's determinism check.
 pub fn run_seeds_checked(
     p: &Prepared,
     cfg: &Config,
     make: &MakeStrategy,
     each: &(dyn Fn(&SeedResult) + Sync),
-) -> Vec<(SeedResult, Option<Option<DeterminismFailure>>)> {
-    let seeds: Vec<u64> = cfg.seeds().collect();
+) -> Vec<Checked> {
+    let mut all = Vec::new();
+    let _ = run_seed_chunks(p, cfg, make, each, 0, None, &mut |chunk| -> Result<(), ()> {
+        all.extend(chunk);
+        Ok(())
+    });
+    all
+}
+
+/// Run the configured seeds after the first `skip` of the range, on `cfg.jobs` threads, and
+/// hand their results to `fold` one chunk at a time, in seed order (every chunk follows the
+/// one before it without a gap). A chunk has at most [`CHUNK_SEEDS`] seeds and, with `every`,
+/// ends at each multiple of `every` seeds after `skip`. With `stop_on_first`, the last chunk
+/// ends at the lowest violating seed; a raised stop flag ends the run after a prefix. An
+/// error from `fold` ends the run with it.
+pub fn run_seed_chunks<E>(
+    p: &Prepared,
+    cfg: &Config,
+    make: &MakeStrategy,
+    each: &(dyn Fn(&SeedResult) + Sync),
+    skip: usize,
+    every: Option<u64>,
+    fold: &mut dyn FnMut(Vec<Checked>) -> Result<(), E>,
+) -> Result<(), E> {
+    let seeds: Vec<u64> = cfg.seeds().skip(skip).collect();
     let jobs = cfg.jobs.max(1);
-    let mut all = Vec::with_capacity(seeds.len().min(1 << 20));
-    for chunk in seeds.chunks(CHUNK_SEEDS) {
+    let mut at = 0;
+    while at < seeds.len() {
+        let mut len = CHUNK_SEEDS.min(seeds.len() - at);
+        if let Some(n) = every {
+            let n = usize::try_from(n.max(1)).unwrap_or(usize::MAX);
+            len = len.min(n - at % n);
+        }
+        let chunk = &seeds[at..at + len];
+        at += len;
         let next = AtomicUsize::new(0);
         // lowest index in this chunk that violated, when stopping on the first
         let stop = AtomicUsize::new(usize::MAX);
-        let results: Mutex<Vec<(SeedResult, Option<Option<DeterminismFailure>>)>> =
-            Mutex::new(Vec::with_capacity(chunk.len()));
+        let results: Mutex<Vec<Checked>> = Mutex::new(Vec::with_capacity(chunk.len()));
         let work = || {
             let mut mine = Vec::new();
             loop {
@@ -497,15 +600,14 @@ pub fn run_seeds_checked(
         let stop_seed = chunk.get(stop.into_inner()).copied();
         if let Some(last) = stop_seed {
             results.retain(|r| r.0.seed <= last);
-            all.extend(results);
-            break;
+            return fold(results);
         }
-        all.extend(results);
+        fold(results)?;
         if cfg.stopped() {
             break;
         }
     }
-    all
+    Ok(())
 }
 
 /// Executions to the first violation, from each starting point just after a violation (the
@@ -803,14 +905,47 @@ pub fn explore(
     each: &(dyn Fn(&SeedResult) + Sync),
     out: Option<&Path>,
 ) -> Result<Summary, String> {
-    let results = run_seeds_checked(p, cfg, make, each);
-    let mut sum = Summary::new(p, cfg);
-    for (r, det) in &results {
-        sum.add(r);
-        sum.add_check(det.as_ref());
+    let (mut sum, skip) = match &cfg.resume {
+        Some(c) => {
+            c.check(p, cfg, out.unwrap_or(Path::new("."))).map_err(|e| e.to_string())?;
+            (c.summary.clone(), c.seeds_done)
+        }
+        None => (Summary::new(p, cfg), 0),
+    };
+    // checkpoints go into the output directory, when asked for (or resuming)
+    let every = cfg.checkpoint_every.or(cfg.resume.as_ref().map(|c| c.checkpoint_every));
+    let ckpt_dir = out.filter(|_| every.is_some());
+    if let Some(dir) = ckpt_dir {
+        std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     }
+    let write_ckpt = |sum: &Summary, done: u64| -> Result<(), String> {
+        match (ckpt_dir, every) {
+            (Some(dir), Some(n)) => crate::checkpoint::Checkpoint::new(p, cfg, sum, done, n)
+                .write(dir)
+                .map_err(|e| e.to_string()),
+            _ => Ok(()),
+        }
+    };
+    let mut done = skip;
+    // a --stop-on-first checkpoint with a violation is where the run stopped
+    if !(cfg.stop_on_first && sum.violations > 0) {
+        let skip = usize::try_from(skip).unwrap_or(usize::MAX);
+        run_seed_chunks::<String>(p, cfg, make, each, skip, every, &mut |chunk| {
+            for (r, det) in &chunk {
+                sum.add(r);
+                sum.add_check(det.as_ref());
+            }
+            done += chunk.len() as u64;
+            if every.is_some_and(|n| (done - skip as u64).is_multiple_of(n.max(1))) {
+                write_ckpt(&sum, done)?;
+            }
+            Ok(())
+        })?;
+    }
+    // the last one, at the end of the range or where the run was cut
+    write_ckpt(&sum, done)?;
     if let Some(stop) = &cfg.stop {
-        if stop.is_raised() && (results.len() as u64) < cfg.seeds().count() as u64 {
+        if stop.is_raised() && done < cfg.seeds().count() as u64 {
             sum.cut = Some(stop.reason().unwrap_or_else(|| "stopped".into()));
         }
     }
@@ -1079,6 +1214,27 @@ mod tests {
         parts.sort();
         assert_eq!(parts, whole);
         assert_eq!(whole, (5..15).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn shard_from_env_counts_from_its_base_and_says_what_is_wrong() {
+        let env = |v: &'static str| move |k: &str| (k == "IDX").then(|| v.to_string());
+        assert_eq!(Shard::from_env("IDX/4", 0, env("0")), Ok(Shard { index: 1, count: 4 }));
+        assert_eq!(Shard::from_env("IDX/4", 0, env(" 3\n")), Ok(Shard { index: 4, count: 4 }));
+        assert_eq!(Shard::from_env("IDX/4", 1, env("1")), Ok(Shard { index: 1, count: 4 }));
+        assert_eq!(Shard::from_env("IDX/4", 1, env("4")), Ok(Shard { index: 4, count: 4 }));
+        let err = |spec, base, v| Shard::from_env(spec, base, env(v)).unwrap_err().to_string();
+        assert!(err("OTHER/4", 0, "1").contains("OTHER is not set"));
+        assert!(err("IDX/4", 0, "x").contains("IDX=`x` is not a number"));
+        let e = err("IDX/4", 0, "4");
+        assert!(
+            e.contains("IDX=4 is outside 0..=3, the 0-based") && e.contains("--shard-base 1"),
+            "{e}"
+        );
+        assert!(err("IDX/4", 1, "0").contains("outside 1..=4"));
+        for spec in ["IDX", "IDX/0", "IDX/x", "/4", "$IDX/4", "1/4"] {
+            assert!(err(spec, 0, "1").contains("expected VAR/N"), "{spec}");
+        }
     }
 
     #[test]

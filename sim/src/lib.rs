@@ -3,10 +3,12 @@
 //! Map of the crate: [`model`] is the kernel's data; [`kernel`] the kernel paths as step
 //! machines; [`engine`] the step loop and scheduler strategies; [`check`] the checkers;
 //! [`profile`] kernel versions as switch sets; [`scenario`] the input format; [`run`] ties a
-//! scenario, an arch, a profile and a strategy into a trace; [`cli`] is the command line.
+//! scenario, an arch, a profile and a strategy into a trace; [`explore`] runs many seeds
+//! ([`checkpoint`]: resuming one after a crash); [`cli`] is the command line.
 
 pub mod book;
 pub mod check;
+pub mod checkpoint;
 pub mod cli;
 pub mod compare;
 pub mod dfs;

@@ -3,6 +3,7 @@
 //! changes the result of a seed that ran.
 
 use super::{fail, run::prepare, Target};
+use crate::checkpoint::Checkpoint;
 use crate::engine::strategy::Liveness;
 use crate::explore::{self, Config, Shard, StopFlag, StrategyKind, Summary};
 use std::io::IsTerminal;
@@ -74,6 +75,17 @@ pub struct ExploreArgs {
     /// the parts' JSON summaries.
     #[arg(long)]
     pub shard: Option<Shard>,
+    /// Take the shard from the environment, as a batch system's array task: VAR/N runs part
+    /// `$VAR - base + 1` of N. The index is 0-based by default, as Kubernetes Indexed Jobs set
+    /// JOB_COMPLETION_INDEX (0..N-1) and Slurm sets SLURM_ARRAY_TASK_ID for --array=0-<N-1>;
+    /// see --shard-base. Unset, not a number or out of range is an error (exit 2).
+    #[arg(long, value_name = "VAR/N", conflicts_with = "shard")]
+    pub shard_from_env: Option<String>,
+    /// The value of --shard-from-env's variable that means shard 1: 0 (Kubernetes, Slurm
+    /// --array=0-<N-1>) or 1 (Slurm --array=1-N).
+    #[arg(long, default_value_t = 0, requires = "shard_from_env", value_name = "0|1",
+          value_parser = clap::value_parser!(u64).range(0..=1))]
+    pub shard_base: u64,
     /// Stop at the lowest violating seed.
     #[arg(long)]
     pub stop_on_first: bool,
@@ -86,6 +98,16 @@ pub struct ExploreArgs {
     /// Write the first trace of each violation signature, and summary.json, here.
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// Write checkpoint.json into --out every this many seeds, and at the end, replaced
+    /// atomically: an exploration killed on the way continues with --resume.
+    #[arg(long, value_name = "SEEDS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub checkpoint_every: Option<u64>,
+    /// Continue the exploration whose --out directory is DIR from its checkpoint.json (give
+    /// the same command otherwise; a different scenario, arch, profile, switch, strategy,
+    /// depth, seed range, shard or --min-severity is refused, naming it). It ends with the
+    /// summary an uninterrupted run writes, byte for byte. Seeded strategies only.
+    #[arg(long, value_name = "DIR")]
+    pub resume: Option<PathBuf>,
     /// Stop starting new seeds after this long (90s, 5m, 1h); the summary says it was cut.
     #[arg(long, value_parser = parse_duration)]
     pub time_limit: Option<Duration>,
@@ -138,13 +160,44 @@ pub fn explore(a: &ExploreArgs) -> i32 {
             stop.raise("interrupted (Ctrl-C)")
         });
     }
+    let shard = match &a.shard_from_env {
+        Some(spec) => {
+            let lookup = |v: &str| std::env::var_os(v).map(|s| s.to_string_lossy().into_owned());
+            match Shard::from_env(spec, a.shard_base, lookup) {
+                Ok(s) => Some(s),
+                Err(e) => return fail(e),
+            }
+        }
+        None => a.shard,
+    };
+    let out = match (&a.resume, &a.out) {
+        (Some(r), Some(o)) if r != o => {
+            return fail("--resume DIR writes into DIR: --out, when given, must be the same")
+        }
+        (Some(r), _) => Some(r.clone()),
+        (None, o) => o.clone(),
+    };
+    if a.checkpoint_every.is_some() && out.is_none() {
+        return fail("--checkpoint-every needs --out DIR: the checkpoint is written there");
+    }
     let prepared = match prepare(&a.target) {
         Ok(p) => p,
         Err(e) => return fail(e),
     };
     if a.exhaustive || a.strategy == StrategyKind::Dfs {
+        if a.checkpoint_every.is_some() || a.resume.is_some() {
+            return fail("--checkpoint-every and --resume are for seeded explorations; the exhaustive search cannot be resumed yet");
+        }
         return exhaustive(a, &prepared, stop);
     }
+    let resume = match &a.resume {
+        Some(dir) => match Checkpoint::read(dir) {
+            Ok(c) => Some(Box::new(c)),
+            Err(e) => return fail(e),
+        },
+        None => None,
+    };
+    let skip = resume.as_ref().map_or(0, |c| c.seeds_done);
     let jobs = a
         .jobs
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
@@ -155,15 +208,17 @@ pub fn explore(a: &ExploreArgs) -> i32 {
         seed_start: a.seed_start,
         runs: a.runs.unwrap_or(1000),
         jobs,
-        shard: a.shard,
+        shard,
         stop_on_first: a.stop_on_first,
         check_determinism: !a.no_determinism_check,
         liveness: a.liveness.map(|after| Liveness { after, limit: a.liveness_limit }),
         stop: Some(stop.clone()),
         coverage: a.coverage,
         min_severity: a.severity.min,
+        checkpoint_every: a.checkpoint_every,
+        resume,
     };
-    let total = cfg.seeds().count() as u64;
+    let total = (cfg.seeds().count() as u64).saturating_sub(skip);
     let show = !a.quiet && std::io::stderr().is_terminal();
     let bar = if show {
         let b = indicatif::ProgressBar::new(total);
@@ -191,7 +246,7 @@ pub fn explore(a: &ExploreArgs) -> i32 {
             stop.raise(&format!("time limit {}", humane(a.time_limit.expect("checked"))));
         }
     };
-    let summary = match explore::explore_config(&prepared, &cfg, &each, a.out.as_deref()) {
+    let summary = match explore::explore_config(&prepared, &cfg, &each, out.as_deref()) {
         Ok(s) => s,
         Err(e) => return fail(e),
     };
@@ -207,7 +262,7 @@ pub fn explore(a: &ExploreArgs) -> i32 {
             summary.steps as f64 / secs
         );
     }
-    if let Some(dir) = &a.out {
+    if let Some(dir) = &out {
         if a.format == Format::Text {
             println!("summary written to {}", dir.join("summary.json").display());
         }
@@ -217,7 +272,7 @@ pub fn explore(a: &ExploreArgs) -> i32 {
 
 /// `--exhaustive` / `--strategy dfs`: the bounded exhaustive search.
 fn exhaustive(a: &ExploreArgs, p: &crate::run::Prepared, stop: Arc<StopFlag>) -> i32 {
-    if a.shard.is_some() {
+    if a.shard.is_some() || a.shard_from_env.is_some() {
         return fail(
             "--shard does not apply to --exhaustive: the search is one tree, not a seed range",
         );
