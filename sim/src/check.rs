@@ -209,7 +209,7 @@ pub fn judge_foreign_walk(
     let wrong = |why: String| (ReportKind::WrongMm, format!("{head}\n{why}"));
     if write {
         return wrong(format!(
-            "the write lands in the tables of {}, not in mm {}'s own: {} gets the entry and {} does not",
+            "the write lands in the tables of {}, not in mm {}'s own: it changes {}'s mapping at that address, and {}'s tables do not change",
             mm_list(env, owners),
             env.mm_name(mm),
             mm_list(env, owners),
