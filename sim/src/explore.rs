@@ -467,7 +467,10 @@ pub fn run_one_cfg(p: &Prepared, cfg: &Config, make: &MakeStrategy, seed: u64) -
             let steps = pred.first.events.len() as u64;
             let outcome = match &pred.confirmed {
                 Some((_, t)) => outcome_of(t, cfg.min_severity),
-                None if pred.predicted == 0 => outcome_of(&pred.first, cfg.min_severity),
+                // a first execution with warnings keeps them when nothing is confirmed
+                None if pred.predicted == 0 || !pred.first.reports.is_empty() => {
+                    outcome_of(&pred.first, cfg.min_severity)
+                }
                 None => SeedOutcome::Unconfirmed(pred.predicted),
             };
             return Ok(SeedResult { seed, steps, outcome, pairs: pred.pairs });

@@ -22,7 +22,7 @@ pub fn predict(trace: &Path, output: Option<&Path>) -> i32 {
         t.header.arch,
         t.header.profile,
         t.header.seed,
-        t.verdict,
+        crate::book::verdict_name(&t),
         t.events.len()
     );
     println!(
