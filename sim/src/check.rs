@@ -101,6 +101,7 @@ pub fn obj_name(o: Object) -> String {
         Object::MmapLock(m) => format!("mmap_lock(mm{m})"),
         Object::PageTableLock(m) => format!("page_table_lock(mm{m})"),
         Object::VmaLock { mm, vma } => format!("hugetlb_vma_lock(mm{mm} vma{vma})"),
+        Object::VmLock { mm, vma } => format!("vm_lock(mm{mm} vma{vma})"),
         Object::IMmapRwsem(f) => format!("i_mmap_rwsem(file{f})"),
         Object::FaultMutex(h) => format!("hugetlb_fault_mutex[{h}]"),
         Object::PtLock(p) => format!("ptlock(pfn 0x{p:x})"),

@@ -17,6 +17,21 @@ pub enum FaultLock {
     VmaLock,
 }
 
+/// Which page faults `lock_vma_under_rcu()` handles under the per-VMA lock instead of
+/// `mmap_lock` (CONFIG_PER_VMA_LOCK).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum PerVmaLock {
+    /// None: every fault takes `mmap_lock` for read (before v6.4).
+    Off,
+    /// Anonymous VMAs (v6.4, 0bff0aaea03e "x86/mm: try VMA lock-based page fault handling
+    /// first"); hugetlb faults fall back to `mmap_lock` (the "TODO: Handle faults under the
+    /// VMA lock" return in `hugetlb_fault()` from v6.5 has the same effect).
+    Anon,
+    /// Hugetlb VMAs too (v6.9, 7c43a553792a "hugetlb: allow faults to be handled under the
+    /// VMA lock").
+    AnonHugetlb,
+}
+
 /// How `huge_pmd_share()` protects its scan of the file's `i_mmap` tree.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum ShareScanLock {
@@ -141,6 +156,7 @@ spelled!(SharePudLock { SharedPtlock => "shared_ptlock", PageTableLock => "page_
 spelled!(UnshareAddr { RoundUp => "round_up", MaskLastPage => "mask_last_page" });
 spelled!(SplitUnshare { Never => "never", MaySplit => "may_split", InSplit => "in_split" });
 spelled!(ForkShareTest { PageCount => "page_count", PtShareCount => "pt_share_count" });
+spelled!(PerVmaLock { Off => "off", Anon => "anon", AnonHugetlb => "anon_hugetlb" });
 spelled!(RiscvTableFree {
     AfterFlush => "after_flush",
     RcuUnlessIpi => "rcu_unless_ipi",
@@ -302,6 +318,8 @@ switches! {
         /// The unshare's `tlb_remove_table_sync_one()` runs only when the table is left with one
         /// owner (`fully_unshared_tables`, v6.19, 8ce720d5bd91); before, after every unshare.
         pub unshare_sync_exclusive_only: bool,
+        /// Which faults take the per-VMA lock instead of `mmap_lock`.
+        pub per_vma_lock: PerVmaLock,
     }
 }
 
@@ -344,6 +362,7 @@ const BASE: Switches = Switches {
     riscv_table_free: RiscvTableFree::AfterFlush,
     riscv_gup_fast: false,
     unshare_sync_exclusive_only: false,
+    per_vma_lock: PerVmaLock::Off,
 };
 
 const TIMELINE: &[Change] = &[
@@ -388,6 +407,11 @@ const TIMELINE: &[Change] = &[
         },
     },
     Change {
+        name: "v6.4",
+        doc: "anonymous page faults under the per-VMA lock, lock_vma_under_rcu() (0bff0aaea03e); mmap_lock writers write-lock the VMAs they change (vma_start_write())",
+        apply: |s| s.per_vma_lock = PerVmaLock::Anon,
+    },
+    Change {
         name: "v6.5",
         doc: "huge_pmd_share() fills the PUD under mm->page_table_lock (349d1670008d)",
         apply: |s| s.share_pud_lock = SharePudLock::PageTableLock,
@@ -399,6 +423,11 @@ const TIMELINE: &[Change] = &[
             s.riscv_table_free = RiscvTableFree::RcuUnlessIpi;
             s.riscv_gup_fast = true;
         },
+    },
+    Change {
+        name: "v6.9",
+        doc: "hugetlb page faults under the per-VMA lock too (7c43a553792a)",
+        apply: |s| s.per_vma_lock = PerVmaLock::AnonHugetlb,
     },
     Change {
         name: "v6.13",

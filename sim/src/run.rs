@@ -239,7 +239,12 @@ pub fn trace_of(req: &Request, env: &Env, strategy: &str, seed: u64, out: Outcom
 }
 
 /// The request a trace was recorded from: its embedded scenario, arch, profile and switches.
+/// A switch the header does not list did not exist when the trace was written: it gets its
+/// value of before it existed (the oldest profile's), so old traces replay as recorded.
 pub fn request_of(trace: &Trace, origin: &str) -> Request {
+    let listed = |name: &str| trace.header.switches.iter().any(|(n, _)| n == name);
+    let oldest = profile::profiles()[0].switches.list();
+    let missing = oldest.into_iter().filter(|(n, _)| !listed(n));
     Request {
         source: Source {
             origin: format!("{origin} (embedded scenario)"),
@@ -247,7 +252,10 @@ pub fn request_of(trace: &Trace, origin: &str) -> Request {
         },
         arch: Some(trace.header.arch.clone()),
         profile: Some(trace.header.profile.clone()),
-        set: trace.header.switches.iter().map(|(n, v)| format!("{n}={v}")).collect(),
+        set: missing
+            .chain(trace.header.switches.iter().cloned())
+            .map(|(n, v)| format!("{n}={v}"))
+            .collect(),
     }
 }
 

@@ -337,6 +337,7 @@ pub const BUILTIN: &[(&str, &str)] = &[
     ("gup-stale-walk", include_str!("../scenarios/gup-stale-walk.ron")),
     ("gup-vs-reuse", include_str!("../scenarios/gup-vs-reuse.ron")),
     ("gup-fast-vs-reuse", include_str!("../scenarios/gup-fast-vs-reuse.ron")),
+    ("split-vs-vma-locked-fault", include_str!("../scenarios/split-vs-vma-locked-fault.ron")),
 ];
 
 /// Scenario text and where it came from.

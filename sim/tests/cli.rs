@@ -2,7 +2,7 @@
 //! and clear errors (file, line/column or field) for bad input.
 
 mod common;
-use common::{mmsim, stderr, tmp};
+use common::{mmsim, stderr, stdout, tmp};
 
 use std::path::Path;
 
@@ -171,4 +171,36 @@ fn minimize_keeps_the_violation_and_prints_its_chain() {
     let c = mmsim(&["minimize", clean.to_str().unwrap()]);
     assert_eq!(c.status.code(), Some(2));
     assert!(stderr(&c).contains("no violation"), "{}", stderr(&c));
+}
+
+#[test]
+fn a_trace_from_before_a_switch_existed_replays_with_its_old_behaviour() {
+    // what a trace recorded before `per_vma_lock` existed looks like: the faults took
+    // mmap_lock, and the header does not list the switch
+    let a = tmp("cli", "before-switch.ron");
+    let r = mmsim(&[
+        "run",
+        "split-unshare",
+        "--seed",
+        "12",
+        "--set",
+        "per_vma_lock=off",
+        "-o",
+        a.to_str().unwrap(),
+    ]);
+    assert_eq!(r.status.code(), Some(1), "{}", stderr(&r));
+    let text = std::fs::read_to_string(&a).unwrap();
+    let entry = "(\"per_vma_lock\", \"off\")";
+    assert!(text.contains(entry), "the header lists the switch");
+    let old = text.replacen(&format!("{entry}, "), "", 1).replacen(&format!(", {entry}"), "", 1);
+    assert!(!old.contains("per_vma_lock"));
+    let p = write(&tmp("cli", "before-switch-old.ron"), &old);
+    let rep = mmsim(&["replay", &p]);
+    assert!(stdout(&rep).contains("identical"), "{}{}", stdout(&rep), stderr(&rep));
+    // the profile's own value (anon_hugetlb on v6.15) would not reproduce it
+    let with = text.replacen(entry, "(\"per_vma_lock\", \"anon_hugetlb\")", 1);
+    let p = write(&tmp("cli", "before-switch-new.ron"), &with);
+    let rep = mmsim(&["replay", &p]);
+    assert_eq!(rep.status.code(), Some(2), "{}", stdout(&rep));
+    assert!(stderr(&rep).contains("replay diverged"), "{}", stderr(&rep));
 }

@@ -225,3 +225,45 @@ fn too_many_splits_for_the_fixed_vma_bound_are_refused() {
     let e = Prepared::new(&req).err().expect("refused").to_string();
     assert!(e.contains("could reach 18 VMAs") && e.contains("at most 16"), "{e}");
 }
+
+/// CVE-2025-38084's other half: a fault of the splitting process itself, under the per-VMA
+/// lock, re-shares the table `->may_split()` just unshared, before `vma_start_write()`.
+/// v6.1: nothing unshares at the split at all; v6.3 to v6.8: the fault takes `mmap_lock` and
+/// waits for the munmap; v6.9 (hugetlb faults under the per-VMA lock) to v6.15: found;
+/// v6.16 unshares after `vma_start_write()`.
+#[test]
+fn a_fault_under_the_per_vma_lock_reshares_before_the_split_until_v6_16() {
+    let p = |profile| prepared("split-vs-vma-locked-fault", "x86_64", profile);
+    for profile in ["v6.1", "v6.9", "v6.15"] {
+        let seed = first(&p(profile), 0..300, ReportKind::SplitShared);
+        assert!(seed.is_some(), "{profile}: no split_shared in seeds 0..300");
+    }
+    for profile in ["v6.3", "v6.8", "v6.16", "latest"] {
+        all_clean(&p(profile), 0..300, profile);
+    }
+    // the v6.15 race is the fault's: it held the per-VMA lock, not mmap_lock, and shared the
+    // table back into A after the unshare and before the split write-locked the VMA
+    let v615 = p("v6.15");
+    let seed = first(&v615, 0..300, ReportKind::SplitShared).unwrap();
+    let (t, _) = v615.run_seed(seed, true).unwrap();
+    let step_of = |actor: Actor, func: &str, access: Access| {
+        t.events
+            .iter()
+            .find(|e| e.actor == actor && e.func == func && e.access == access)
+            .map(|e| e.step)
+    };
+    let unshared = step_of(Actor::Cpu(0), "hugetlb_unshare_pmds", Access::LockWrite).unwrap();
+    let locked = step_of(Actor::Cpu(1), "lock_vma_under_rcu", Access::LockRead).unwrap();
+    let shared = step_of(Actor::Cpu(1), "huge_pmd_share", Access::Share).unwrap();
+    let wlock = step_of(Actor::Cpu(0), "__split_vma", Access::LockWrite).unwrap();
+    assert!(
+        unshared < shared && locked < shared && shared < wlock,
+        "{unshared} {locked} {shared} {wlock}"
+    );
+    assert!(
+        !t.events
+            .iter()
+            .any(|e| e.actor == Actor::Cpu(1) && e.object == mmsim_traces::Object::MmapLock(0)),
+        "the fault never touched mmap_lock"
+    );
+}

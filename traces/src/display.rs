@@ -25,6 +25,7 @@ impl fmt::Display for Object {
             Object::MmapLock(mm) => write!(f, "mmap_lock(mm{mm})"),
             Object::PageTableLock(mm) => write!(f, "page_table_lock(mm{mm})"),
             Object::VmaLock { mm, vma } => write!(f, "vma_lock(mm{mm} vma{vma})"),
+            Object::VmLock { mm, vma } => write!(f, "vm_lock(mm{mm} vma{vma})"),
             Object::IMmapRwsem(file) => write!(f, "i_mmap_rwsem(file{file})"),
             Object::FaultMutex(hash) => write!(f, "fault_mutex[{hash}]"),
             Object::PtLock(pfn) => write!(f, "ptlock(pfn {pfn:#x})"),

@@ -95,6 +95,9 @@ pub enum Object {
     PageTableLock(u8),
     /// Hugetlb vma lock (`vm_private_data->rw_sema`) of VMA `vma` of mm `mm`.
     VmaLock { mm: u8, vma: u16 },
+    /// The per-VMA lock (`vma->vm_lock`, CONFIG_PER_VMA_LOCK) of VMA `vma` of mm `mm`
+    /// (schema 5).
+    VmLock { mm: u8, vma: u16 },
     /// `mapping->i_mmap_rwsem` of file n.
     IMmapRwsem(u8),
     /// `hugetlb_fault_mutex_table[hash]`.

@@ -119,6 +119,7 @@ impl<'e> Engine<'e> {
                 cpumask,
                 next_vma_id: 0,
                 flushed_at: 0,
+                mm_lock_seq: 0,
             });
         }
         let files = env

@@ -249,10 +249,68 @@ impl<'a> Ctx<'a> {
         Ok(true)
     }
 
+    /// `up_write()`; for `mmap_lock` (`mmap_write_unlock()`) also `vma_end_write_all()`: the
+    /// bump of `mm_lock_seq` that ends the write lock of every VMA locked in this section.
     pub fn up_write(&mut self, func: &'static str, lock: Object) -> R<()> {
         self.begin(func, lock, Access::UnlockWrite)?;
         if let Some(l) = self.k.lock_mut(lock) {
             l.writer = None;
+        }
+        if let Object::MmapLock(m) = lock {
+            if let Some(mm) = self.k.mms.get_mut(m as usize) {
+                mm.mm_lock_seq = mm.mm_lock_seq.wrapping_add(1);
+            }
+        }
+        Ok(())
+    }
+
+    // ---- the per-VMA lock (CONFIG_PER_VMA_LOCK, v6.4) ----------------------------------
+
+    /// `lock_vma_under_rcu()` (mm/memory.c, v6.9 shape) for VMA `vma` of the running mm:
+    /// under RCU, find the VMA and `vma_start_read()` it, a trylock that fails if a writer
+    /// holds `vm_lock` or the VMA is write-locked in the current `mmap_lock` write section
+    /// (`vm_lock_seq == mm_lock_seq`). Simplified: one step (the RCU read section, the tree
+    /// walk and the trylock cannot be split by a grace period or a VMA free here).
+    pub fn lock_vma_under_rcu(&mut self, func: &'static str, vma: u16) -> R<bool> {
+        let mm = self.who.mm;
+        let obj = Object::VmLock { mm, vma };
+        let m = &self.k.mms[mm as usize];
+        let free = m
+            .vma(vma)
+            .is_some_and(|v| !v.write_locked(m.mm_lock_seq) && v.vm_lock.writer.is_none());
+        // declared as a read of the lock word: a trylock never blocks the CPU
+        let performed = if free { Access::LockRead } else { Access::Read };
+        self.begin_as(func, obj, Access::Read, performed)?;
+        if !free {
+            self.detail(|| "vma_start_read() failed: fall back to mmap_lock".to_string());
+            return Ok(false);
+        }
+        let cpu = self.who.cpu;
+        if let Some(l) = self.k.lock_mut(obj) {
+            l.readers |= 1 << cpu;
+        }
+        Ok(true)
+    }
+
+    /// `vma_end_read()`.
+    pub fn vma_end_read(&mut self, func: &'static str, vma: u16) -> R<()> {
+        self.up_read(func, Object::VmLock { mm: self.who.mm, vma })
+    }
+
+    /// `vma_start_write()` under `mmap_lock` write: wait for the per-VMA readers (faults) to
+    /// leave, then mark the VMA write-locked until `mmap_write_unlock()`. Only where the
+    /// profile has per-VMA locks (before v6.4 there is nothing to lock).
+    pub fn vma_start_write(&mut self, func: &'static str, mm: u8, vma: u16) -> R<()> {
+        if self.env.sw.per_vma_lock == crate::profile::PerVmaLock::Off {
+            return Ok(());
+        }
+        let seq = self.k.mms[mm as usize].mm_lock_seq;
+        if self.k.mms[mm as usize].vma(vma).is_none_or(|v| v.write_locked(seq)) {
+            return Ok(());
+        }
+        self.begin(func, Object::VmLock { mm, vma }, Access::LockWrite)?;
+        if let Some(v) = self.k.mms[mm as usize].vma_mut(vma) {
+            v.vm_lock_seq = seq;
         }
         Ok(())
     }

@@ -203,7 +203,10 @@ impl CopyHugetlbPageRange {
 /// into the child's tree, and `copy_page_range()` when `vma_needs_copy()`: a `VM_HUGETLB`
 /// mapping always before bcd51a3c679d ("hugetlb: lazy page table copies in fork()", v6.0),
 /// afterwards only with an anon_vma, so a shared hugetlb mapping is left to the child's faults.
-/// Scenarios only fork mms whose mappings are shared hugetlbfs mappings (no COW here).
+/// Each parent VMA is `vma_start_write()` first (fb49c455323f, v6.5; the v6.4 window without
+/// it needs anonymous COW to matter, which the model does not have), waiting for faults under
+/// its per-VMA lock. Scenarios only fork mms whose mappings are shared hugetlbfs mappings (no
+/// COW here).
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Fork {
     mm: u8,
@@ -231,6 +234,13 @@ impl Fork {
             // mmap_write_lock_nested(mm, SINGLE_DEPTH_NESTING)
             1 => {
                 cx.down_write(F, Object::MmapLock(child))?;
+                self.pc = 7;
+            }
+            // for_each_vma(old_vmi, mpnt): vma_start_write(mpnt)
+            7 => {
+                if let Some(id) = cx.k.mms[mm as usize].vmas.get(self.cur as usize).map(|v| v.id) {
+                    cx.vma_start_write(F, mm, id)?;
+                }
                 self.pc = 2;
             }
             // for_each_vma(old_vmi, mpnt): tmp = vm_area_dup(mpnt); ...; vma_iter_bulk_store()
@@ -250,6 +260,9 @@ impl Fork {
                 tmp.id = c.next_vma_id;
                 c.next_vma_id += 1;
                 tmp.vma_lock = tmp.vma_lock.as_ref().map(|_| RwLock::default());
+                // vm_area_dup(): a fresh per-VMA lock, in the child's write section
+                tmp.vm_lock = RwLock::default();
+                tmp.vm_lock_seq = c.mm_lock_seq;
                 self.dst_vma = tmp.id;
                 let pos = c.vmas.partition_point(|x| x.start < tmp.start);
                 c.vmas.insert(pos, tmp);
@@ -284,11 +297,11 @@ impl Fork {
                     if c.step(cx)?.is_ready() {
                         self.copy = None;
                         self.cur += 1;
-                        self.pc = 2;
+                        self.pc = 7;
                     }
                 } else {
                     self.cur += 1;
-                    self.pc = 2;
+                    self.pc = 7;
                 }
             }
             // mmap_write_unlock(mm); mmap_write_unlock(oldmm)

@@ -155,6 +155,9 @@ impl MapFile {
                     pgoff: self.pgoff,
                     huge_size: cx.env.arch.pmd_size(),
                     vma_lock: lock,
+                    vm_lock: RwLock::default(),
+                    // mmap_region(): vma_start_write(vma) on the new VMA
+                    vm_lock_seq: m.mm_lock_seq,
                 };
                 let pos = m.vmas.partition_point(|v| v.start < vma.start);
                 m.vmas.insert(pos, vma);
@@ -217,6 +220,8 @@ impl MapAnon {
                 pgoff: 0,
                 huge_size: page,
                 vma_lock: None,
+                vm_lock: RwLock::default(),
+                vm_lock_seq: m.mm_lock_seq,
             };
             let pos = m.vmas.partition_point(|v| v.start < vma.start);
             m.vmas.insert(pos, vma);
@@ -230,7 +235,12 @@ impl MapAnon {
     }
 }
 
-/// A user access that faults: `handle_mm_fault()` -> `hugetlb_fault()` under `mmap_lock` read.
+/// A user access that faults (`do_user_addr_fault()`, v6.9 shape): first
+/// `lock_vma_under_rcu()` where the profile handles this kind of VMA under the per-VMA lock
+/// (anonymous from v6.4, hugetlb from v6.9), else, or if that fails, `lock_mm_and_find_vma()`
+/// (`mmap_lock` read); then `handle_mm_fault()` -> `hugetlb_fault()` or
+/// `do_anonymous_page()`, and `vma_end_read()` or `mmap_read_unlock()`. Simplified: no
+/// `VM_FAULT_RETRY` from inside the handlers.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct UserFault {
     mm: u8,
@@ -238,6 +248,10 @@ pub struct UserFault {
     write: bool,
     pc: u8,
     fault: Option<FaultPath>,
+    /// The VMA whose per-VMA lock the fault holds (`None`: it holds `mmap_lock`).
+    vma_locked: Option<u16>,
+    /// `lock_vma_under_rcu()` was tried and failed: the fault takes `mmap_lock`.
+    fell_back: bool,
 }
 
 /// Which fault handler `handle_mm_fault()` picks for the VMA. Not boxed: state stays inline
@@ -251,14 +265,29 @@ enum FaultPath {
 
 impl UserFault {
     pub fn new(mm: u8, at: u64, write: bool) -> Self {
-        UserFault { mm, at, write, pc: 0, fault: None }
+        UserFault { mm, at, write, pc: 0, fault: None, vma_locked: None, fell_back: false }
     }
 
     pub fn step(&mut self, cx: &mut Ctx) -> R<Poll<()>> {
         let lock = Object::MmapLock(self.mm);
         match self.pc {
             0 => {
-                cx.down_read("lock_mm_and_find_vma", lock)?;
+                use crate::profile::PerVmaLock;
+                let found = cx.k.mms[self.mm as usize].find_vma(self.at).map(|v| (v.id, v.flags));
+                let by_vma_lock = match (cx.env.sw.per_vma_lock, found) {
+                    (PerVmaLock::Off, _) | (_, None) => None,
+                    (PerVmaLock::Anon, Some((id, f))) => (!f.hugetlb).then_some(id),
+                    (PerVmaLock::AnonHugetlb, Some((id, _))) => Some(id),
+                };
+                if let Some(id) = by_vma_lock.filter(|_| !self.fell_back) {
+                    if !cx.lock_vma_under_rcu("lock_vma_under_rcu", id)? {
+                        self.fell_back = true;
+                        return Ok(Poll::Pending);
+                    }
+                    self.vma_locked = Some(id);
+                } else {
+                    cx.down_read("lock_mm_and_find_vma", lock)?;
+                }
                 let vma = cx.k.mms[self.mm as usize].find_vma(self.at).map(|v| v.flags.hugetlb);
                 self.fault = match vma {
                     Some(true) => {
@@ -281,7 +310,10 @@ impl UserFault {
                 }
             }
             _ => {
-                cx.up_read("do_user_addr_fault", lock)?;
+                match self.vma_locked {
+                    Some(id) => cx.vma_end_read("do_user_addr_fault", id)?,
+                    None => cx.up_read("do_user_addr_fault", lock)?,
+                }
                 return Ok(Poll::Ready(()));
             }
         }
@@ -644,7 +676,18 @@ impl Unmap {
                     .min()
                     .unwrap_or(0);
                 self.cur = 0;
-                self.pc = 1;
+                self.pc = 13;
+            }
+            // do_vmi_align_munmap(): vma_start_write(next) for each VMA it detaches (v6.4):
+            // waits for faults holding their per-VMA lock
+            13 => {
+                if self.cur >= self.nvmas {
+                    self.cur = 0;
+                    self.pc = 1;
+                    return Ok(Poll::Pending);
+                }
+                cx.vma_start_write("do_vmi_align_munmap", mm, self.vmas[self.cur as usize])?;
+                self.cur += 1;
             }
             // unmap_vmas(): __unmap_hugepage_range_final() for each VMA
             1 => {
@@ -786,7 +829,14 @@ impl Mprotect {
                     self.pc = if failed { 2 } else { self.pc + 1 };
                 }
             }
+            // mprotect_fixup(): vma_start_write(vma) before changing it (v6.4)
             12 => {
+                if let Some(id) = cx.k.mms[mm as usize].find_vma(self.at).map(|v| v.id) {
+                    cx.vma_start_write("mprotect_fixup", mm, id)?;
+                }
+                self.pc = 15;
+            }
+            15 => {
                 let end = self.at + self.len;
                 self.inner = cx.k.mms[self.mm as usize]
                     .find_vma(self.at)

@@ -175,9 +175,10 @@ impl HugetlbUnsharePmds {
 /// 5. move the boundary and insert the new VMA (`vma_complete()` stores it);
 /// 6. `i_mmap_unlock_write()`.
 ///
-/// The checker of kernel-notes §9.7 runs at step 5: no VMA that stops covering its PUD range
-/// may map a shared PMD table. Left out: the per-VMA lock (`vma_start_write()`: faults here
-/// take `mmap_lock`), anon_vma, mempolicy, uprobes, `vma_adjust_trans_huge()`.
+/// Between 1 and 2, `vma_start_write()` (v6.4) waits for faults holding the VMA's per-VMA
+/// lock. The checker of kernel-notes §9.7 runs at step 5: no VMA that stops covering its PUD
+/// range may map a shared PMD table. Left out: anon_vma, mempolicy, uprobes,
+/// `vma_adjust_trans_huge()`.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct SplitVma {
     mm: u8,
@@ -219,7 +220,7 @@ impl SplitVma {
                     return Ok(Poll::Ready(()));
                 };
                 self.file = v.file;
-                self.pc = 2;
+                self.pc = 6;
                 if v.flags.hugetlb {
                     // if (addr & ~(huge_page_mask(hstate_vma(vma)))) return -EINVAL;
                     if addr & (v.huge_size - 1) != 0 {
@@ -241,8 +242,15 @@ impl SplitVma {
             1 => {
                 if self.unshare.as_mut().expect("set").step(cx)?.is_ready() {
                     self.unshare = None;
-                    self.pc = 2;
+                    self.pc = 6;
                 }
+            }
+            // new = vm_area_dup(vma); vma_start_write(vma); vma_start_write(new) (v6.4): after
+            // ->may_split(), so before v6.16 a fault under the per-VMA lock can re-share the
+            // table ->may_split() just unshared (CVE-2025-38084)
+            6 => {
+                cx.vma_start_write("__split_vma", mm, vma)?;
+                self.pc = 2;
             }
             // new = vm_area_dup(vma); new->vm_ops->open(new); vma_prepare(): i_mmap_lock_write()
             2 => {
@@ -295,6 +303,8 @@ impl SplitVma {
                 new.id = new_id;
                 // hugetlb_vm_op_open(): a fresh vma lock for the new VMA
                 new.vma_lock = v.vma_lock.as_ref().map(|_| RwLock::default());
+                // vm_area_dup(): a fresh per-VMA lock, write-locked like the original
+                new.vm_lock = RwLock::default();
                 if new_below {
                     new.end = addr;
                     v.pgoff += (addr - v.start) >> ps;

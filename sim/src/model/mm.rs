@@ -33,6 +33,13 @@ pub struct Vma {
     /// The hugetlb vma lock in `vm_private_data` (`struct hugetlb_vma_lock`); `None` when the
     /// VMA is not `VM_MAYSHARE` or `hugetlb_vma_lock_alloc()` failed (then it never shares).
     pub vma_lock: Option<RwLock>,
+    /// The per-VMA lock `vma->vm_lock` (CONFIG_PER_VMA_LOCK, v6.4): page faults hold it for
+    /// read instead of `mmap_lock`; `vma_start_write()` waits for them to leave. Never held
+    /// for write: write-locked means `vm_lock_seq == mm_lock_seq`.
+    pub vm_lock: RwLock,
+    /// `vma->vm_lock_seq`: the `mm_lock_seq` of the `mmap_lock` write section that
+    /// write-locked this VMA (`u32::MAX`: never).
+    pub vm_lock_seq: u32,
 }
 
 impl Vma {
@@ -46,6 +53,9 @@ impl Vma {
         self.end == self.start
     }
     /// `__vma_shareable_lock()`: a `VM_MAYSHARE` VMA with a vma lock.
+    pub fn write_locked(&self, mm_lock_seq: u32) -> bool {
+        self.vm_lock_seq == mm_lock_seq
+    }
     pub fn shareable_lock(&self) -> bool {
         self.flags.mayshare && self.vma_lock.is_some()
     }
@@ -70,6 +80,9 @@ pub struct Mm {
     pub next_vma_id: u16,
     /// Step at which the last TLB flush of this mm claimed completion (0: none yet).
     pub flushed_at: u64,
+    /// `mm->mm_lock_seq`: bumped by every `mmap_write_unlock()` (`vma_end_write_all()`), which
+    /// ends the write lock of every VMA write-locked in that section.
+    pub mm_lock_seq: u32,
 }
 
 impl Mm {

@@ -36,6 +36,7 @@ impl Kernel {
             Object::MmapLock(m) => self.mms.get(m as usize).map(|m| &m.mmap_lock),
             Object::PageTableLock(m) => self.mms.get(m as usize).map(|m| &m.page_table_lock),
             Object::VmaLock { mm, vma } => self.mms.get(mm as usize)?.vma(vma)?.vma_lock.as_ref(),
+            Object::VmLock { mm, vma } => Some(&self.mms.get(mm as usize)?.vma(vma)?.vm_lock),
             Object::IMmapRwsem(f) => self.files.get(f as usize).map(|f| &f.i_mmap_rwsem),
             Object::FaultMutex(h) => self.fault_mutex.get(h as usize),
             Object::PtLock(pfn) => self.mem.frame(pfn).map(|f| &f.ptlock),
@@ -51,6 +52,9 @@ impl Kernel {
             }
             Object::VmaLock { mm, vma } => {
                 self.mms.get_mut(mm as usize)?.vma_mut(vma)?.vma_lock.as_mut()
+            }
+            Object::VmLock { mm, vma } => {
+                Some(&mut self.mms.get_mut(mm as usize)?.vma_mut(vma)?.vm_lock)
             }
             Object::IMmapRwsem(f) => self.files.get_mut(f as usize).map(|f| &mut f.i_mmap_rwsem),
             Object::FaultMutex(h) => self.fault_mutex.get_mut(h as usize),
@@ -74,6 +78,7 @@ impl Kernel {
                 if let Some(l) = &v.vma_lock {
                     push(Object::VmaLock { mm: i as u8, vma: v.id }, l);
                 }
+                push(Object::VmLock { mm: i as u8, vma: v.id }, &v.vm_lock);
             }
         }
         for (i, f) in self.files.iter().enumerate() {
