@@ -62,6 +62,9 @@ pub fn footprint(actor: Actor, pending: Option<Pending>) -> Footprint {
             res: Res::Obj(Object::Vmas(mm)),
             write: !matches!(p.access, LockRead | UnlockRead),
         },
+        // lock_vma_under_rcu() reads the VMA tree and mm_lock_seq outside mmap_lock, and
+        // mmap_write_unlock() ends every VMA write lock: no narrower footprint is sound
+        Object::VmLock { .. } => GLOBAL,
         Object::Vmas(_) | Object::Page(_) => Footprint { res: Res::Obj(p.object), write: !reads },
         Object::Cpu(n) if matches!(p.access, IrqDisable | IrqEnable) => {
             Footprint { res: Res::Obj(Object::Cpu(n)), write: true }
@@ -119,6 +122,10 @@ mod tests {
         // a VMA's lock goes with its VMA tree
         let vl = Object::VmaLock { mm: 0, vma: 3 };
         assert!(dependent(fp(vl, Access::LockRead), fp(Object::Vmas(0), Access::Write)));
+        // the per-VMA lock depends on mmap_lock (mm_lock_seq) and the tree: on everything
+        let pv = fp(Object::VmLock { mm: 0, vma: 3 }, Access::Read);
+        assert!(dependent(pv, fp(l, Access::UnlockWrite)));
+        assert!(dependent(pv, fp(Object::Vmas(0), Access::Write)));
         // the allocator and interrupt actors touch everything
         let alloc = fp(Object::Table(0x1005), Access::Alloc);
         assert!(dependent(alloc, fp(Object::MmapLock(1), Access::LockRead)));

@@ -14,6 +14,7 @@
 use crate::check::{self, Checker};
 use crate::env::Env;
 use crate::model::mem::{EntryPtr, FrameState, SiteRef};
+use crate::model::sync::Held;
 use crate::model::Kernel;
 use mmsim_arch::Entry;
 use mmsim_traces::{Access, Actor, Object, ReportKind};
@@ -235,16 +236,35 @@ impl<'a> Ctx<'a> {
     /// `down_write_trylock()`: never waits; returns whether the lock was taken.
     pub fn down_write_trylock(&mut self, func: &'static str, lock: Object) -> R<bool> {
         let free = self.k.lock(lock).is_none_or(|l| l.can_write());
-        // declared as a read of the lock word: a trylock never blocks the CPU
-        let performed = if free { Access::LockWrite } else { Access::Read };
+        self.trylock(func, lock, free, Held::Write, "trylock failed")
+    }
+
+    /// A trylock of `lock` that succeeds iff `free`, taking it as `how`: declared as a read of
+    /// the lock word (a trylock never blocks the CPU), performed as the lock if it succeeds.
+    fn trylock(
+        &mut self,
+        func: &'static str,
+        lock: Object,
+        free: bool,
+        how: Held,
+        failed: &'static str,
+    ) -> R<bool> {
+        let performed = match (free, how) {
+            (false, _) => Access::Read,
+            (true, Held::Read) => Access::LockRead,
+            (true, Held::Write) => Access::LockWrite,
+        };
         self.begin_as(func, lock, Access::Read, performed)?;
         if !free {
-            self.detail(|| "trylock failed".to_string());
+            self.detail(|| failed.to_string());
             return Ok(false);
         }
         let cpu = self.who.cpu;
         if let Some(l) = self.k.lock_mut(lock) {
-            l.writer = Some(cpu);
+            match how {
+                Held::Read => l.readers |= 1 << cpu,
+                Held::Write => l.writer = Some(cpu),
+            }
         }
         Ok(true)
     }
@@ -278,18 +298,7 @@ impl<'a> Ctx<'a> {
         let free = m
             .vma(vma)
             .is_some_and(|v| !v.write_locked(m.mm_lock_seq) && v.vm_lock.writer.is_none());
-        // declared as a read of the lock word: a trylock never blocks the CPU
-        let performed = if free { Access::LockRead } else { Access::Read };
-        self.begin_as(func, obj, Access::Read, performed)?;
-        if !free {
-            self.detail(|| "vma_start_read() failed: fall back to mmap_lock".to_string());
-            return Ok(false);
-        }
-        let cpu = self.who.cpu;
-        if let Some(l) = self.k.lock_mut(obj) {
-            l.readers |= 1 << cpu;
-        }
-        Ok(true)
+        self.trylock(func, obj, free, Held::Read, "vma_start_read() failed: fall back to mmap_lock")
     }
 
     /// `vma_end_read()`.

@@ -288,7 +288,8 @@ impl UserFault {
                 } else {
                     cx.down_read("lock_mm_and_find_vma", lock)?;
                 }
-                let vma = cx.k.mms[self.mm as usize].find_vma(self.at).map(|v| v.flags.hugetlb);
+                // the VMA found above: the lock just taken keeps it as it was
+                let vma = found.map(|(_, f)| f.hugetlb);
                 self.fault = match vma {
                     Some(true) => {
                         HugetlbFault::new(cx, self.mm, self.at, self.write).map(FaultPath::Hugetlb)
