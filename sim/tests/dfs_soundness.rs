@@ -2,7 +2,7 @@
 //! enumeration of every schedule with at most k preemptions (k = 0..3) finds no violation
 //! signature and no end state the search with bound k does not find, and the sleep-set search
 //! explores far fewer executions. The brute force shares with `mmsim::dfs` only the engine's
-//! stepping interface, the signature and the end-state key (`dfs::sleep::state_key`, which
+//! stepping interface, the signature and the end-state key (`dfs::key::state_key`, which
 //! normalises step numbers that only say *when*; a bug there would hide from both sides): no
 //! reduction, no visited table, its own preemption count.
 
@@ -28,7 +28,7 @@ struct Brute {
     executions: u64,
     signatures: BTreeSet<Vec<String>>,
     /// The state (and reports) each schedule's concurrent phase ended in, keyed as the search
-    /// keys them (`dfs::sleep::state_key`: step numbers that only say when normalised away).
+    /// keys them (`dfs::key::state_key`: step numbers that only say when normalised away).
     finals: BTreeSet<u64>,
     /// Teardown is deterministic: the signature of a run ending in an exactly equal state with
     /// the same reports so far is remembered rather than recomputed (no reduction: every
@@ -52,7 +52,7 @@ fn brute(p: &Prepared, bound: u32) -> Brute {
         let en = if e.at_step_limit() { Vec::new() } else { e.runnable_now().to_vec() };
         if en.is_empty() {
             b.executions += 1;
-            b.finals.insert(dfs::sleep::state_key(&e));
+            b.finals.insert(dfs::key::state_key(&e));
             let key = end_key(&e);
             let sig = match b.finished.get(&key) {
                 Some(sig) => sig.clone(),

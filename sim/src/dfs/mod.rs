@@ -16,6 +16,7 @@
 
 pub mod dpor;
 pub mod footprint;
+pub mod key;
 pub mod sleep;
 
 pub use footprint::{covers, dependent, footprint, Footprint, Res};
@@ -190,7 +191,7 @@ pub struct DfsSummary {
     pub stopped: Option<String>,
     /// A panic inside the search (a model bug): where and what.
     pub panic: Option<String>,
-    /// With [`DfsConfig::final_states`]: the [`sleep::state_key`] of every state an
+    /// With [`DfsConfig::final_states`]: the [`key::state_key`] of every state an
     /// execution's concurrent phase ended in (sorted, no repeats; not serialised).
     #[serde(skip)]
     pub final_states: Vec<u64>,
@@ -234,7 +235,7 @@ impl Recorder<'_> {
     /// Run `eng`'s teardown and final checks and file the execution.
     pub(crate) fn finish(&mut self, eng: Engine) {
         if self.cfg.final_states {
-            self.finals.insert(sleep::state_key(&eng));
+            self.finals.insert(key::state_key(&eng));
         }
         let out = eng.finish_concurrent();
         let out_violates = out.verdict == Verdict::Violation

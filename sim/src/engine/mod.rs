@@ -16,8 +16,9 @@ use crate::kernel::ctx::{Ctx, Fuse, Pending, Who};
 use crate::kernel::interrupts;
 use crate::kernel::ops::Running;
 use crate::model::cpu::Cpu;
+use crate::model::fingerprint::KeyCache;
 use crate::model::mem::{PhysMem, SiteRef};
-use crate::model::mm::{File, Mm};
+use crate::model::mm::{File, Mm, PageCache};
 use crate::model::sync::RwLock;
 use crate::model::{Kernel, FAULT_MUTEXES};
 use crate::scenario::Op;
@@ -35,6 +36,9 @@ pub struct Prog {
     pub running: Option<Running>,
     pub op_step: u32,
     pub pending: Option<Pending>,
+    /// The slot's part of the exhaustive search's state key, reset whenever the engine lets
+    /// the slot's path run (derived data: not part of equality).
+    pub key_cache: KeyCache,
 }
 
 impl Prog {
@@ -129,7 +133,7 @@ impl<'e> Engine<'e> {
             .map(|&n| File {
                 i_mmap_rwsem: RwLock::default(),
                 i_mmap: Vec::new(),
-                pages: vec![None; n as usize],
+                pages: PageCache::new(n as usize),
             })
             .collect();
         let k = Kernel {
@@ -140,7 +144,16 @@ impl<'e> Engine<'e> {
             rcu: Default::default(),
             fault_mutex: [RwLock::default(); FAULT_MUTEXES],
         };
-        let progs = vec![Prog { next_op: 0, running: None, op_step: 0, pending: None }; ncpus + 1];
+        let progs = vec![
+            Prog {
+                next_op: 0,
+                running: None,
+                op_step: 0,
+                pending: None,
+                key_cache: KeyCache::default(),
+            };
+            ncpus + 1
+        ];
         Engine {
             env,
             state: State { k, progs, step: 0 },
@@ -177,6 +190,7 @@ impl<'e> Engine<'e> {
         let env: &Env = env;
         let (before, rest) = progs.split_at_mut(slot);
         let (p, after) = rest.split_first_mut().expect("slot in range");
+        p.key_cache.reset();
         let mut hook = sched.map(|sched| Hook {
             env,
             before,
@@ -273,6 +287,7 @@ impl<'e> Engine<'e> {
                 let who = who_of(self.env, self.phase, slot, &self.state.progs[slot]);
                 let State { k, progs, step } = &mut self.state;
                 let p = &mut progs[slot];
+                p.key_cache.reset();
                 let running = p.running.as_mut().expect("runnable slot has an op");
                 let mut cx = Ctx::new(k, self.env, who, *step, &mut self.check, false);
                 let r = running.step(&mut cx);
@@ -317,6 +332,7 @@ impl<'e> Engine<'e> {
             if in_phase {
                 self.state.progs[slot].next_op = 0;
                 self.state.progs[slot].running = None;
+                self.state.progs[slot].key_cache.reset();
                 self.declare(slot);
             }
         }
@@ -574,6 +590,12 @@ impl<'e> Engine<'e> {
     /// Record `c` as the next decision and execute its step.
     pub fn step_choice(&mut self, c: Choice) {
         self.decisions.push(Decision { actor: c.actor, op: c.op, op_step: c.op_step });
+        self.exec(c.actor, None);
+    }
+
+    /// Execute `c`'s step without recording the decision: for a search that keeps the
+    /// schedule itself and sets [`Engine::decisions`] when an execution ends.
+    pub fn exec_choice(&mut self, c: Choice) {
         self.exec(c.actor, None);
     }
 

@@ -858,9 +858,8 @@ impl HugetlbFault {
                 if !use_cache {
                     let got = cx.k.mem.alloc_huge_page();
                     debug_assert_eq!(got, pfn);
-                    let slot = cx.k.files[self.file as usize].pages.get_mut(self.idx as usize);
-                    if let (Some(slot), false) = (slot, private) {
-                        *slot = Some(pfn);
+                    if !private {
+                        cx.k.files[self.file as usize].pages.set(self.idx as usize, Some(pfn));
                     }
                 }
                 self.page = pfn;

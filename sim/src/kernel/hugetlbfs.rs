@@ -121,7 +121,7 @@ impl PunchHole {
                 cx.up_write(F, i_mmap)?;
                 let pages = &mut cx.k.files[self.file as usize].pages;
                 for idx in self.first..self.last.min(pages.len() as u64) {
-                    pages[idx as usize] = None;
+                    pages.set(idx as usize, None);
                 }
                 return Ok(Poll::Ready(()));
             }

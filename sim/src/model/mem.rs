@@ -6,8 +6,12 @@
 //! because reuse is how many page-table races bite. With `quarantine` freed frames are never
 //! reused (KASAN's quarantine). Every lifecycle transition records its [`SiteRef`] for reports.
 
+use super::fingerprint;
+use super::fingerprint::{KeyCache, StateHasher};
 use super::sync::RwLock;
 use mmsim_traces::Actor;
+use std::hash::Hasher;
+use std::sync::Arc;
 
 /// First pfn handed out for page-table pages (an arbitrary, realistic-looking base).
 pub const TABLE_PFN_BASE: u64 = 0x1000;
@@ -31,40 +35,62 @@ pub enum FrameState {
 
 /// A table's entries: only the non-zero ones, sorted by index. A table maps a handful of its
 /// 512 (or 2048) entries, so a run neither allocates, zeroes, copies nor hashes a whole 4 KiB
-/// page per table (the exhaustive search hashes every state). Equal tables have equal lists.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
-pub struct Entries(Vec<(u16, u64)>);
+/// page per table. Equal tables have equal lists. The list's [`fingerprint::slot`] sum is kept
+/// up to date at every write, and `Hash` hashes only the count and the sum: hashing a table
+/// for the exhaustive search's visited states costs the same whatever it maps.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Entries {
+    list: Vec<(u16, u64)>,
+    sum: u64,
+}
+
+impl std::hash::Hash for Entries {
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        // equal lists have equal sums: consistent with Eq
+        self.list.len().hash(h);
+        self.sum.hash(h);
+    }
+}
 
 impl Entries {
     /// The raw value of entry `index` (0 if never set or cleared).
     #[inline]
     pub fn get(&self, index: usize) -> u64 {
-        match self.0.binary_search_by_key(&(index as u16), |&(i, _)| i) {
-            Ok(k) => self.0[k].1,
+        match self.list.binary_search_by_key(&(index as u16), |&(i, _)| i) {
+            Ok(k) => self.list[k].1,
             Err(_) => 0,
         }
     }
 
     /// Set entry `index` to `raw` (0 clears it).
     pub fn set(&mut self, index: usize, raw: u64) {
-        match self.0.binary_search_by_key(&(index as u16), |&(i, _)| i) {
-            Ok(k) if raw == 0 => {
-                self.0.remove(k);
+        let i = index as u64;
+        match self.list.binary_search_by_key(&(index as u16), |&(i, _)| i) {
+            Ok(k) => {
+                self.sum = self.sum.wrapping_sub(fingerprint::slot(i, self.list[k].1));
+                if raw == 0 {
+                    self.list.remove(k);
+                } else {
+                    self.list[k].1 = raw;
+                }
             }
-            Ok(k) => self.0[k].1 = raw,
-            Err(k) if raw != 0 => self.0.insert(k, (index as u16, raw)),
-            Err(_) => {}
+            Err(k) if raw != 0 => self.list.insert(k, (index as u16, raw)),
+            Err(_) => return,
+        }
+        if raw != 0 {
+            self.sum = self.sum.wrapping_add(fingerprint::slot(i, raw));
         }
     }
 
     /// Every entry zero (a freshly allocated table).
     pub fn clear(&mut self) {
-        self.0.clear();
+        self.list.clear();
+        self.sum = 0;
     }
 
     /// The non-zero entries as (index, raw), in index order.
     pub fn nonzero(&self) -> impl Iterator<Item = (usize, u64)> + '_ {
-        self.0.iter().map(|&(i, raw)| (i as usize, raw))
+        self.list.iter().map(|&(i, raw)| (i as usize, raw))
     }
 }
 
@@ -94,6 +120,44 @@ pub struct Frame {
     /// The last time an mm's tree stopped reaching this table (`pud_clear()` of an unshare,
     /// `pmd_clear()` in `free_pgtables()`): the mms it left (a bit mask) and where.
     pub unlinked: Option<(u8, SiteRef)>,
+    /// The frame's part of the exhaustive search's state key, computed on demand and reset by
+    /// every write ([`PhysMem::frame_mut`]). Derived data: not part of equality.
+    pub key_cache: KeyCache,
+}
+
+impl Frame {
+    /// Hash everything but the step numbers of the provenance sites (see
+    /// [`PhysMem::hash_without_steps`]). Every field is named, so a new one is not forgotten.
+    fn hash_without_steps<H: std::hash::Hasher>(&self, h: &mut H) {
+        use std::hash::Hash;
+        let Frame {
+            state,
+            gen,
+            level,
+            entries,
+            refcount,
+            pt_share_count,
+            ptlock,
+            ptlock_alive,
+            owners,
+            allocated,
+            queued,
+            freed,
+            ptlock_freed,
+            unlinked,
+            key_cache: _,
+        } = self;
+        (state, gen, level, entries, refcount, pt_share_count, ptlock, ptlock_alive, owners)
+            .hash(h);
+        let site = |s: &Option<SiteRef>, h: &mut H| {
+            s.map(|SiteRef { step: _, actor, op, func }| (actor, op, func)).hash(h)
+        };
+        for s in [allocated, queued, freed, ptlock_freed] {
+            site(s, h);
+        }
+        unlinked.map(|(mms, _)| mms).hash(h);
+        site(&unlinked.map(|(_, s)| s), h);
+    }
 }
 
 /// A pointer to one entry, as kernel code holds a `pte_t *` / `pmd_t *`.
@@ -112,9 +176,13 @@ pub struct EntryPtr {
 }
 
 /// Physical memory: page-table frames plus the hugetlb pool.
+///
+/// Frames are shared between clones of the state and copied on their first write
+/// ([`PhysMem::frame_mut`]): the exhaustive search clones the state at every branch, and a
+/// step changes one frame at most.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct PhysMem {
-    frames: Vec<Frame>,
+    frames: Vec<Arc<Frame>>,
     free_list: Vec<u64>,
     pub quarantine: bool,
     entries_per_table: usize,
@@ -140,7 +208,7 @@ impl PhysMem {
         let pfn = match self.free_list.pop() {
             Some(pfn) => pfn,
             None => {
-                self.frames.push(Frame {
+                self.frames.push(Arc::new(Frame {
                     state: FrameState::Freed,
                     gen: 0,
                     level,
@@ -155,7 +223,8 @@ impl PhysMem {
                     freed: None,
                     ptlock_freed: None,
                     unlinked: None,
-                });
+                    key_cache: KeyCache::default(),
+                }));
                 TABLE_PFN_BASE + self.frames.len() as u64 - 1
             }
         };
@@ -208,17 +277,49 @@ impl PhysMem {
         self.next_huge_pfn
     }
 
+    #[inline]
     pub fn frame(&self, pfn: u64) -> Option<&Frame> {
-        pfn.checked_sub(TABLE_PFN_BASE).and_then(|i| self.frames.get(i as usize))
+        pfn.checked_sub(TABLE_PFN_BASE).and_then(|i| self.frames.get(i as usize)).map(|f| &**f)
     }
 
+    /// The frame, for writing: copied first if another clone of the state shares it.
+    #[inline]
     pub fn frame_mut(&mut self, pfn: u64) -> Option<&mut Frame> {
-        pfn.checked_sub(TABLE_PFN_BASE).and_then(|i| self.frames.get_mut(i as usize))
+        pfn.checked_sub(TABLE_PFN_BASE).and_then(|i| self.frames.get_mut(i as usize)).map(|f| {
+            let f = Arc::make_mut(f);
+            f.key_cache.reset();
+            f
+        })
     }
 
     /// All frames ever allocated, with their pfns, in pfn order.
     pub fn frames(&self) -> impl Iterator<Item = (u64, &Frame)> {
-        self.frames.iter().enumerate().map(|(i, f)| (TABLE_PFN_BASE + i as u64, f))
+        self.frames.iter().enumerate().map(|(i, f)| (TABLE_PFN_BASE + i as u64, &**f))
+    }
+
+    /// Hash everything but the step numbers of the frames' provenance sites, which only say
+    /// *when* something happened (the exhaustive search's state key: schedules that commute
+    /// independent steps meet again). Every field is named, so a new one is not forgotten; a
+    /// frame contributes its cached fingerprint, recomputed only after a write to it.
+    pub fn hash_without_steps<H: std::hash::Hasher>(&self, h: &mut H) {
+        use std::hash::Hash;
+        let PhysMem {
+            frames,
+            free_list,
+            quarantine,
+            entries_per_table,
+            next_huge_pfn,
+            huge_stride,
+        } = self;
+        (free_list, quarantine, entries_per_table, next_huge_pfn, huge_stride).hash(h);
+        frames.len().hash(h);
+        for f in frames {
+            h.write_u64(f.key_cache.get_or(|| {
+                let mut fh = StateHasher::default();
+                f.hash_without_steps(&mut fh);
+                fh.finish()
+            }));
+        }
     }
 
     /// Raw entry value behind a pointer (no lifecycle checks: callers check first).
@@ -268,6 +369,14 @@ mod tests {
         assert_eq!((a.get(7), a.get(511), a.get(3), a.get(4)), (0x1003, 0x2003, 0x3003, 0));
         let seen: Vec<(usize, u64)> = a.nonzero().collect();
         assert_eq!(seen, vec![(3, 0x3003), (7, 0x1003), (511, 0x2003)]);
+        // the kept sum is the sum of the list, whatever the writes that made it
+        let sum = |e: &Entries| {
+            e.nonzero().fold(0u64, |s, (i, v)| s.wrapping_add(fingerprint::slot(i as u64, v)))
+        };
+        assert_eq!((a.sum, b.sum), (sum(&a), sum(&b)));
+        assert_eq!(fingerprint::hash_of(&a), fingerprint::hash_of(&b));
+        b.set(7, 0x1007);
+        assert_ne!(fingerprint::hash_of(&a), fingerprint::hash_of(&b));
         a.clear();
         assert_eq!(a, Entries::default());
         assert_eq!(a.get(7), 0);

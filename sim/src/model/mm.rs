@@ -1,7 +1,9 @@
 //! Address spaces and files: `mm_struct`, `vm_area_struct` (with the hugetlb vma lock) and a
 //! hugetlbfs file's `address_space` (with `i_mmap_rwsem`, the mapping VMAs and the page cache).
 
+use super::fingerprint;
 use super::sync::RwLock;
+use std::sync::Arc;
 
 /// `vm_flags` bits that matter here.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
@@ -104,5 +106,74 @@ pub struct File {
     /// The `i_mmap` interval tree, as (mm, vma id) in insertion order.
     pub i_mmap: Vec<(u8, u16)>,
     /// Page cache: head pfn of each huge page by file index.
-    pub pages: Vec<Option<u64>>,
+    pub pages: PageCache,
+}
+
+/// A file's page cache: the head pfn of each huge page by file index. Reads go through the
+/// slice it derefs to; writes through [`PageCache::set`], which keeps the slots'
+/// [`fingerprint::slot`] sum, so `Hash` costs the same whatever the file's size.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PageCache {
+    /// Shared by clones of the state until one of them writes.
+    slots: Arc<Vec<Option<u64>>>,
+    sum: u64,
+}
+
+impl PageCache {
+    /// An empty cache of `n` huge pages.
+    pub fn new(n: usize) -> Self {
+        PageCache { slots: Arc::new(vec![None; n]), sum: 0 }
+    }
+
+    /// Put `page` in slot `idx` (`None` removes it); an index past the end is ignored.
+    pub fn set(&mut self, idx: usize, page: Option<u64>) {
+        let Some(&old) = self.slots.get(idx) else { return };
+        if old == page {
+            return;
+        }
+        if let Some(old) = old {
+            self.sum = self.sum.wrapping_sub(fingerprint::slot(idx as u64, old));
+        }
+        if let Some(new) = page {
+            self.sum = self.sum.wrapping_add(fingerprint::slot(idx as u64, new));
+        }
+        Arc::make_mut(&mut self.slots)[idx] = page;
+    }
+}
+
+impl std::ops::Deref for PageCache {
+    type Target = [Option<u64>];
+    fn deref(&self) -> &[Option<u64>] {
+        &self.slots
+    }
+}
+
+impl std::hash::Hash for PageCache {
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        // equal slots have equal sums: consistent with Eq
+        self.slots.len().hash(h);
+        self.sum.hash(h);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_page_cache_hashes_its_contents_whatever_the_order_of_writes() {
+        let (mut a, mut b) = (PageCache::new(512), PageCache::new(512));
+        a.set(3, Some(0x10_0000));
+        a.set(500, Some(0x10_0200));
+        b.set(500, Some(0x10_0200));
+        b.set(3, Some(0x77));
+        b.set(7, Some(0x78));
+        b.set(3, Some(0x10_0000));
+        assert_ne!(fingerprint::hash_of(&a), fingerprint::hash_of(&b));
+        b.set(7, None);
+        b.set(9999, Some(1)); // past the end: ignored
+        assert_eq!(a, b);
+        assert_eq!(fingerprint::hash_of(&a), fingerprint::hash_of(&b));
+        assert_eq!((a[3], a[4], a.len()), (Some(0x10_0000), None, 512));
+    }
 }

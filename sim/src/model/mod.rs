@@ -2,6 +2,7 @@
 //! CPUs and RCU. Plain data that is cheap to clone and hash; no scheduling, no checking.
 
 pub mod cpu;
+pub mod fingerprint;
 pub mod mem;
 pub mod mm;
 pub mod rcu;

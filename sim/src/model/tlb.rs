@@ -42,6 +42,29 @@ pub struct Tlb {
 }
 
 impl Tlb {
+    /// Hash the valid entries, each with its fill time replaced by `time(filled)`: the
+    /// exhaustive search's state key keeps only the order of times. An invalid entry is
+    /// hashed as invalid only: nothing reads the rest of it before a fill overwrites it.
+    pub fn hash_with_times<H: std::hash::Hasher>(&self, h: &mut H, time: impl Fn(u64) -> u64) {
+        use std::hash::Hash;
+        let Tlb { entries, next } = self;
+        for e in entries {
+            let TlbEntry { valid, mm, leaf, va, size, target, level, gen, write, filled } = *e;
+            if !valid {
+                h.write_u64(0);
+                continue;
+            }
+            let flags = 1
+                | u64::from(leaf) << 1
+                | u64::from(write) << 2
+                | u64::from(level) << 8
+                | u64::from(mm) << 16
+                | u64::from(gen) << 32;
+            (flags, va, size, target, time(filled)).hash(h);
+        }
+        next.hash(h);
+    }
+
     pub fn lookup_leaf(&self, mm: u8, va: u64) -> Option<TlbEntry> {
         self.entries.iter().copied().find(|e| e.leaf && e.covers(mm, va))
     }

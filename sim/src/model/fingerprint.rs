@@ -1,0 +1,169 @@
+//! Fingerprints of kernel states, for the exhaustive search's visited-state table: a fast
+//! deterministic 64-bit hasher ([`StateHasher`]) and the order-independent sums ([`slot`])
+//! that a table's entries and a file's page cache keep up to date at every write, so that
+//! hashing a state costs what its small parts cost, not what its tables and caches hold.
+//!
+//! A sum is `Σ slot(index, value)` (wrapping) over the non-empty slots: a write subtracts the
+//! old slot and adds the new one, so equal contents always have equal sums whatever the order
+//! of the writes that made them. Distinct contents collide with probability about 2^-64 per
+//! pair, which is what the visited table already accepts of its 64-bit keys. A part that
+//! changes rarely (a page-table frame, a CPU's program) caches its fingerprint in a
+//! [`KeyCache`] that every write resets.
+
+use std::hash::Hasher;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+const K0: u64 = 0x9e37_79b9_7f4a_7c15;
+const K1: u64 = 0xd6e8_feb8_6659_fd93;
+const K2: u64 = 0xa076_1d64_78bd_642f;
+
+/// The 128-bit product of `a` and `b`, folded to 64 bits (the mixing step of wyhash).
+#[inline]
+fn fold(a: u64, b: u64) -> u64 {
+    let p = u128::from(a) * u128::from(b);
+    (p as u64) ^ ((p >> 64) as u64)
+}
+
+/// The contribution of slot `index` holding `value` to a sum.
+#[inline]
+pub fn slot(index: u64, value: u64) -> u64 {
+    fold(fold(index ^ K0, K1) ^ value, K2)
+}
+
+/// A fast 64-bit hasher with fixed constants: every integer is mixed as its value (not its
+/// native bytes), so a state hashes the same on every machine and Rust release.
+#[derive(Clone, Copy, Debug)]
+pub struct StateHasher(u64);
+
+impl Default for StateHasher {
+    fn default() -> Self {
+        StateHasher(K2)
+    }
+}
+
+impl StateHasher {
+    #[inline]
+    fn mix(&mut self, w: u64) {
+        self.0 = fold(self.0 ^ w, K0);
+    }
+}
+
+impl Hasher for StateHasher {
+    #[inline]
+    fn finish(&self) -> u64 {
+        fold(self.0, K1)
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(c);
+            self.mix(u64::from_le_bytes(w));
+        }
+        let rest = chunks.remainder();
+        let mut w = [0u8; 8];
+        w[..rest.len()].copy_from_slice(rest);
+        self.mix(u64::from_le_bytes(w) ^ ((bytes.len() as u64) << 56));
+    }
+    #[inline]
+    fn write_u8(&mut self, i: u8) {
+        self.mix(u64::from(i));
+    }
+    #[inline]
+    fn write_u16(&mut self, i: u16) {
+        self.mix(u64::from(i));
+    }
+    #[inline]
+    fn write_u32(&mut self, i: u32) {
+        self.mix(u64::from(i));
+    }
+    #[inline]
+    fn write_u64(&mut self, i: u64) {
+        self.mix(i);
+    }
+    #[inline]
+    fn write_usize(&mut self, i: usize) {
+        self.mix(i as u64);
+    }
+    #[inline]
+    fn write_i64(&mut self, i: i64) {
+        self.mix(i as u64);
+    }
+    #[inline]
+    fn write_isize(&mut self, i: isize) {
+        self.mix(i as u64);
+    }
+}
+
+/// A cached 64-bit fingerprint (0: not computed yet). It compares equal and hashes to nothing
+/// (it is a function of the data beside it), and it is atomic only so that a frame shared by
+/// states of different threads stays `Sync`: every access is a relaxed load or store.
+#[derive(Debug, Default)]
+pub struct KeyCache(AtomicU64);
+
+impl KeyCache {
+    /// The cached value, or `compute()` cached.
+    #[inline]
+    pub fn get_or(&self, compute: impl FnOnce() -> u64) -> u64 {
+        match self.0.load(Ordering::Relaxed) {
+            0 => {
+                let v = compute().max(1);
+                self.0.store(v, Ordering::Relaxed);
+                v
+            }
+            v => v,
+        }
+    }
+
+    /// Forget the cached value (the data beside it is about to change).
+    #[inline]
+    pub fn reset(&mut self) {
+        *self.0.get_mut() = 0;
+    }
+}
+
+impl Clone for KeyCache {
+    fn clone(&self) -> Self {
+        KeyCache(AtomicU64::new(self.0.load(Ordering::Relaxed)))
+    }
+}
+
+impl PartialEq for KeyCache {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl Eq for KeyCache {}
+
+impl std::hash::Hash for KeyCache {
+    fn hash<H: std::hash::Hasher>(&self, _: &mut H) {}
+}
+
+/// Hash `x` with [`StateHasher`].
+pub fn hash_of<T: std::hash::Hash + ?Sized>(x: &T) -> u64 {
+    let mut h = StateHasher::default();
+    x.hash(&mut h);
+    h.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_are_pinned_and_distinct_inputs_differ() {
+        assert_eq!(hash_of(&0u64), hash_of(&0u8), "integers hash by value, not by width");
+        assert_ne!(hash_of(&1u64), hash_of(&2u64));
+        assert_ne!(hash_of("ab"), hash_of("ba"));
+        assert_ne!(hash_of(&(1u64, 2u64)), hash_of(&(2u64, 1u64)));
+        assert_ne!(slot(1, 2), slot(2, 1));
+        assert_ne!(slot(0, 1), 0, "a slot holding a value always contributes");
+        // short byte strings that differ only by trailing zeros do not collide
+        let mut a = StateHasher::default();
+        a.write(&[1]);
+        let mut b = StateHasher::default();
+        b.write(&[1, 0]);
+        assert_ne!(a.finish(), b.finish());
+    }
+}
