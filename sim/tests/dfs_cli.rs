@@ -1,5 +1,5 @@
 //! End-to-end tests of `mmsim explore --exhaustive` (the bounded exhaustive search): what it
-//! says, what it saves, that its traces replay, and that --jobs does not change it.
+//! says, what it saves, that its traces replay, and that --jobs does not change what it finds.
 
 mod common;
 use common::{data, mmsim, stdout, tmp};
@@ -8,7 +8,7 @@ use mmsim_traces::Severity;
 use std::path::PathBuf;
 
 #[test]
-fn exhaustive_search_reports_its_bound_saves_replayable_traces_and_ignores_jobs() {
+fn exhaustive_search_reports_its_bound_saves_replayable_traces_and_jobs_change_nothing() {
     let scenario = data("fault-unshare-2cpu.ron");
     let out = tmp("dfs-cli", "out");
     let args = |jobs: &'static str| {
@@ -48,10 +48,18 @@ fn exhaustive_search_reports_its_bound_saves_replayable_traces_and_ignores_jobs(
         assert_eq!(rep.status.code(), Some(want), "{}", String::from_utf8_lossy(&rep.stderr));
         assert!(stdout(&rep).contains("identical"), "{}", stdout(&rep));
     }
-    // --jobs does not apply: the same summary
+    // --jobs searches bounds at once: the same summary, also when a bound stops the search
     let one = stdout(&mmsim(&args("1")));
     let two = stdout(&mmsim(&args("2")));
     assert_eq!(one, two);
+    let first = |jobs| {
+        let mut a = args(jobs);
+        a.extend(["--stop-on-first", "--format", "json"]);
+        stdout(&mmsim(&a))
+    };
+    let (one, three) = (first("1"), first("3"));
+    assert!(one.contains("stopped at the first violation"), "{one}");
+    assert_eq!(one, three);
     // JSON says the same
     let mut json = args("1");
     json.extend(["--format", "json"]);

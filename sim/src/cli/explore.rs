@@ -46,7 +46,8 @@ pub struct ExploreArgs {
     /// Bounded exhaustive search (strategy dfs): every schedule of the concurrent phase with at
     /// most --preemptions preemptions, bounds 0, 1, ..., K in turn, up to partial-order
     /// reduction (--por). --runs becomes a budget of executions and --time-limit a budget of
-    /// time (the result then says NOT exhaustive); --jobs, --seed-start, --depth and --shard do
+    /// time (the result then says NOT exhaustive); --jobs searches that many bounds at once
+    /// (the same summary; with --runs one after another); --seed-start, --depth and --shard do
     /// not apply.
     #[arg(long)]
     pub exhaustive: bool,
@@ -292,6 +293,10 @@ fn exhaustive(a: &ExploreArgs, p: &crate::run::Prepared, stop: Arc<StopFlag>) ->
         por: a.por,
         live: Some(live.clone()),
         min_severity: a.severity.min,
+        jobs: a
+            .jobs
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+            .max(1),
         ..Default::default()
     };
     let started = Instant::now();

@@ -96,6 +96,8 @@ pub struct DfsConfig {
     /// The lowest severity that makes an execution a violation (`--min-severity`); an
     /// execution whose reports are all below it is a warning execution.
     pub min_severity: Severity,
+    /// Bounds searched at once (`--jobs`); the summary is the same for every value.
+    pub jobs: usize,
 }
 
 impl Default for DfsConfig {
@@ -111,6 +113,7 @@ impl Default for DfsConfig {
             final_states: false,
             live: None,
             min_severity: Severity::Bug,
+            jobs: 1,
         }
     }
 }
@@ -218,17 +221,50 @@ impl DfsSummary {
     }
 }
 
+/// Why a search at one bound stopped early, and after how many of its own executions.
+#[derive(Clone, Debug)]
+pub(crate) enum Stop {
+    FirstViolation(u64),
+    Budget(u64),
+    TimeLimit(u64),
+    /// The caller's stop flag (Ctrl-C), with its reason.
+    Flag(String, u64),
+    /// A search of a lower bound stopped: this one's results are not used.
+    Superseded,
+    Panic,
+}
+
+impl Stop {
+    /// The summary's wording, counting the executions of the bounds before (`base`) too.
+    fn message(&self, base: u64) -> String {
+        match self {
+            Stop::FirstViolation(n) => {
+                format!("stopped at the first violation, after {} executions", base + n)
+            }
+            Stop::Budget(n) => format!("stopped after {} executions (--runs)", base + n),
+            Stop::TimeLimit(n) => format!("time limit, after {} executions", base + n),
+            Stop::Flag(why, n) => format!("{why}, after {} executions", base + n),
+            Stop::Superseded => "stopped".into(),
+            Stop::Panic => "stopped by a panic".into(),
+        }
+    }
+}
+
 /// What a search at one bound shares, whatever its reduction: the bound, the counters, the
-/// groups found so far and why it stopped.
+/// groups found so far and why it stopped. Execution numbers are the bound's own (from 0);
+/// [`search`] offsets them by the executions of the bounds before when it merges.
 pub(crate) struct Recorder<'s> {
     pub(crate) bound: u32,
     pub(crate) cfg: &'s DfsConfig,
     pub(crate) stats: BoundStats,
-    /// Executions before this bound.
+    /// Executions before this bound, when it runs after them ([`DfsConfig::max_executions`]
+    /// counts over all bounds); 0 when bounds run at once.
     base: u64,
-    groups: &'s mut Vec<DfsGroup>,
-    finals: &'s mut std::collections::BTreeSet<u64>,
-    pub(crate) stopped: Option<String>,
+    groups: Vec<DfsGroup>,
+    finals: std::collections::BTreeSet<u64>,
+    pub(crate) stopped: Option<Stop>,
+    /// The lowest bound whose search stopped early (bounds run at once): a higher one stops.
+    lowest_stop: &'s AtomicU32,
 }
 
 impl Recorder<'_> {
@@ -242,7 +278,8 @@ impl Recorder<'_> {
             && Severity::worst(&out.check.reports) >= Some(self.cfg.min_severity);
         self.stats.executions += 1;
         self.stats.steps += out.steps;
-        let index = self.base + self.stats.executions - 1;
+        let index = self.stats.executions - 1;
+        let done = self.stats.executions;
         match out.verdict {
             Verdict::Clean => self.stats.clean += 1,
             Verdict::StepLimit => self.stats.step_limits += 1,
@@ -271,29 +308,33 @@ impl Recorder<'_> {
                     }),
                 }
                 if self.cfg.stop_on_first && !warning {
-                    self.stopped = Some(format!(
-                        "stopped at the first violation, after {} executions",
-                        index + 1
-                    ));
+                    self.stopped = Some(Stop::FirstViolation(done));
                 }
             }
         }
-        if self.cfg.max_executions.is_some_and(|m| index + 1 >= m) && self.stopped.is_none() {
-            self.stopped = Some(format!("stopped after {} executions (--runs)", index + 1));
+        if self.stopped.is_none() && self.cfg.max_executions.is_some_and(|m| self.base + done >= m)
+        {
+            self.stopped = Some(Stop::Budget(done));
         }
         if self.stopped.is_none() && self.cfg.deadline.is_some_and(|d| Instant::now() >= d) {
-            self.stopped = Some(format!("time limit, after {} executions", index + 1));
+            self.stopped = Some(Stop::TimeLimit(done));
+        }
+        if self.stopped.is_none() && self.lowest_stop.load(Ordering::Relaxed) < self.bound {
+            self.stopped = Some(Stop::Superseded);
         }
         if let Some(live) = &self.cfg.live {
             live.bound.store(self.bound, Ordering::Relaxed);
-            live.executions.store(index + 1, Ordering::Relaxed);
+            live.executions.fetch_add(1, Ordering::Relaxed);
             if out_violates {
                 live.violations.fetch_add(1, Ordering::Relaxed);
             }
             if self.stopped.is_none() && live.stop.is_raised() {
                 let why = live.stop.reason().unwrap_or_else(|| "stopped".into());
-                self.stopped = Some(format!("{why}, after {} executions", index + 1));
+                self.stopped = Some(Stop::Flag(why, done));
             }
+        }
+        if self.stopped.is_some() {
+            self.lowest_stop.fetch_min(self.bound, Ordering::Relaxed);
         }
     }
 }
@@ -303,10 +344,70 @@ pub(crate) fn cost(last: Option<Actor>, last_enabled: bool, next: Actor) -> u32 
     u32::from(last_enabled && last != Some(next))
 }
 
-/// Stack of the search thread: the search recurses once per step of a schedule.
+/// Stack of a search thread: the search recurses once per step of a schedule.
 const SEARCH_STACK: usize = 1 << 30;
 
-/// Search bounds 0..=`cfg.preemptions` of `p`'s concurrent phase.
+/// What the search of one bound found, before [`search`] merges it.
+struct BoundResult {
+    stats: BoundStats,
+    groups: Vec<DfsGroup>,
+    finals: std::collections::BTreeSet<u64>,
+    stopped: Option<Stop>,
+    panic: Option<String>,
+}
+
+/// Search one bound of the tree below `root`, on a thread of its own (one stack frame a step).
+fn search_bound(
+    root: &Engine,
+    cfg: &DfsConfig,
+    bound: u32,
+    base: u64,
+    lowest_stop: &AtomicU32,
+) -> BoundResult {
+    let mut s = Recorder {
+        bound,
+        cfg,
+        stats: BoundStats { bound, ..Default::default() },
+        base,
+        groups: Vec::new(),
+        finals: std::collections::BTreeSet::new(),
+        stopped: None,
+        lowest_stop,
+    };
+    let start = root.clone();
+    let r = std::thread::scope(|scope| {
+        std::thread::Builder::new()
+            .name(format!("dfs-bound-{bound}"))
+            .stack_size(SEARCH_STACK)
+            .spawn_scoped(scope, || {
+                catch_unwind(AssertUnwindSafe(|| match cfg.por {
+                    Por::Sleep => sleep::Search::new(&mut s).run(start),
+                    Por::Dpor => dpor::Search::new(&mut s).run(start),
+                }))
+            })
+            .map_err(|e| e.to_string())
+            .and_then(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err(Box::new("search thread died")))
+                    .map_err(|p| crate::explore::panic_message(&*p))
+            })
+    });
+    let panic = r.err();
+    if panic.is_some() {
+        s.stopped = Some(Stop::Panic);
+        lowest_stop.fetch_min(bound, Ordering::Relaxed);
+    }
+    s.stats.complete = s.stopped.is_none();
+    BoundResult { stats: s.stats, groups: s.groups, finals: s.finals, stopped: s.stopped, panic }
+}
+
+/// Search bounds 0..=`cfg.preemptions` of `p`'s concurrent phase, `cfg.jobs` bounds at once.
+///
+/// Each bound is a search of its own (its own visited table), so running them at once changes
+/// nothing but the time: the results are merged in bound order, a group's first execution
+/// counted over the bounds before it, and what a stopped bound leaves out is left out of the
+/// higher ones too (they are stopped, their results dropped). With an execution budget
+/// (`--runs`, which counts over all bounds in order) the bounds run one after another.
 pub fn search(p: &Prepared, cfg: &DfsConfig) -> DfsSummary {
     let mut sum = DfsSummary {
         scenario: p.env.scenario.name.clone(),
@@ -358,51 +459,69 @@ pub fn search(p: &Prepared, cfg: &DfsConfig) -> DfsSummary {
         sum.bounds.push(stats);
         return sum;
     }
-    let mut finals = std::collections::BTreeSet::new();
-    for bound in 0..=cfg.preemptions {
-        let mut s = Recorder {
-            bound,
-            cfg,
-            stats: BoundStats { bound, ..Default::default() },
-            base: sum.executions,
-            groups: &mut sum.groups,
-            finals: &mut finals,
-            stopped: None,
-        };
-        // one stack frame a step: run the search on a thread with room for long schedules
-        let start = root.clone();
-        let r = std::thread::scope(|scope| {
-            std::thread::Builder::new()
-                .name("dfs".into())
-                .stack_size(SEARCH_STACK)
-                .spawn_scoped(scope, || {
-                    catch_unwind(AssertUnwindSafe(|| match cfg.por {
-                        Por::Sleep => sleep::Search::new(&mut s).run(start),
-                        Por::Dpor => dpor::Search::new(&mut s).run(start),
-                    }))
-                })
-                .map_err(|e| e.to_string())
-                .and_then(|h| {
-                    h.join()
-                        .unwrap_or_else(|_| Err(Box::new("search thread died")))
-                        .map_err(|p| crate::explore::panic_message(&*p))
-                })
+    let lowest_stop = AtomicU32::new(u32::MAX);
+    let bounds = cfg.preemptions + 1;
+    let jobs = if cfg.max_executions.is_some() { 1 } else { cfg.jobs.clamp(1, bounds as usize) };
+    let mut results: Vec<Option<BoundResult>> = (0..bounds).map(|_| None).collect();
+    if jobs == 1 {
+        let mut base = 0;
+        for bound in 0..bounds {
+            let r = search_bound(&root, cfg, bound, base, &lowest_stop);
+            base += r.stats.executions;
+            let stop = r.stopped.is_some();
+            results[bound as usize] = Some(r);
+            if stop {
+                break;
+            }
+        }
+    } else {
+        // the highest bound, the longest search, first
+        let next = AtomicU32::new(bounds);
+        let done = std::sync::Mutex::new(&mut results);
+        std::thread::scope(|scope| {
+            for _ in 0..jobs {
+                scope.spawn(|| {
+                    let take = |b: u32| b.checked_sub(1);
+                    while let Ok(b) = next.fetch_update(Ordering::Relaxed, Ordering::Relaxed, take)
+                    {
+                        let bound = b - 1;
+                        if lowest_stop.load(Ordering::Relaxed) < bound {
+                            continue;
+                        }
+                        let r = search_bound(&root, cfg, bound, 0, &lowest_stop);
+                        done.lock().unwrap_or_else(|e| e.into_inner())[bound as usize] = Some(r);
+                    }
+                });
+            }
         });
-        if let Err(msg) = r {
-            let at = s.base + s.stats.executions;
+    }
+    let mut finals = std::collections::BTreeSet::new();
+    for r in results.into_iter() {
+        let Some(r) = r else { break };
+        let base = sum.executions;
+        for mut g in r.groups {
+            match sum.groups.iter_mut().find(|h| h.signature == g.signature) {
+                Some(h) => h.executions += g.executions,
+                None => {
+                    g.first_execution += base;
+                    sum.groups.push(g);
+                }
+            }
+        }
+        finals.extend(r.finals);
+        sum.executions += r.stats.executions;
+        sum.violations += r.stats.violations;
+        sum.warnings += r.stats.warnings;
+        sum.steps += r.stats.steps;
+        sum.bounds.push(r.stats);
+        if let Some(msg) = r.panic {
+            let at = base + sum.bounds.last().map_or(0, |b| b.executions);
+            let bound = sum.bounds.len() - 1;
             sum.panic =
                 Some(format!("panic at preemption bound {bound} after {at} executions: {msg}"));
-            s.stopped = Some("stopped by a panic".into());
         }
-        s.stats.complete = s.stopped.is_none();
-        let (stats, stopped) = (s.stats, s.stopped);
-        sum.executions += stats.executions;
-        sum.violations += stats.violations;
-        sum.warnings += stats.warnings;
-        sum.steps += stats.steps;
-        sum.bounds.push(stats);
-        if stopped.is_some() {
-            sum.stopped = stopped;
+        if let Some(stop) = r.stopped {
+            sum.stopped = Some(stop.message(base));
             break;
         }
     }
@@ -563,6 +682,39 @@ impl std::fmt::Display for DfsSummary {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bounds_searched_at_once_give_the_summary_of_bounds_searched_in_turn() {
+        let p = Prepared::new(&crate::run::Request {
+            source: crate::scenario::Source::load("gup-vs-unshare").unwrap(),
+            arch: None,
+            profile: Some("v6.1".into()),
+            set: vec![],
+        })
+        .unwrap();
+        for stop_on_first in [false, true] {
+            let cfg = |jobs| DfsConfig {
+                preemptions: 1,
+                stop_on_first,
+                final_states: true,
+                jobs,
+                ..DfsConfig::default()
+            };
+            let one = search(&p, &cfg(1));
+            let two = search(&p, &cfg(2));
+            assert_eq!(one, two, "stop_on_first {stop_on_first}");
+            assert_eq!(one.final_states, two.final_states);
+            assert!(one.violations > 0, "the seed race is found at bound 1");
+            assert_eq!(one.stopped.is_some(), stop_on_first);
+            if stop_on_first {
+                // bound 0 is clean: the bound that stopped counts the executions before it
+                assert_eq!(one.bounds.len(), 2);
+                let g = one.violation_groups().next().unwrap();
+                assert!(g.first_execution >= one.bounds[0].executions, "{g:?}");
+                assert_eq!(g.bound, 1);
+            }
+        }
+    }
 
     #[test]
     fn a_raised_stop_flag_ends_the_search_not_exhaustive_with_its_reason_and_counts_live() {
