@@ -103,15 +103,21 @@ pub struct KeyCache(AtomicU64);
 
 impl KeyCache {
     /// The cached value, or `compute()` cached.
+    ///
+    /// Debug builds recompute a cached value and assert it is unchanged: a write that forgot
+    /// to [`KeyCache::reset`] would merge different states in the visited table.
     #[inline]
-    pub fn get_or(&self, compute: impl FnOnce() -> u64) -> u64 {
+    pub fn get_or(&self, compute: impl Fn() -> u64) -> u64 {
         match self.0.load(Ordering::Relaxed) {
             0 => {
                 let v = compute().max(1);
                 self.0.store(v, Ordering::Relaxed);
                 v
             }
-            v => v,
+            v => {
+                debug_assert_eq!(v, compute().max(1), "a write did not reset its key cache");
+                v
+            }
         }
     }
 
