@@ -27,11 +27,12 @@ use std::task::Poll;
 /// around a COW copy have no listener in the model). The shared test is `page_count() > 1`
 /// until 14967a9c7d24 (2025-10) made it `ptdesc_pmd_is_shared()`: with `pt_share_count`
 /// (v6.13) the page count no longer counts sharers, so a shared table looks private and both
-/// ptlocks are the same lock (a soft lockup). Left out: pinned pages. The kernel copies a
-/// page that may be DMA-pinned at once (`page_try_dup_anon_rmap()` fails:
-/// 4eae4efa2c29, v5.10, and the `write_protect_seq` that GUP-fast checks, 623a1ddfeb23,
-/// v5.18); the model's GUP takes no pins, so every anonymous page is shared read-only.
-/// Migration, hwpoison and uffd-wp entries are left out too.
+/// ptlocks are the same lock (a soft lockup). `fork_child_writable` is the v5.12 child entry
+/// left writable (4eae4efa2c29 until 84894e1c42e9). Left out: pinned pages. The kernel copies
+/// a page that may be DMA-pinned at once (`page_needs_cow_for_dma()`, later
+/// `page_try_dup_anon_rmap()` failing: 4eae4efa2c29, v5.12) and takes `write_protect_seq`,
+/// which GUP-fast checks (623a1ddfeb23, ~v5.19); the model's GUP takes no pins, so every
+/// anonymous page is shared read-only. Migration, hwpoison and uffd-wp entries are left out.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct CopyHugetlbPageRange {
     src_mm: u8,
@@ -210,7 +211,11 @@ impl CopyHugetlbPageRange {
                     self.src_mm,
                     ro,
                 )?;
-                self.entry = ro;
+                // entry = huge_pte_wrprotect(entry): missing from 4eae4efa2c29 (v5.12) until
+                // 84894e1c42e9 (v5.13), when the child got the entry read before this
+                if !cx.env.sw.fork_child_writable {
+                    self.entry = ro;
+                }
                 self.wrprotected = true;
                 self.pc = 7;
             }
