@@ -76,6 +76,15 @@ impl Checker {
         }
     }
 
+    pub fn append_detail(&mut self, d: String) {
+        if let Some(e) = self.events.last_mut() {
+            if !e.detail.is_empty() {
+                e.detail.push_str("; ");
+            }
+            e.detail.push_str(&d);
+        }
+    }
+
     /// The entry value the current step's event read or wrote (only called when tracing).
     pub fn set_value(&mut self, v: mmsim_traces::EntryValue) {
         if let Some(e) = self.events.last_mut() {
@@ -337,6 +346,10 @@ pub fn report(cx: &mut Ctx, kind: ReportKind, func: &'static str, object: Object
         }
         ReportKind::StaleTlb => {
             "BUG: stale TLB entry used after the flush claimed completion".to_string()
+        }
+        ReportKind::CowViolation => {
+            "BUG: store through a private mapping into a shared page (copy-on-write broken)"
+                .to_string()
         }
         _ => format!("BUG: {kind:?} in {func}"),
     };

@@ -17,6 +17,23 @@ pub struct Env {
     pub scenario: Resolved,
     /// CPU slot the Setup/Teardown actor runs on (one past the scenario's CPUs).
     pub serial_cpu: u8,
+    /// Deliberate kernel bugs for the tests that prove a checker catches them; never set by a
+    /// scenario, profile, switch or flag (only a test assigns `Prepared::env.mutants`).
+    pub mutants: Mutants,
+}
+
+/// Kernel bugs no profile has: each is a line of the modelled kernel left out, so that a test
+/// can show the checker that should catch it does. All off in every real run.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Mutants {
+    /// `copy_hugetlb_page_range()` of a COW mapping without `huge_ptep_set_wrprotect()` and
+    /// `huge_pte_wrprotect()`: parent and child keep writable entries to one page.
+    pub fork_no_wrprotect: bool,
+    /// `dup_mmap()` without `flush_tlb_mm(oldmm)`.
+    pub fork_no_flush: bool,
+    /// `dup_mmap()`'s `flush_tlb_mm(oldmm)` flushes only the forking CPU yet claims
+    /// completion (a lost flush IPI).
+    pub fork_flush_local_only: bool,
 }
 
 impl Env {

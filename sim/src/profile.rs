@@ -310,6 +310,14 @@ switches! {
         /// copies them with `copy_hugetlb_page_range()`, as before and as with that commit reverted.
         pub lazy_fork_copy: bool,
         pub fork_share_test: ForkShareTest,
+        /// `copy_hugetlb_page_range()` of a private (COW) mapping gives the child the entry it
+        /// read before `huge_ptep_set_wrprotect()` of the parent's, so the child's entry stays
+        /// writable and its stores land in the page the parent still maps: introduced by
+        /// 4eae4efa2c29 ("hugetlb: do early cow when page pinned on src mm", v5.12, which moved
+        /// `huge_ptep_get()` above the write-protect), fixed by 84894e1c42e9 ("mm/hugetlb: fix
+        /// cow where page writtable in child", v5.13: `entry = huge_pte_wrprotect(entry)`). No
+        /// profile lies in that window (v5.7, then v6.0): `--set fork_child_writable=true`.
+        pub fork_child_writable: bool,
         /// riscv64's page-table free policy; `rcu_table_free` overrides it.
         pub riscv_table_free: RiscvTableFree,
         /// riscv64 has GUP-fast (v6.8, 3f910b7a522e); before, `get_user_pages_fast()` falls back
@@ -359,6 +367,7 @@ const BASE: Switches = Switches {
     tlb_flush: None,
     lazy_fork_copy: false,
     fork_share_test: ForkShareTest::PageCount,
+    fork_child_writable: false,
     riscv_table_free: RiscvTableFree::AfterFlush,
     riscv_gup_fast: false,
     unshare_sync_exclusive_only: false,

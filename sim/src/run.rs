@@ -102,6 +102,7 @@ pub fn prepare(req: &Request) -> Result<Env, RunError> {
         table_free: Env::table_free_for(cfg, &sw),
         scenario,
         serial_cpu,
+        mutants: Default::default(),
     })
 }
 
@@ -307,7 +308,7 @@ pub fn replay(trace: &Trace, origin: &str) -> Result<ReplayResult, RunError> {
         };
         let why = if schema < 5 {
             format!(
-                " (the trace is schema {schema}; schema {SCHEMA_VERSION} judges a walk through an unshared table by what it obtained: a stale walk is a warning, wrong mm a bug; re-record it with this mmsim)"
+                " (the trace is schema {schema}; from schema 5 on (this mmsim writes {SCHEMA_VERSION}) a walk through an unshared table is judged by what it obtained: a stale walk is a warning, wrong mm a bug; re-record it with this mmsim)"
             )
         } else {
             String::new()

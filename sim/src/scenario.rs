@@ -90,7 +90,8 @@ pub enum SetupOp {
     Touch { mm: String, at: Quantity },
     /// `mmap(MAP_PRIVATE | MAP_ANONYMOUS)`: ordinary pages in PTE tables.
     MapAnon { mm: String, at: Quantity, len: Quantity },
-    /// `fork()` of `mm` into the new process `child` (its shared hugetlbfs mappings only).
+    /// `fork()` of `mm` into the new process `child` (hugetlbfs mappings only: private ones
+    /// are shared copy-on-write).
     Fork { mm: String, child: String },
 }
 
@@ -131,8 +132,9 @@ pub enum CpuOp {
     /// `mmap(MAP_FIXED | MAP_PRIVATE | MAP_ANONYMOUS)` over `[at, at + len)`.
     MmapFixedAnon { at: Quantity, len: Quantity },
     /// `fork()` into the process `child`, a name no setup mapping uses: `dup_mmap()` copies
-    /// this CPU's mm's VMAs (shared hugetlbfs mappings only) and, where the profile copies
-    /// page tables at fork, `copy_hugetlb_page_range()`.
+    /// this CPU's mm's VMAs (hugetlbfs mappings only) and `copy_hugetlb_page_range()`: for a
+    /// private mapping always (copy-on-write), for a shared one where the profile copies page
+    /// tables at fork.
     Fork { child: String },
     /// `mprotect()` of a range inside one mapping (a part splits it); `write: false` makes the
     /// range read-only.
@@ -338,6 +340,7 @@ pub const BUILTIN: &[(&str, &str)] = &[
     ("gup-vs-reuse", include_str!("../scenarios/gup-vs-reuse.ron")),
     ("gup-fast-vs-reuse", include_str!("../scenarios/gup-fast-vs-reuse.ron")),
     ("split-vs-vma-locked-fault", include_str!("../scenarios/split-vs-vma-locked-fault.ron")),
+    ("fork-cow-private", include_str!("../scenarios/fork-cow-private.ron")),
 ];
 
 /// Scenario text and where it came from.
@@ -740,13 +743,16 @@ impl Scenario {
                 ));
             }
             children.push(child);
-            let private = r.setup.iter().any(|(mm, op)| {
-                *mm == m && matches!(op, Op::MapAnon { .. } | Op::MapFile { shared: false, .. })
-            });
-            if private {
+            // private hugetlb mappings are copied on write; private anonymous (PTE) memory
+            // is not (no copy_pte_range())
+            let anon = r.setup.iter().any(|(mm, op)| *mm == m && matches!(op, Op::MapAnon { .. }))
+                || r.cpus.iter().any(|(mm, ops)| {
+                    *mm == m && ops.iter().any(|op| matches!(op, Op::MmapFixed { file: None, .. }))
+                });
+            if anon {
                 return Err((
                     field,
-                    format!("fork() of mm {} with private mappings: copy-on-write at fork is not modelled (fork processes with shared hugetlbfs mappings only)", name(m)),
+                    format!("fork() of mm {} with anonymous memory: copy-on-write of PTE-mapped anonymous pages at fork is not modelled (fork processes with hugetlbfs mappings, shared or private, only)", name(m)),
                 ));
             }
         }

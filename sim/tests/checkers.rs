@@ -168,7 +168,7 @@ fn a_schema_4_trace_whose_reports_are_judged_differently_now_is_refused_naming_b
             && err.contains("[stale_walk@follow_hugetlb_page]"),
         "{err}"
     );
-    assert!(err.contains("the trace is schema 4; schema 5 judges"), "{err}");
+    assert!(err.contains("the trace is schema 4; from schema 5 on"), "{err}");
     // the trace this mmsim wrote replays
     let o = mmsim(&["replay", now.to_str().unwrap()]);
     assert!(stdout(&o).contains("identical"), "{}", stdout(&o));

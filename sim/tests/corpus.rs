@@ -20,6 +20,7 @@ const EXTRA_ARCHS: &[(&str, &[&str])] = &[
     ("refcount-share", &["arm64-4k", "riscv64-sv39"]),
     ("gup-vs-unshare", &["arm64-4k"]),
     ("split-unshare", &["riscv64-sv39"]),
+    ("fork-cow-private", &["arm64-4k", "riscv64-sv39"]),
 ];
 
 /// Seeds the generator scans for a run that reports something.

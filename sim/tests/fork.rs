@@ -124,7 +124,7 @@ fn forks_the_model_cannot_do_are_refused() {
     for (text, want) in [
         (
             r#"Scenario(name: "x", setup: [MapAnon(mm: "A", at: "PUD", len: "PAGE")], cpus: [(mm: "A", ops: [Fork(child: "C")])])"#,
-            "copy-on-write at fork is not modelled",
+            "copy-on-write of PTE-mapped anonymous pages at fork is not modelled",
         ),
         (
             r#"Scenario(name: "x", setup: [MapFile(mm: "A", file: "f", at: "PUD", len: "PUD"), MapFile(mm: "C", file: "f", at: "PUD", len: "PUD")], cpus: [(mm: "A", ops: [Fork(child: "C")])])"#,

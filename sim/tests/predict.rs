@@ -162,11 +162,11 @@ fn predict_on_a_recorded_clean_trace_confirms_the_race_and_writes_a_replayable_t
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// A schema-3 trace: what `text` (a clean schema-5 trace: no reports, so nothing of schema 5
-/// in it) was before schema 4 added entry values.
+/// A schema-3 trace: what `text` (a clean schema-6 trace: no reports, so nothing of schema 5
+/// or 6 in it) was before schema 4 added entry values.
 fn as_schema_3(text: &str) -> String {
     let current = format!("schema_version: {},", mmsim_traces::SCHEMA_VERSION);
-    assert_eq!(mmsim_traces::SCHEMA_VERSION, 5);
+    assert_eq!(mmsim_traces::SCHEMA_VERSION, 6);
     let mut out = text.replacen(&current, "schema_version: 3,", 1);
     while let Some(at) = out.find(", value: Some(") {
         let end = at + out[at..].find("))),").expect("a value ends its event") + 2;

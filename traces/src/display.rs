@@ -143,6 +143,7 @@ impl ReportKind {
             ReportKind::SplitShared => "split_shared",
             ReportKind::Starvation => "starvation",
             ReportKind::StaleWalk => "stale_walk",
+            ReportKind::CowViolation => "cow_violation",
         }
     }
 }

@@ -3,11 +3,11 @@
 use serde::{Deserialize, Serialize};
 
 /// Version of this schema. Schema 4 added [`Event::value`]; schema 5 split the stale walk
-/// ([`ReportKind::StaleWalk`]) from [`ReportKind::WrongMm`] and added [`Report::unlinked`]. A
-/// trace of
-/// [`OLDEST_READABLE_SCHEMA`] up to this version loads (an older one has no entry values:
-/// every `value` is `None`); any other version is refused with both versions named.
-pub const SCHEMA_VERSION: u32 = 5;
+/// ([`ReportKind::StaleWalk`]) from [`ReportKind::WrongMm`] and added [`Report::unlinked`];
+/// schema 6 added [`ReportKind::CowViolation`] (a schema-5 trace has none, and reads as is).
+/// A trace of [`OLDEST_READABLE_SCHEMA`] up to this version loads (an older one has no entry
+/// values: every `value` is `None`); any other version is refused with both versions named.
+pub const SCHEMA_VERSION: u32 = 6;
 
 /// The oldest schema version [`crate::from_ron`] still reads: schema 3, whose events lack
 /// [`Event::value`]. It loads as is (header version kept, values `None`); replay compares its
@@ -233,6 +233,11 @@ pub enum ReportKind {
     /// walker's own VMA maps there (same file page, same or fewer permissions, or nothing): the
     /// obsolete-but-safe read `hugetlb_walk()`'s rule 2.3 allows (kernel-notes §4.1; schema 5).
     StaleWalk,
+    /// A store through a private (copy-on-write) mapping into a page that is not that
+    /// mapping's own: one another process maps too (after the `fork()` that shared it
+    /// returned), or a file's page cache page. The other process sees the write: a missing
+    /// write-protect at fork, or a TLB entry still writable after it (schema 6).
+    CowViolation,
 }
 
 /// How bad a report is, for choosing which run or report to show first. Memory-safety bugs
@@ -288,7 +293,8 @@ impl ReportKind {
             ReportKind::UseAfterFreeTable
             | ReportKind::UseAfterFreePtlock
             | ReportKind::WrongMm
-            | ReportKind::StaleTlb => Severity::MemorySafety,
+            | ReportKind::StaleTlb
+            | ReportKind::CowViolation => Severity::MemorySafety,
             ReportKind::LockContract
             | ReportKind::LockRule
             | ReportKind::ShareCount

@@ -85,8 +85,10 @@ pub fn hash_state<H: Hasher>(state: &State, h: &mut H) {
             next_vma_id,
             flushed_at,
             mm_lock_seq,
+            dup_mmap,
         } = m;
         (pgd, mmap_lock, page_table_lock, vmas, nr_pmds, cpumask, next_vma_id, mm_lock_seq).hash(h);
+        dup_mmap.hash(h);
         times.rank(*flushed_at).hash(h);
     }
     files.hash(h);

@@ -124,6 +124,7 @@ impl<'e> Engine<'e> {
                 next_vma_id: 0,
                 flushed_at: 0,
                 mm_lock_seq: 0,
+                dup_mmap: false,
             });
         }
         let files = env

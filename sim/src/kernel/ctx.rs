@@ -172,6 +172,14 @@ impl<'a> Ctx<'a> {
         }
     }
 
+    /// Append to the current step's event detail (`; ` between), e.g. after an entry write
+    /// set its value.
+    pub fn detail_more(&mut self, f: impl FnOnce() -> String) {
+        if self.check.tracing {
+            self.check.append_detail(f());
+        }
+    }
+
     pub fn site(&self, func: &'static str) -> SiteRef {
         SiteRef { step: self.step, actor: self.who.actor, op: self.who.op, func }
     }

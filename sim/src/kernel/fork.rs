@@ -1,26 +1,38 @@
 //! `fork()`: `dup_mmap()` (kernel/fork.c, v6.1 shape) copying the parent's VMAs into the
-//! child mm, and `copy_hugetlb_page_range()` (mm/hugetlb.c) for shared hugetlb mappings when
-//! the profile copies page tables at fork (kernel-notes §3.6).
+//! child mm, and `copy_hugetlb_page_range()` (mm/hugetlb.c): shared hugetlb mappings when the
+//! profile copies page tables at fork (kernel-notes §3.6), private (copy-on-write) ones always.
 
 use super::ctx::{Ctx, R};
 use super::hugetlb::HugePteAlloc;
+use super::mmu_gather::FlushTlb;
 use super::walk::Walk;
 use crate::model::mem::EntryPtr;
 use crate::model::sync::RwLock;
 use crate::profile::ForkShareTest;
-use mmsim_arch::Entry;
+use mmsim_arch::{Entry, LeafFlags};
 use mmsim_traces::{Access, Object};
 use std::task::Poll;
 
-/// `copy_hugetlb_page_range(dst, src, dst_vma, src_vma)` (v6.1) for a `VM_MAYSHARE` mapping
-/// (no COW): under the source vma lock (read), for each huge page of the source,
-/// `hugetlb_walk()` in the parent, `huge_pte_alloc()` in the child (which usually shares the
-/// parent's table through `huge_pmd_share()`), and if the child's table is shared skip the
-/// PUD range; else take the child's ptlock, then the parent's (`spin_lock_nested()`), and copy
-/// the entry. The shared test is `page_count() > 1` until 14967a9c7d24 (2025-10) made it
-/// `ptdesc_pmd_is_shared()`: with `pt_share_count` (v6.13) the page count no longer counts
-/// sharers, so a shared table looks private and both ptlocks are the same lock (a soft lockup).
-/// Left out: the page reference and rmap accounting of the copied entry, migration entries.
+/// `copy_hugetlb_page_range(dst, src, dst_vma, src_vma)` (v6.1-v6.6 shape): for a
+/// `VM_MAYSHARE` mapping under the source vma lock (read); for each huge page of the source,
+/// `hugetlb_walk()` in the parent, `huge_pte_alloc()` in the child (which for a shared mapping
+/// usually shares the parent's table through `huge_pmd_share()`), and if the child's table is
+/// shared skip the PUD range; else take the child's ptlock, then the parent's
+/// (`spin_lock_nested()`), read the entry, `folio_get()` + `page_dup_file_rmap()` /
+/// `page_try_dup_anon_rmap()` (refcount and mapcount up), and for a COW mapping
+/// (`is_cow_mapping()`: here every private one) `huge_ptep_set_wrprotect()` the parent's entry
+/// and give the child the write-protected copy (`huge_pte_wrprotect()`); then
+/// `set_huge_pte_at()` in the child. The TLB flush for the parent's write-protected entries is
+/// `dup_mmap()`'s `flush_tlb_mm(oldmm)` (the `mmu_notifier_invalidate_range_start/end()`
+/// around a COW copy have no listener in the model). The shared test is `page_count() > 1`
+/// until 14967a9c7d24 (2025-10) made it `ptdesc_pmd_is_shared()`: with `pt_share_count`
+/// (v6.13) the page count no longer counts sharers, so a shared table looks private and both
+/// ptlocks are the same lock (a soft lockup). `fork_child_writable` is the v5.12 child entry
+/// left writable (4eae4efa2c29 until 84894e1c42e9). Left out: pinned pages. The kernel copies
+/// a page that may be DMA-pinned at once (`page_needs_cow_for_dma()`, later
+/// `page_try_dup_anon_rmap()` failing: 4eae4efa2c29, v5.12) and takes `write_protect_seq`,
+/// which GUP-fast checks (623a1ddfeb23, ~v5.19); the model's GUP takes no pins, so every
+/// anonymous page is shared read-only. Migration, hwpoison and uffd-wp entries are left out.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct CopyHugetlbPageRange {
     src_mm: u8,
@@ -38,6 +50,10 @@ pub struct CopyHugetlbPageRange {
     alloc: Option<HugePteAlloc>,
     dst_pte: Option<EntryPtr>,
     entry: Entry,
+    /// `is_cow_mapping(src_vma->vm_flags)`.
+    cow: bool,
+    /// A parent entry was write-protected (the parent's TLB must be flushed).
+    pub wrprotected: bool,
 }
 
 impl CopyHugetlbPageRange {
@@ -51,6 +67,7 @@ impl CopyHugetlbPageRange {
         start: u64,
         end: u64,
         sz: u64,
+        cow: bool,
     ) -> Self {
         CopyHugetlbPageRange {
             src_mm,
@@ -68,6 +85,8 @@ impl CopyHugetlbPageRange {
             alloc: None,
             dst_pte: None,
             entry: Entry::None,
+            cow,
+            wrprotected: false,
         }
     }
 
@@ -164,14 +183,54 @@ impl CopyHugetlbPageRange {
                 Self::lock(cx, self.src_mm, self.src_pte.expect("walked"), true)?;
                 self.pc = 6;
             }
-            // entry = huge_ptep_get(src_pte)
+            // entry = huge_ptep_get(src_pte); folio_get(pte_folio);
+            // page_dup_file_rmap() / page_try_dup_anon_rmap() (never fails: no pins)
             6 => {
-                self.entry = cx.read_entry(F, self.src_pte.expect("walked"), self.src_mm)?;
-                self.pc = if matches!(self.entry, Entry::Leaf { .. }) { 7 } else { 8 };
+                let e = cx.read_entry(F, self.src_pte.expect("walked"), self.src_mm)?;
+                self.entry = e;
+                self.pc = match e {
+                    Entry::Leaf { pfn, .. } => {
+                        cx.k.mem.huge_page_map(pfn, 1);
+                        if self.cow && !cx.env.mutants.fork_no_wrprotect {
+                            11
+                        } else {
+                            7
+                        }
+                    }
+                    _ => 8,
+                };
             }
-            // set_huge_pte_at(dst, addr, dst_pte, entry) (shared mapping: no COW)
+            // if (cow) { huge_ptep_set_wrprotect(src, addr, src_pte);
+            //            entry = huge_pte_wrprotect(entry); }
+            11 => {
+                let Entry::Leaf { pfn, flags } = self.entry else { unreachable!("a leaf") };
+                let ro = Entry::Leaf { pfn, flags: LeafFlags { write: false, ..flags } };
+                cx.write_entry(
+                    "huge_ptep_set_wrprotect",
+                    self.src_pte.expect("walked"),
+                    self.src_mm,
+                    ro,
+                )?;
+                // entry = huge_pte_wrprotect(entry): missing from 4eae4efa2c29 (v5.12) until
+                // 84894e1c42e9 (v5.13), when the child got the entry read before this
+                if !cx.env.sw.fork_child_writable {
+                    self.entry = ro;
+                }
+                self.wrprotected = true;
+                self.pc = 7;
+            }
+            // set_huge_pte_at(dst, addr, dst_pte, entry); hugetlb_count_add(npages, dst)
             7 => {
                 cx.write_entry(F, self.dst_pte.expect("allocated"), self.dst_mm, self.entry)?;
+                if let (Entry::Leaf { pfn, .. }, true) = (self.entry, self.cow) {
+                    let p = cx.k.mem.huge_page(pfn).copied().unwrap_or_default();
+                    cx.detail_more(|| {
+                        format!(
+                            "page pfn 0x{pfn:x}: refcount {} mapcount {}",
+                            p.refcount, p.mapcount
+                        )
+                    });
+                }
                 self.pc = 8;
             }
             // spin_unlock(src_ptl); spin_unlock(dst_ptl)
@@ -205,8 +264,13 @@ impl CopyHugetlbPageRange {
 /// afterwards only with an anon_vma, so a shared hugetlb mapping is left to the child's faults.
 /// Each parent VMA is `vma_start_write()` first (fb49c455323f, v6.5; the v6.4 window without
 /// it needs anonymous COW to matter, which the model does not have), waiting for faults under
-/// its per-VMA lock. Scenarios only fork mms whose mappings are shared hugetlbfs mappings (no
-/// COW here).
+/// its per-VMA lock. A private hugetlb mapping is always copied (`vma_needs_copy()`: it has an
+/// anon_vma once faulted; simplified: whether or not it was), write-protecting the parent's
+/// entries, and then, after `mmap_write_unlock(mm)`, `flush_tlb_mm(oldmm)` drops the parent's
+/// writable translations before `mmap_write_unlock(oldmm)` lets the parent's threads fault
+/// again. Simplified: the flush is made only when a parent entry was write-protected (without
+/// one it changes no translation), so that forks of shared mappings step as before. Private
+/// anonymous (PTE) memory is not copied: scenarios cannot fork an mm that has some.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Fork {
     mm: u8,
@@ -215,11 +279,14 @@ pub struct Fork {
     cur: u8,
     dst_vma: u16,
     copy: Option<CopyHugetlbPageRange>,
+    /// Some parent entry was write-protected: `flush_tlb_mm(oldmm)` has work.
+    wrprotected: bool,
+    flush: Option<FlushTlb>,
 }
 
 impl Fork {
     pub fn new(mm: u8, child: u8) -> Self {
-        Fork { mm, child, pc: 0, cur: 0, dst_vma: 0, copy: None }
+        Fork { mm, child, pc: 0, cur: 0, dst_vma: 0, copy: None, wrprotected: false, flush: None }
     }
 
     pub fn step(&mut self, cx: &mut Ctx) -> R<Poll<()>> {
@@ -229,6 +296,7 @@ impl Fork {
             // mmap_write_lock_killable(oldmm)
             0 => {
                 cx.down_write(F, Object::MmapLock(mm))?;
+                cx.k.mms[mm as usize].dup_mmap = true;
                 self.pc = 1;
             }
             // mmap_write_lock_nested(mm, SINGLE_DEPTH_NESTING)
@@ -276,8 +344,10 @@ impl Fork {
                 let f = cx.k.mms[mm as usize].vmas[self.cur as usize].file.unwrap_or(0);
                 cx.up_write(F, Object::IMmapRwsem(f))?;
                 let v = &cx.k.mms[mm as usize].vmas[self.cur as usize];
-                // copy_page_range(): vma_needs_copy()
-                if v.flags.hugetlb && !cx.env.sw.lazy_fork_copy {
+                // copy_page_range(): vma_needs_copy(): always before the lazy copy, then
+                // only with an anon_vma (a private mapping)
+                let private = !v.flags.mayshare;
+                if v.flags.hugetlb && (!cx.env.sw.lazy_fork_copy || private) {
                     self.copy = Some(CopyHugetlbPageRange::new(
                         mm,
                         v.id,
@@ -287,6 +357,7 @@ impl Fork {
                         v.start,
                         v.end,
                         v.huge_size,
+                        private,
                     ));
                 }
                 self.pc = 4;
@@ -295,6 +366,7 @@ impl Fork {
             4 => {
                 if let Some(c) = self.copy.as_mut() {
                     if c.step(cx)?.is_ready() {
+                        self.wrprotected |= c.wrprotected;
                         self.copy = None;
                         self.cur += 1;
                         self.pc = 7;
@@ -304,13 +376,31 @@ impl Fork {
                     self.pc = 7;
                 }
             }
-            // mmap_write_unlock(mm); mmap_write_unlock(oldmm)
+            // mmap_write_unlock(mm)
             5 => {
                 cx.up_write(F, Object::MmapLock(child))?;
-                self.pc = 6;
+                self.pc = if self.wrprotected && !cx.env.mutants.fork_no_flush { 8 } else { 6 };
             }
+            // flush_tlb_mm(oldmm)
+            8 => {
+                let local = cx.env.mutants.fork_flush_local_only;
+                let fl = self.flush.get_or_insert_with(|| {
+                    let f = FlushTlb::mm(cx, mm, "flush_tlb_mm");
+                    if local {
+                        f.local_only()
+                    } else {
+                        f
+                    }
+                });
+                if fl.step(cx, false)?.is_ready() {
+                    self.flush = None;
+                    self.pc = 6;
+                }
+            }
+            // mmap_write_unlock(oldmm)
             _ => {
                 cx.up_write(F, Object::MmapLock(mm))?;
+                cx.k.mms[mm as usize].dup_mmap = false;
                 return Ok(Poll::Ready(()));
             }
         }

@@ -504,6 +504,10 @@ impl HugeRangeLoop {
                     (_, e) => e,
                 };
                 cx.write_entry(f, ptep, self.mm, new)?;
+                if let (RangeAction::Unmap, Entry::Leaf { pfn, .. }) = (self.action, self.entry) {
+                    // page_remove_rmap(); tlb_remove_page_size() (its put: at once here)
+                    cx.k.mem.huge_page_map(pfn, -1);
+                }
                 tlb.add_range(self.addr, self.sz);
                 self.pc = 6;
             }
@@ -724,12 +728,20 @@ impl HugetlbChangeProtection {
     }
 }
 
-/// `hugetlb_fault(mm, vma, address, flags)` (v6.1) for a file-backed shared VMA: fault mutex,
-/// the profile's fault lock (vma lock read in v6.1, `i_mmap_rwsem` read in v5.7, nothing
-/// before), `huge_pte_alloc()`, then `hugetlb_no_page()` installs the page cache page under
-/// `huge_pte_lock()`; a write fault on a present read-only entry goes to `hugetlb_wp()`, which
-/// for a shared mapping only makes it writable (no COW). Left out: the v6.1 unlocked pre-check
-/// of the entry, reservations, migration and hwpoison entries.
+/// `hugetlb_fault(mm, vma, address, flags)` (v6.1) for a file-backed VMA: fault mutex, the
+/// profile's fault lock (vma lock read in v6.1, `i_mmap_rwsem` read in v5.7, nothing before),
+/// `huge_pte_alloc()`, then `hugetlb_no_page()` installs the page under `huge_pte_lock()`: the
+/// page cache page, or for a `MAP_PRIVATE` mapping whose page is not cached, or on a write
+/// fault, a new anonymous page (read-only on a read fault: `make_huge_pte(vma, page,
+/// VM_WRITE && VM_SHARED)`). A write fault on a present read-only entry goes to
+/// `hugetlb_wp()` (v6.1-v6.6 shape): a shared mapping only makes it writable; a private one
+/// reuses an anonymous page mapped once (`folio_mapcount() == 1`), else copies it (see
+/// [`HugetlbFault::step`], pc 15 on). Left out: the v6.1 unlocked pre-check of the entry,
+/// reservations (so `alloc_hugetlb_folio()` never fails and `unmap_ref_private()`, which
+/// unmaps the page from the other processes when the reservation owner cannot get a page, is
+/// not modelled), `PageAnonExclusive`/`page_move_anon_rmap()`, migration and hwpoison entries,
+/// uffd-wp, the page cache folio a private write fault copies from (it takes a new page at
+/// once instead of mapping the cached one and copying in `hugetlb_wp()`).
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct HugetlbFault {
     mm: u8,
@@ -742,6 +754,12 @@ pub struct HugetlbFault {
     alloc: Option<HugePteAlloc>,
     ptep: Option<EntryPtr>,
     page: u64,
+    /// `hugetlb_wp()` on a private mapping: the entry it found (`pte`), the new page, and
+    /// whether the new page replaced the old one (`new_folio = old_folio`).
+    orig: Entry,
+    new_page: u64,
+    replaced: bool,
+    flush: Option<FlushTlb>,
 }
 
 impl HugetlbFault {
@@ -762,6 +780,10 @@ impl HugetlbFault {
             alloc: None,
             ptep: None,
             page: 0,
+            orig: Entry::None,
+            new_page: 0,
+            replaced: false,
+            flush: None,
         })
     }
 
@@ -820,15 +842,140 @@ impl HugetlbFault {
                 cx.ptl_lock("hugetlb_wp", self.ptep.expect("allocated"))?;
                 self.pc = 12;
             }
+            // pte = huge_ptep_get(ptep); if (vma->vm_flags & VM_MAYSHARE)
+            //     { set_huge_ptep_writable(); return 0; }
             12 => {
                 let e = cx.read_entry("hugetlb_wp", self.ptep.expect("allocated"), mm)?;
+                let shared = cx.k.mms[mm as usize].vma(vma).is_some_and(|v| v.flags.mayshare);
                 self.pc = 14;
                 if let Entry::Leaf { pfn, flags } = e {
                     if !flags.write {
                         self.page = pfn;
-                        self.pc = 13;
+                        self.orig = e;
+                        self.pc = if shared { 13 } else { 15 };
                     }
                 }
+            }
+            // retry_avoidcopy: if (folio_mapcount(old_folio) == 1 && folio_test_anon(old_folio))
+            //     { set_huge_ptep_writable(vma, haddr, ptep); return 0; }   (reuse)
+            15 => {
+                cx.touch("hugetlb_wp", Object::Page(self.page), Access::Read)?;
+                let p = cx.k.mem.huge_page(self.page).copied().unwrap_or_default();
+                cx.detail(|| {
+                    format!(
+                        "folio_mapcount = {}, anon = {}: {}",
+                        p.mapcount,
+                        p.anon,
+                        if p.mapcount == 1 && p.anon { "reuse" } else { "copy" }
+                    )
+                });
+                self.pc = if p.mapcount == 1 && p.anon { 13 } else { 16 };
+            }
+            // folio_get(old_folio)
+            16 => {
+                cx.touch("hugetlb_wp", Object::Page(self.page), Access::Write)?;
+                cx.k.mem.huge_page_ref(self.page, 1);
+                self.pc = 17;
+            }
+            // spin_unlock(ptl): the allocation and the copy run unlocked
+            17 => {
+                cx.ptl_unlock("hugetlb_wp", self.ptep.expect("allocated"))?;
+                self.pc = 18;
+            }
+            // new_folio = alloc_hugetlb_folio(vma, haddr, outside_reserve)
+            18 => {
+                let pfn = cx.k.mem.peek_huge_page();
+                cx.touch("alloc_hugetlb_folio", Object::Page(pfn), Access::Alloc)?;
+                self.new_page = cx.k.mem.alloc_huge_page();
+                debug_assert_eq!(self.new_page, pfn);
+                if let Some(p) = cx.k.mem.huge_page_mut(pfn) {
+                    p.anon = true;
+                }
+                self.pc = 19;
+            }
+            // copy_user_large_folio(new_folio, old_folio, address, vma)
+            19 => {
+                cx.touch("copy_user_large_folio", Object::Page(self.page), Access::Read)?;
+                let data = cx.k.mem.huge_page(self.page).map_or(0, |p| p.data);
+                if let Some(p) = cx.k.mem.huge_page_mut(self.new_page) {
+                    p.data = data;
+                }
+                self.pc = 20;
+            }
+            // spin_lock(ptl); ptep = hugetlb_walk(vma, haddr, huge_page_size(h)) (the same
+            // pointer: a private VMA's table is not shared, and the fault's locks keep it)
+            20 => {
+                cx.ptl_lock("hugetlb_wp", self.ptep.expect("allocated"))?;
+                self.pc = 21;
+            }
+            // if (likely(ptep && pte_same(huge_ptep_get(ptep), pte)))
+            21 => {
+                let e = cx.read_entry("hugetlb_wp", self.ptep.expect("allocated"), mm)?;
+                self.pc = if e == self.orig { 22 } else { 25 };
+            }
+            // huge_ptep_clear_flush(vma, haddr, ptep): clear, then flush the old translation
+            22 => {
+                cx.write_entry(
+                    "huge_ptep_clear_flush",
+                    self.ptep.expect("allocated"),
+                    mm,
+                    Entry::None,
+                )?;
+                self.pc = 23;
+            }
+            23 => {
+                let fl =
+                    self.flush.get_or_insert_with(|| FlushTlb::mm(cx, mm, "huge_ptep_clear_flush"));
+                if fl.step(cx, false)?.is_ready() {
+                    self.flush = None;
+                    self.pc = 24;
+                }
+            }
+            // page_remove_rmap(old); hugepage_add_new_anon_rmap(new_folio, vma, haddr);
+            // set_huge_pte_at(mm, haddr, ptep, make_huge_pte(vma, new_page, 1))
+            24 => {
+                let flags = LeafFlags { write: true, dirty: true, ..LeafFlags::USER_RW };
+                let new = Entry::Leaf { pfn: self.new_page, flags };
+                cx.write_entry("set_huge_pte_at", self.ptep.expect("allocated"), mm, new)?;
+                if let Some(p) = cx.k.mem.huge_page_mut(self.page) {
+                    p.mapcount = p.mapcount.saturating_sub(1);
+                }
+                if let Some(p) = cx.k.mem.huge_page_mut(self.new_page) {
+                    p.mapcount += 1;
+                }
+                // new_folio = old_folio: the puts below drop the old page's mapping reference
+                self.replaced = true;
+                self.pc = 25;
+            }
+            25 => {
+                cx.ptl_unlock("hugetlb_wp", self.ptep.expect("allocated"))?;
+                self.pc = 26;
+            }
+            // out_release_all: folio_put(new_folio) (the old page if it was replaced)
+            26 => {
+                let put = if self.replaced { self.page } else { self.new_page };
+                cx.touch("folio_put", Object::Page(put), Access::Write)?;
+                cx.k.mem.huge_page_ref(put, -1);
+                self.pc = 27;
+            }
+            // out_release_old: folio_put(old_folio) (the folio_get() above)
+            27 => {
+                cx.touch("folio_put", Object::Page(self.page), Access::Write)?;
+                cx.k.mem.huge_page_ref(self.page, -1);
+                let p = cx.k.mem.huge_page(self.page).copied().unwrap_or_default();
+                let n = cx.k.mem.huge_page(self.new_page).copied().unwrap_or_default();
+                cx.detail(|| {
+                    format!(
+                        "old page pfn 0x{:x}: refcount {} mapcount {}; new page pfn 0x{:x}: refcount {} mapcount {}",
+                        self.page, p.refcount, p.mapcount, self.new_page, n.refcount, n.mapcount
+                    )
+                });
+                self.pc = 28;
+            }
+            // spin_lock(ptl): hugetlb_wp() returns with it held, as it was called
+            28 => {
+                cx.ptl_lock("hugetlb_wp", self.ptep.expect("allocated"))?;
+                self.pc = 14;
             }
             // set_huge_pte_at(mm, haddr, ptep, huge_pte_mkwrite(huge_pte_mkdirty(entry)))
             13 => {
@@ -855,11 +1002,23 @@ impl HugetlbFault {
                 let pfn = if use_cache { cached.unwrap_or(0) } else { cx.k.mem.peek_huge_page() };
                 let access = if use_cache { Access::Read } else { Access::Alloc };
                 cx.touch("hugetlb_no_page", Object::Page(pfn), access)?;
-                if !use_cache {
+                if use_cache {
+                    // filemap_lock_hugetlb_folio(): the lookup's reference, the mapping's later
+                    cx.k.mem.huge_page_ref(pfn, 1);
+                } else {
                     let got = cx.k.mem.alloc_huge_page();
                     debug_assert_eq!(got, pfn);
-                    if !private {
-                        cx.k.files[self.file as usize].pages.set(self.idx as usize, Some(pfn));
+                    let pages = &mut cx.k.files[self.file as usize].pages;
+                    if !private && (self.idx as usize) < pages.len() {
+                        pages.set(self.idx as usize, Some(pfn));
+                        // hugetlb_add_to_page_cache(): the page cache's reference
+                        cx.k.mem.huge_page_ref(pfn, 1);
+                    }
+                    // a private copy of a cached page starts with its contents
+                    let data = cached.and_then(|c| cx.k.mem.huge_page(c)).map_or(0, |c| c.data);
+                    if let (Some(p), true) = (cx.k.mem.huge_page_mut(pfn), private) {
+                        p.anon = true;
+                        p.data = data;
                     }
                 }
                 self.page = pfn;
@@ -873,13 +1032,19 @@ impl HugetlbFault {
             // if (!huge_pte_none(huge_ptep_get(ptep))) goto backout
             6 => {
                 let e = cx.read_entry("hugetlb_no_page", self.ptep.expect("allocated"), mm)?;
+                if e != Entry::None {
+                    // backout: folio_put()
+                    cx.k.mem.huge_page_ref(self.page, -1);
+                }
                 self.pc = if e == Entry::None { 7 } else { 8 };
             }
             // set_huge_pte_at(mm, haddr, ptep, make_huge_pte(vma, page, writable))
             7 => {
+                // writable if VM_WRITE && VM_SHARED, or a private write fault on its own new
+                // anonymous page (hugetlb_wp() reuses it at once)
+                let v = cx.k.mms[mm as usize].vma(vma).map(|v| v.flags).unwrap_or_default();
                 let flags = LeafFlags {
-                    write: self.write
-                        || cx.k.mms[mm as usize].vma(vma).is_some_and(|v| v.flags.write),
+                    write: self.write || (v.write && v.mayshare),
                     ..LeafFlags::USER_RW
                 };
                 cx.write_entry(
@@ -888,6 +1053,11 @@ impl HugetlbFault {
                     mm,
                     Entry::Leaf { pfn: self.page, flags },
                 )?;
+                // hugetlb_add_file_rmap() / hugetlb_add_new_anon_rmap(): the fault's
+                // reference becomes the mapping's
+                if let Some(p) = cx.k.mem.huge_page_mut(self.page) {
+                    p.mapcount += 1;
+                }
                 self.pc = 8;
             }
             // spin_unlock(ptl)

@@ -119,9 +119,14 @@ impl PunchHole {
             // i_mmap_unlock_write(mapping); remove_inode_hugepages(): drop the pages
             _ => {
                 cx.up_write(F, i_mmap)?;
-                let pages = &mut cx.k.files[self.file as usize].pages;
+                let k = &mut *cx.k;
+                let pages = &mut k.files[self.file as usize].pages;
                 for idx in self.first..self.last.min(pages.len() as u64) {
-                    pages.set(idx as usize, None);
+                    // the page cache's reference
+                    if let Some(pfn) = pages[idx as usize] {
+                        pages.set(idx as usize, None);
+                        k.mem.huge_page_ref(pfn, -1);
+                    }
                 }
                 return Ok(Poll::Ready(()));
             }

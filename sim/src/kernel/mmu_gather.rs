@@ -74,6 +74,8 @@ pub struct FlushTlb {
     /// The mm to flush; `None` for a pure synchronisation IPI (`tlb_remove_table_sync_one()`).
     mm: Option<u8>,
     leaf_only: bool,
+    /// Only this CPU's TLB (a test mutant: a flush that loses its remote half).
+    local: bool,
     targets: u8,
     pc: u8,
     func: &'static str,
@@ -83,7 +85,15 @@ impl FlushTlb {
     /// Flush `mm` here and on the CPUs in its `mm_cpumask()`.
     pub fn mm(cx: &Ctx, mm: u8, func: &'static str) -> Self {
         let targets = cx.k.mms[mm as usize].cpumask & !(1 << cx.who.cpu);
-        FlushTlb { mm: Some(mm), leaf_only: false, targets, pc: 0, func }
+        FlushTlb { mm: Some(mm), leaf_only: false, local: false, targets, pc: 0, func }
+    }
+
+    /// Flush only this CPU's TLB but claim completion for the whole mm: a broken flush, for
+    /// the mutant tests that prove the stale-TLB checker catches one.
+    pub fn local_only(mut self) -> Self {
+        self.local = true;
+        self.targets = 0;
+        self
     }
 
     /// Only invalidate leaf entries (arm64 `tlb_flush()` with `last_level`).
@@ -96,7 +106,8 @@ impl FlushTlb {
     /// online CPU, waiting for each; flushes nothing.
     pub fn all_others(cx: &Ctx, func: &'static str) -> Self {
         let online = ((1u16 << cx.env.ncpus()) - 1) as u8;
-        FlushTlb { mm: None, leaf_only: false, targets: online & !(1 << cx.who.cpu), pc: 0, func }
+        let targets = online & !(1 << cx.who.cpu);
+        FlushTlb { mm: None, leaf_only: false, local: false, targets, pc: 0, func }
     }
 
     fn uses_ipi(cx: &Ctx) -> bool {
@@ -114,7 +125,7 @@ impl FlushTlb {
                 let mm = self.mm.expect("not a sync IPI");
                 let ipi = Self::uses_ipi(cx);
                 for (c, cpu) in cx.k.cpus.iter_mut().enumerate() {
-                    if c == me as usize || !ipi {
+                    if c == me as usize || (!ipi && !self.local) {
                         cpu.tlb.flush_mm(mm, self.leaf_only);
                     }
                 }

@@ -8,7 +8,7 @@
 use super::ctx::{Ctx, R};
 use super::ops::UserFault;
 use super::walk::{pgd_offset, translate};
-use crate::model::mem::EntryPtr;
+use crate::model::mem::{EntryPtr, HugePage};
 use crate::model::tlb::TlbEntry;
 use mmsim_arch::Entry;
 use mmsim_traces::{Access, Object, ReportKind};
@@ -49,6 +49,7 @@ impl UserAccess {
                 self.page = e.target + ((at - e.va) >> cx.env.arch.page_shift());
                 cx.detail(|| format!("TLB hit: 0x{at:x} -> pfn 0x{:x}", e.target));
                 self.check_leaf_hit(cx, e);
+                self.data_access(cx, e.target, Some(e));
                 return Ok(Poll::Ready(()));
             }
             let mut cur = match tlb.lookup_walk(mm, at) {
@@ -99,6 +100,7 @@ impl UserAccess {
                             ..Default::default()
                         });
                         cx.detail(|| format!("walk: 0x{at:x} -> pfn 0x{pfn:x}"));
+                        self.data_access(cx, pfn, None);
                         return Ok(Poll::Ready(()));
                     }
                     _ => {
@@ -127,16 +129,112 @@ impl UserAccess {
 
     /// A cached leaf is stale if the page tables no longer map `at` to its page; using it is a
     /// bug once a flush of the mm claimed completion after it was cached.
+    /// A store through a cached writable leaf whose entry has since been write-protected
+    /// (fork's `huge_ptep_set_wrprotect()`, mprotect) is stale too: it bypasses the write
+    /// fault that copy-on-write or the protection change relies on.
     fn check_leaf_hit(&self, cx: &mut Ctx, e: TlbEntry) {
-        let now = translate(cx.k, cx.env.arch, self.mm, self.at).map(|(pfn, _)| pfn);
-        if now != Some(self.page) {
-            let now = now.map_or("nothing".to_string(), |p| format!("pfn 0x{p:x}"));
+        let now = translate(cx.k, cx.env.arch, self.mm, self.at);
+        let now_pfn = now.map(|(pfn, _)| pfn);
+        if now_pfn != Some(self.page) {
+            let now = now_pfn.map_or("nothing".to_string(), |p| format!("pfn 0x{p:x}"));
             self.stale(
                 cx,
                 e,
                 format!("it led to page pfn 0x{:x}, the page tables now map {now}", self.page),
             );
+        } else if self.write && now.is_some_and(|(_, f)| !f.write) {
+            self.stale(
+                cx,
+                e,
+                format!(
+                    "it is writable, but the page tables now map pfn 0x{:x} read-only (write-protected): the store bypasses the write fault",
+                    self.page
+                ),
+            );
         }
+    }
+
+    /// The load or store itself, on the data page `pfn` (head or sub-page): a store records
+    /// its mm as the page's contents. Through a private hugetlb mapping the detail says whose
+    /// data the access saw or wrote, and a store must land in a page that is this mapping's
+    /// own (anonymous, mapped once), unless the mm's `dup_mmap()` is still running (a store
+    /// before the fork's flush is part of what the child copies). `tlb` is the TLB entry a hit
+    /// used.
+    fn data_access(&self, cx: &mut Ctx, pfn: u64, tlb: Option<TlbEntry>) {
+        let (mm, at) = (self.mm, self.at);
+        let private = cx.k.mms[mm as usize]
+            .find_vma(at)
+            .is_some_and(|v| v.flags.hugetlb && !v.flags.mayshare);
+        let Some(p) = cx.k.mem.huge_page(pfn).copied() else { return };
+        if self.write {
+            if private && (p.mapcount > 1 || !p.anon) && !cx.k.mms[mm as usize].dup_mmap {
+                self.cow_violation(cx, pfn, p, tlb);
+            }
+            if let Some(page) = cx.k.mem.huge_page_mut(pfn) {
+                page.data = u64::from(mm) + 1;
+            }
+        }
+        if private {
+            let (env, write) = (cx.env, self.write);
+            cx.detail_more(|| {
+                let whose = |d: u64| match d {
+                    0 => "nobody's".to_string(),
+                    d => format!("mm {}'s", env.mm_name((d - 1) as u8)),
+                };
+                if write {
+                    format!("stores mm {}'s data (was {})", env.mm_name(mm), whose(p.data))
+                } else {
+                    format!("reads {} data", whose(p.data))
+                }
+            });
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn cow_violation(&self, cx: &mut Ctx, pfn: u64, p: HugePage, tlb: Option<TlbEntry>) {
+        let (mm, at) = (self.mm, self.at);
+        let head = cx.k.mem.huge_head(pfn);
+        let others: Vec<&str> = (0..cx.k.mms.len() as u8)
+            .filter(|&o| {
+                o != mm
+                    && translate(cx.k, cx.env.arch, o, at)
+                        .is_some_and(|(q, _)| cx.k.mem.huge_head(q) == head)
+            })
+            .map(|o| cx.env.mm_name(o))
+            .collect();
+        let own = translate(cx.k, cx.env.arch, mm, at).map(|(_, f)| f.write);
+        let how = match (tlb, own) {
+            (Some(e), Some(false)) => format!(
+                "through a TLB entry filled writable at step {}, while mm {}'s entry is write-protected: the flush that should have dropped it did not",
+                e.filled,
+                cx.env.mm_name(mm)
+            ),
+            (_, Some(true)) => format!(
+                "through mm {}'s writable entry: the page was shared without write-protecting it",
+                cx.env.mm_name(mm)
+            ),
+            _ => "through a stale translation".to_string(),
+        };
+        let whose = if p.anon {
+            format!(
+                "an anonymous page mapped {} times{}",
+                p.mapcount,
+                if others.is_empty() {
+                    String::new()
+                } else {
+                    format!(", also by mm {}", others.join(", "))
+                }
+            )
+        } else {
+            "a page of the file's page cache".to_string()
+        };
+        let text = format!(
+            "CPU{} stored at 0x{at:x} through mm {}'s private mapping into page pfn 0x{pfn:x}, {whose}, {how}; the other mapping sees the store (copy-on-write broken: memory corruption across processes)",
+            cx.who.cpu,
+            cx.env.mm_name(mm),
+        );
+        crate::check::report(cx, ReportKind::CowViolation, HW, Object::Page(pfn), text);
     }
 
     /// A walk-cache entry is stale if the mm's tables no longer lead to that table page.

@@ -175,6 +175,23 @@ pub struct EntryPtr {
     pub addr: u64,
 }
 
+/// What the copy-on-write protocol reads of a data page's `struct folio` (a huge page, or an
+/// ordinary anonymous page, which the pool hands out too), and what it holds.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct HugePage {
+    /// `folio_ref_count()`: one per page-table mapping, one for the page cache, plus transient
+    /// references (`folio_get()` in `hugetlb_wp()`). Simplified: mmu_gather drops a zapped
+    /// page's reference at the zap, not after the flush.
+    pub refcount: u32,
+    /// `folio_mapcount()`: page-table entries mapping it, in every mm.
+    pub mapcount: u32,
+    /// `folio_test_anon()`: a private copy (not in a file's page cache).
+    pub anon: bool,
+    /// The page's contents as far as the model cares: who stored last (`mm + 1`; 0: nobody
+    /// since it was allocated, or copied from a page nobody wrote).
+    pub data: u64,
+}
+
 /// Physical memory: page-table frames plus the hugetlb pool.
 ///
 /// Frames are shared between clones of the state and copied on their first write
@@ -189,6 +206,9 @@ pub struct PhysMem {
     /// Hugetlb pool: next free huge page's head pfn, and the pfn stride of one huge page.
     next_huge_pfn: u64,
     huge_stride: u64,
+    /// First pfn of the pool, and the descriptor of every page handed out, in pfn order.
+    huge_base: u64,
+    huge_pages: Vec<HugePage>,
 }
 
 impl PhysMem {
@@ -200,6 +220,8 @@ impl PhysMem {
             entries_per_table,
             next_huge_pfn: huge_base_pfn,
             huge_stride,
+            huge_base: huge_base_pfn,
+            huge_pages: Vec::new(),
         }
     }
 
@@ -265,11 +287,47 @@ impl PhysMem {
         }
     }
 
-    /// `alloc_hugetlb_folio()` from the pool: the head pfn of a fresh huge page.
+    /// `alloc_hugetlb_folio()` from the pool: the head pfn of a fresh huge page, holding the
+    /// allocation's reference. The pool never runs out and pages are never reused.
     pub fn alloc_huge_page(&mut self) -> u64 {
         let pfn = self.next_huge_pfn;
         self.next_huge_pfn += self.huge_stride;
+        self.huge_pages.push(HugePage { refcount: 1, ..HugePage::default() });
         pfn
+    }
+
+    /// The descriptor of the data page whose head (or any sub-page) is `pfn`.
+    pub fn huge_page(&self, pfn: u64) -> Option<&HugePage> {
+        let i = pfn.checked_sub(self.huge_base)? / self.huge_stride.max(1);
+        self.huge_pages.get(i as usize)
+    }
+
+    /// The head pfn of the data page `pfn` lies in, if the pool handed it out.
+    pub fn huge_head(&self, pfn: u64) -> Option<u64> {
+        self.huge_page(pfn)?;
+        let stride = self.huge_stride.max(1);
+        Some(pfn - (pfn - self.huge_base) % stride)
+    }
+
+    pub fn huge_page_mut(&mut self, pfn: u64) -> Option<&mut HugePage> {
+        let i = pfn.checked_sub(self.huge_base)? / self.huge_stride.max(1);
+        self.huge_pages.get_mut(i as usize)
+    }
+
+    /// Add (or with a negative `by`, drop) a mapping of `pfn`: mapcount and refcount together
+    /// (`folio_get()` + `page_dup_*_rmap()`, or `page_remove_rmap()` + the put).
+    pub fn huge_page_map(&mut self, pfn: u64, by: i32) {
+        if let Some(p) = self.huge_page_mut(pfn) {
+            p.mapcount = p.mapcount.saturating_add_signed(by);
+            p.refcount = p.refcount.saturating_add_signed(by);
+        }
+    }
+
+    /// `folio_get()` / `folio_put()` of `pfn`.
+    pub fn huge_page_ref(&mut self, pfn: u64, by: i32) {
+        if let Some(p) = self.huge_page_mut(pfn) {
+            p.refcount = p.refcount.saturating_add_signed(by);
+        }
     }
 
     /// The head pfn the next [`PhysMem::alloc_huge_page`] will return.
@@ -310,8 +368,11 @@ impl PhysMem {
             entries_per_table,
             next_huge_pfn,
             huge_stride,
+            huge_base,
+            huge_pages,
         } = self;
         (free_list, quarantine, entries_per_table, next_huge_pfn, huge_stride).hash(h);
+        (huge_base, huge_pages).hash(h);
         frames.len().hash(h);
         for f in frames {
             h.write_u64(f.key_cache.get_or(|| {

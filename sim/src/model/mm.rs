@@ -85,6 +85,10 @@ pub struct Mm {
     /// `mm->mm_lock_seq`: bumped by every `mmap_write_unlock()` (`vma_end_write_all()`), which
     /// ends the write lock of every VMA write-locked in that section.
     pub mm_lock_seq: u32,
+    /// `dup_mmap()` of this mm is running (from `mmap_write_lock(oldmm)` to
+    /// `mmap_write_unlock(oldmm)`): until it returns, a store through a TLB entry filled
+    /// before the fork write-protected it is part of the parent's state the child copies.
+    pub dup_mmap: bool,
 }
 
 impl Mm {
