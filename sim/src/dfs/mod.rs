@@ -18,7 +18,7 @@ pub mod dpor;
 pub mod footprint;
 pub mod sleep;
 
-pub use footprint::{covers, dependent, footprint, Footprint, Res};
+pub use footprint::{covers, dependent, footprint, Footprint, Key, Mutant};
 
 use crate::engine::strategy::{Choice, Diverged, Replay, Strategy};
 use crate::engine::Engine;
@@ -95,6 +95,9 @@ pub struct DfsConfig {
     /// The lowest severity that makes an execution a violation (`--min-severity`); an
     /// execution whose reports are all below it is a warning execution.
     pub min_severity: Severity,
+    /// A deliberately broken dependence relation (for the soundness test only).
+    #[doc(hidden)]
+    pub mutant: Mutant,
 }
 
 impl Default for DfsConfig {
@@ -110,6 +113,7 @@ impl Default for DfsConfig {
             final_states: false,
             live: None,
             min_severity: Severity::Bug,
+            mutant: Mutant::None,
         }
     }
 }

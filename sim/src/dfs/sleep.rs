@@ -17,7 +17,7 @@
 //!   `DefaultHasher::new()` (fixed keys, never `RandomState`); the table is only looked up, never
 //!   iterated, so results do not depend on it. Tables are per bound.
 
-use super::footprint::{dependent, footprint, Footprint, GLOBAL};
+use super::footprint::{dependent, footprint_with, Footprint};
 use super::{cost, Recorder};
 use crate::engine::strategy::Choice;
 use crate::engine::{Engine, State};
@@ -181,9 +181,11 @@ impl<'s, 'r> Search<'s, 'r> {
         }
         // In a covering schedule the sleeping step has already run, which may have enabled
         // the last actor's next step here: count it as runnable there unless it commutes.
+        let mutant = self.rec.cfg.mutant;
         let last_fp = match last {
-            Some(l @ Actor::Cpu(_)) => eng.pending_of(l).map(|p| footprint(l, Some(p))),
-            Some(_) => Some(GLOBAL),
+            Some(l @ Actor::Cpu(_)) => eng.pending_of(l).map(|_| footprint_with(&eng, l, mutant)),
+            // an interrupt or RCU actor's next step is known whether or not it can run
+            Some(l) => Some(footprint_with(&eng, l, mutant)),
             None => None,
         };
         let mut done: Vec<(Sleep, bool)> = Vec::new();
@@ -204,7 +206,7 @@ impl<'s, 'r> Search<'s, 'r> {
                     continue;
                 }
             }
-            let fp = footprint(c.actor, eng.pending_of(c.actor));
+            let fp = footprint_with(&eng, c.actor, mutant);
             let asleep = sleep.iter().find(|z| z.actor == c.actor).copied();
             let mut child = eng.clone();
             child.step_choice(c);
