@@ -120,14 +120,18 @@ impl<'s, 'r> Search<'s, 'r> {
         if !fp.is_nothing() {
             for j in (0..k).rev() {
                 let t = self.trans[j];
-                if t.actor != actor && dependent(t.fp, fp) {
+                // already joined through a later transition of t's actor (program order)
+                let known = self.clocks[k * w + self.slot(t.actor)] > j as u32;
+                let dep = dependent(t.fp, fp);
+                if dep && !known && t.actor != actor {
                     for x in 0..w {
                         let v = self.clocks[j * w + x];
                         let c = &mut self.clocks[k * w + x];
                         *c = (*c).max(v);
                     }
                 }
-                if covers(t.fp, fp) {
+                // (covering implies dependent)
+                if dep && covers(t.fp, fp) {
                     break;
                 }
             }
@@ -220,11 +224,12 @@ impl<'s, 'r> Search<'s, 'r> {
             let from = if p == newest.actor { n } else { n + 1 };
             for j in (0..from).rev() {
                 let t = self.trans[j];
-                if t.actor != p && dependent(t.fp, fp) && !self.hb(j, p) {
+                let dep = dependent(t.fp, fp);
+                if dep && t.actor != p && !self.hb(j, p) {
                     self.race(j, p);
                     break;
                 }
-                if covers(t.fp, fp) {
+                if dep && covers(t.fp, fp) {
                     break;
                 }
             }

@@ -109,18 +109,24 @@ pub const NOTHING: Footprint =
 
 impl Footprint {
     fn of(list: &[(Key, bool)]) -> Self {
-        let mut items = [Item { key: Key::AnyPt, write: false }; MAX];
-        let mut n = 0;
+        let mut f = NOTHING;
         for &(key, write) in list {
-            // the same key twice (an entry pointing into its own table): keep the write
-            if let Some(it) = items[..n].iter_mut().find(|it| it.key == key) {
-                it.write |= write;
-                continue;
-            }
-            items[n] = Item { key, write };
-            n += 1;
+            f.add(key, write);
         }
-        Footprint::Keys { items, n: n as u8 }
+        f
+    }
+
+    /// Add a key; the same key twice (an entry pointing into its own table) keeps the write.
+    fn add(&mut self, key: Key, write: bool) {
+        let Footprint::Keys { items, n } = self else { return };
+        let len = *n as usize;
+        match items[..len].iter_mut().find(|it| it.key == key) {
+            Some(it) => it.write |= write,
+            None => {
+                items[len] = Item { key, write };
+                *n += 1;
+            }
+        }
     }
 
     /// The items (none for [`Footprint::Global`], which is dependent with everything).
@@ -204,22 +210,26 @@ pub fn of_pending(
         // a user access: TLB lookup and fill, the hardware walk and the stale-TLB check
         (Object::Tlb(_), Read) => Footprint::of(&[(Tlbs, true), (AnyPt, false)]),
         (Object::Entry { pfn, index }, Read) => {
-            let mut l = vec![(Entry { pfn, index }, false)];
+            let mut f = Footprint::of(&[(Entry { pfn, index }, false)]);
             if mutant != Mutant::ReadIgnoresTable {
-                l.extend([(Life(pfn), false), (Owners(pfn), false)]);
+                f.add(Life(pfn), false);
+                f.add(Owners(pfn), false);
             }
             if let Some(c) = child(pfn, index) {
-                l.push((Owners(c), false));
+                f.add(Owners(c), false);
             }
-            Footprint::of(&l)
+            f
         }
         (Object::Entry { pfn, index }, Write) => {
-            let mut l =
-                vec![(Entry { pfn, index }, true), (Life(pfn), false), (Owners(pfn), false)];
+            let mut f = Footprint::of(&[
+                (Entry { pfn, index }, true),
+                (Life(pfn), false),
+                (Owners(pfn), false),
+            ]);
             for c in [child(pfn, index), p.link].into_iter().flatten() {
-                l.push((Owners(c), true));
+                f.add(Owners(c), true);
             }
-            Footprint::of(&l)
+            f
         }
         (Object::Table(pfn), Alloc | Free) => Footprint::of(&[
             (TableAlloc, true),
