@@ -9,8 +9,8 @@
 //!   exceed the bound is skipped (the conservative points below cover it).
 //! * Every transition gets a vector clock over program order and dependent transitions of
 //!   other actors ([`dependent`]). At each new state, for every actor `p` with a next step
-//!   (enabled, or a CPU blocked on its pending lock access; interrupt and RCU actors count when
-//!   enabled and are dependent with everything), the last transition `i` of another actor that
+//!   (enabled, or a CPU blocked on its pending lock access, an interrupt actor with an IPI
+//!   pending while its CPU has IRQs off, RCU with callbacks queued), the last transition `i` of another actor that
 //!   is dependent with `p`'s next step and does not happen before `p` is a race: `p` (or, if `p`
 //!   could not run there, every enabled actor) is added to the backtrack set before `i`, and
 //!   also before the latest transition `j <= i` where the schedule switched actors (or at the
@@ -20,7 +20,8 @@
 //! * The analysis is incremental: an actor that did not move only races with the newest
 //!   transition (older races of its unchanged next step were found at earlier states); the
 //!   actor that moved scans back and stops at the first transition that [`covers`] its next
-//!   step (everything dependent before that one happens before it).
+//!   step (everything dependent before that one happens before it), and so do interrupt and
+//!   RCU actors, whose next step may have just appeared (an IPI sent, a callback queued).
 //! * No sleep sets: they only save redundant executions in DPOR, and plain ones are unsound
 //!   under a bound (see [`super::sleep`] for the budget rule that fixes them). No visited-state
 //!   pruning either: caching states under DPOR is unsound without summaries of the races below

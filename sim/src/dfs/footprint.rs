@@ -26,12 +26,13 @@
 //!   handling; the handler on CPU n also reads CPU n's interrupt state (IRQs off delay it);
 //! * a user access (TLB lookup, then the hardware walk) writes [`Key::Tlbs`] and reads every
 //!   entry and descriptor ([`Key::AnyPt`]);
+//! * data-page allocation, a page-cache lookup and the punch hole's release of
+//!   `i_mmap_rwsem` (where it drops the file's pages) share one key ([`Key::PageCache`]);
 //! * locks, VMA trees, data pages and a CPU's interrupt and RCU-reader state are one key each.
 //!
 //! Still global: the RCU actor and `call_rcu()` (a callback snapshots every CPU's quiescent
-//! state), data-page allocation (the hugetlb pool and the page cache), the per-VMA lock
-//! (`lock_vma_under_rcu()` reads the tree and `mm_lock_seq` outside `mmap_lock`) and anything
-//! not listed. What is left out, as before: the VMA trees and page caches `judge_foreign_walk()`
+//! state), the per-VMA lock (`lock_vma_under_rcu()` reads the tree and `mm_lock_seq` outside
+//! `mmap_lock`) and anything not listed. What is left out, as before: the VMA trees and page caches `judge_foreign_walk()`
 //! reads to classify a foreign walk that found a leaf, and a report filed once per (kind,
 //! object) by whichever of two reading steps comes first.
 
@@ -61,6 +62,8 @@ pub enum Key {
     Tlbs,
     /// Every CPU's IPI mailbox and acknowledgement word.
     Ipi,
+    /// The hugetlb page pool and every file's page cache.
+    PageCache,
     /// One object: a lock word, a data page, a VMA tree, a CPU's interrupt and RCU state.
     Obj(Object),
 }
@@ -249,6 +252,10 @@ pub fn of_pending(
         (Object::PtLock(pfn), LockFree) => Footprint::of(&[(PtLock(pfn), true)]),
         // lock and unlock check the page and its lock are alive
         (Object::PtLock(pfn), _) => Footprint::of(&[(PtLock(pfn), true), (Life(pfn), false)]),
+        // hugetlbfs_punch_hole() drops the file's pages as it releases i_mmap_rwsem
+        (Object::IMmapRwsem(_), UnlockWrite) => {
+            Footprint::of(&[(Obj(p.object), true), (PageCache, true)])
+        }
         // a trylock is declared as a read of the lock word but may take it
         (
             Object::MmapLock(_)
@@ -264,8 +271,10 @@ pub fn of_pending(
         // lock_vma_under_rcu() reads the VMA tree and mm_lock_seq outside mmap_lock, and
         // mmap_write_unlock() ends every VMA write lock: no narrower footprint is sound
         (Object::VmLock { .. }, _) => GLOBAL,
-        // data-page allocation: the hugetlb pool and the file's page cache
-        (Object::Page(_), Alloc) => GLOBAL,
+        // data-page allocation takes the pool's next page and may enter it in the page cache;
+        // hugetlb_no_page() finds a cached page (declared as a read of it) in the page cache
+        (Object::Page(_), Alloc) => Footprint::of(&[(Obj(p.object), true), (PageCache, true)]),
+        (Object::Page(_), Read) => Footprint::of(&[(Obj(p.object), false), (PageCache, false)]),
         (Object::Vmas(_) | Object::Page(_), _) => Footprint::of(&[(Obj(p.object), !reads)]),
         (Object::Cpu(n), IrqDisable | IrqEnable) => Footprint::of(&[(Obj(Object::Cpu(n)), true)]),
         (Object::Rcu, RcuReadLock | RcuReadUnlock) => {
@@ -378,9 +387,14 @@ mod tests {
         assert!(dependent(irq(0), fp(Object::Cpu(0), Access::IrqDisable)));
         assert!(!dependent(irq(0), fp(Object::Cpu(1), Access::IrqDisable)));
         assert!(!dependent(irq(0), fp(e(1), Access::Write)));
-        // data-page allocation stays global; a local step touches nothing
+        // data-page allocation: the pool and the page cache
         let page = fp(Object::Page(0x40000), Access::Alloc);
-        assert!(dependent(page, fp(Object::MmapLock(1), Access::LockRead)));
+        assert!(!dependent(page, fp(Object::MmapLock(1), Access::LockRead)));
+        assert!(dependent(page, fp(Object::Page(0x40200), Access::Alloc)));
+        assert!(dependent(page, fp(Object::Page(0x40200), Access::Read)));
+        assert!(dependent(page, fp(Object::IMmapRwsem(0), Access::UnlockWrite)));
+        assert!(!dependent(page, fp(Object::IMmapRwsem(0), Access::UnlockRead)));
+        // a local step touches nothing
         assert!(!dependent(fp(e(1), Access::Local), fp(e(2), Access::Write)));
     }
 
@@ -441,6 +455,9 @@ mod tests {
             (Object::MmapLock(0), Access::LockRead),
             (Object::MmapLock(0), Access::LockWrite),
             (Object::Page(0x40000), Access::Write),
+            (Object::Page(0x40000), Access::Read),
+            (Object::Page(0x40200), Access::Alloc),
+            (Object::IMmapRwsem(0), Access::UnlockWrite),
         ];
         let mut fps: Vec<Footprint> = Vec::new();
         for (o, a) in objs {
