@@ -289,3 +289,50 @@ fn gup_vs_unshare_v6_3_is_clean_up_to_bound_2() {
     assert!(s.groups.is_empty(), "{s}");
     assert!(s.executions > 0);
 }
+
+/// A free in the concurrent phase: GUP-fast reads an empty entry of the PMD table munmap
+/// frees (the only scenario here whose table lifecycle, queued free and free, the allocator's
+/// included, happen concurrently with a walk).
+#[test]
+fn gup_fast_vs_munmap_reduced_v6_1_arm64() {
+    check("gup-fast-munmap-2cpu.ron", "v6.1", None, 3);
+}
+
+/// The harness fails for the reason that matters: under a mutant of the dependence relation
+/// (`Mutant::ReadIgnoresTable`: an entry read commutes with its table's unlink and free) both
+/// reductions miss a violation signature that brute force finds, while the relation as it is
+/// finds it. In fault-unshare-2cpu the fault's walk reads the PUD entry before the unshare
+/// clears it, then writes into the unshared table: the walk's reads of that table and the
+/// unlink are ordered only by the table's owners.
+#[test]
+fn a_mutant_relation_misses_a_violation_signature() {
+    let p = prepared("fault-unshare-2cpu.ron", "v4.20", None);
+    let bound = 1;
+    let b = brute(&p, bound);
+    let want: Vec<String> = [
+        "range_revisit@__unmap_hugepage_range",
+        "stale_walk@hugetlb_fault",
+        "wrong_mm@set_huge_pte_at",
+    ]
+    .map(String::from)
+    .to_vec();
+    assert!(b.signatures.contains(&want), "{:?}", b.signatures);
+    for por in [Por::Dpor, Por::Sleep] {
+        let found = |mutant| {
+            let cfg = DfsConfig {
+                preemptions: bound,
+                por,
+                min_severity: Severity::Warning,
+                mutant,
+                ..DfsConfig::default()
+            };
+            let s = dfs::search(&p, &cfg);
+            assert!(s.exhaustive(), "{s}");
+            s.groups.iter().map(|g| g.signature.clone()).collect::<BTreeSet<_>>()
+        };
+        assert_eq!(found(dfs::Mutant::None), b.signatures, "--por {}", por.cli_name());
+        let mutated = found(dfs::Mutant::ReadIgnoresTable);
+        let missed: Vec<_> = b.signatures.difference(&mutated).collect();
+        assert_eq!(missed, [&want], "--por {}: the mutant missed {missed:?}", por.cli_name());
+    }
+}

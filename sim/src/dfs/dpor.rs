@@ -9,8 +9,8 @@
 //!   exceed the bound is skipped (the conservative points below cover it).
 //! * Every transition gets a vector clock over program order and dependent transitions of
 //!   other actors ([`dependent`]). At each new state, for every actor `p` with a next step
-//!   (enabled, or a CPU blocked on its pending lock access; interrupt and RCU actors count when
-//!   enabled and are dependent with everything), the last transition `i` of another actor that
+//!   (enabled, or a CPU blocked on its pending lock access, an interrupt actor with an IPI
+//!   pending while its CPU has IRQs off, RCU with callbacks queued), the last transition `i` of another actor that
 //!   is dependent with `p`'s next step and does not happen before `p` is a race: `p` (or, if `p`
 //!   could not run there, every enabled actor) is added to the backtrack set before `i`, and
 //!   also before the latest transition `j <= i` where the schedule switched actors (or at the
@@ -20,13 +20,14 @@
 //! * The analysis is incremental: an actor that did not move only races with the newest
 //!   transition (older races of its unchanged next step were found at earlier states); the
 //!   actor that moved scans back and stops at the first transition that [`covers`] its next
-//!   step (everything dependent before that one happens before it).
+//!   step (everything dependent before that one happens before it), and so do interrupt and
+//!   RCU actors, whose next step may have just appeared (an IPI sent, a callback queued).
 //! * No sleep sets: they only save redundant executions in DPOR, and plain ones are unsound
 //!   under a bound (see [`super::sleep`] for the budget rule that fixes them). No visited-state
 //!   pruning either: caching states under DPOR is unsound without summaries of the races below
 //!   a cached state, so every node is searched.
 
-use super::footprint::{covers, dependent, footprint, Footprint, Res, GLOBAL};
+use super::footprint::{covers, dependent, footprint_with, Footprint, GLOBAL};
 use super::{cost, Recorder};
 use crate::engine::Engine;
 use mmsim_traces::Actor;
@@ -117,17 +118,21 @@ impl<'s, 'r> Search<'s, 'r> {
             Some(p) => self.clocks.extend_from_within(p as usize * w..(p as usize + 1) * w),
             None => self.clocks.resize((k + 1) * w, 0),
         }
-        if fp.res != Res::Nothing {
+        if !fp.is_nothing() {
             for j in (0..k).rev() {
                 let t = self.trans[j];
-                if t.actor != actor && dependent(t.fp, fp) {
+                // already joined through a later transition of t's actor (program order)
+                let known = self.clocks[k * w + self.slot(t.actor)] > j as u32;
+                let dep = dependent(t.fp, fp);
+                if dep && !known && t.actor != actor {
                     for x in 0..w {
                         let v = self.clocks[j * w + x];
                         let c = &mut self.clocks[k * w + x];
                         *c = (*c).max(v);
                     }
                 }
-                if covers(t.fp, fp) {
+                // (covering implies dependent)
+                if dep && covers(t.fp, fp) {
                     break;
                 }
             }
@@ -179,36 +184,53 @@ impl<'s, 'r> Search<'s, 'r> {
     fn analyse(&mut self, eng: &Engine, enabled: &[Actor]) {
         let Some(&newest) = self.trans.last() else { return };
         let n = self.trans.len() - 1;
-        let mut next: Vec<(Actor, Footprint)> = Vec::new();
+        let mutant = self.rec.cfg.mutant;
+        // (actor, its next step, whether that step is new: no earlier state analysed it)
+        let mut next: Vec<(Actor, Footprint, bool)> = Vec::new();
         for c in 0..self.ncpus {
             let a = Actor::Cpu(c as u8);
-            if let Some(p) = eng.pending_of(a) {
-                next.push((a, footprint(a, Some(p))));
+            if eng.pending_of(a).is_some() {
+                next.push((a, footprint_with(eng, a, mutant), false));
             }
+        }
+        // an interrupt actor with an IPI to take, whether or not its CPU has IRQs on (blocked
+        // like a CPU on a lock), and RCU with callbacks queued, ready or not. Their next step
+        // may have appeared only now (an IPI sent, a callback queued): scan every transition.
+        let k = &eng.state.k;
+        for (c, cpu) in k.cpus.iter().enumerate() {
+            if cpu.ipi_from != 0 {
+                let a = Actor::Irq(c as u8);
+                next.push((a, footprint_with(eng, a, mutant), true));
+            }
+        }
+        if !k.rcu.callbacks.is_empty() || enabled.contains(&Actor::Rcu) {
+            next.push((Actor::Rcu, GLOBAL, true));
         }
         for &a in enabled {
-            if !matches!(a, Actor::Cpu(_)) {
-                next.push((a, GLOBAL));
+            if !matches!(a, Actor::Cpu(_)) && !next.iter().any(|n| n.0 == a) {
+                next.push((a, footprint_with(eng, a, mutant), true));
             }
         }
-        for (p, fp) in next {
-            if fp.res == Res::Nothing {
+        for (p, fp, new) in next {
+            if fp.is_nothing() {
                 continue;
             }
-            if p != newest.actor {
+            if p != newest.actor && !new {
                 // nothing newer than p's latest transition happens before it
                 if dependent(newest.fp, fp) {
                     self.race(n, p);
                 }
                 continue;
             }
-            for j in (0..n).rev() {
+            let from = if p == newest.actor { n } else { n + 1 };
+            for j in (0..from).rev() {
                 let t = self.trans[j];
-                if t.actor != p && dependent(t.fp, fp) && !self.hb(j, p) {
+                let dep = dependent(t.fp, fp);
+                if dep && t.actor != p && !self.hb(j, p) {
                     self.race(j, p);
                     break;
                 }
-                if covers(t.fp, fp) {
+                if dep && covers(t.fp, fp) {
                     break;
                 }
             }
@@ -263,7 +285,7 @@ impl<'s, 'r> Search<'s, 'r> {
                 .iter()
                 .find(|c| c.actor == a)
                 .expect("a backtrack entry is enabled");
-            let fp = footprint(a, eng.pending_of(a));
+            let fp = footprint_with(&eng, a, self.rec.cfg.mutant);
             let mut child = eng.clone();
             child.step_choice(choice);
             self.rec.stats.steps += 1;

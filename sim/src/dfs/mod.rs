@@ -19,7 +19,7 @@ pub mod footprint;
 pub mod key;
 pub mod sleep;
 
-pub use footprint::{covers, dependent, footprint, Footprint, Res};
+pub use footprint::{covers, dependent, footprint, Footprint, Key, Mutant};
 
 use crate::engine::strategy::{Choice, Diverged, Replay, Strategy};
 use crate::engine::Engine;
@@ -98,6 +98,9 @@ pub struct DfsConfig {
     pub min_severity: Severity,
     /// Bounds searched at once (`--jobs`); the summary is the same for every value.
     pub jobs: usize,
+    /// A deliberately broken dependence relation (for the soundness test only).
+    #[doc(hidden)]
+    pub mutant: Mutant,
 }
 
 impl Default for DfsConfig {
@@ -114,6 +117,7 @@ impl Default for DfsConfig {
             live: None,
             min_severity: Severity::Bug,
             jobs: 1,
+            mutant: Mutant::None,
         }
     }
 }

@@ -22,7 +22,7 @@
 //!   the bound most nodes have one child), a copy shares the page-table frames until one is
 //!   written ([`crate::model::mem::PhysMem`]), and the schedule is kept once, in the search.
 
-use super::footprint::{dependent, footprint, Footprint, GLOBAL};
+use super::footprint::{dependent, footprint_with, Footprint};
 use super::key::{state_key, KeyHasher};
 use super::{cost, Recorder};
 use crate::engine::strategy::Choice;
@@ -162,9 +162,11 @@ impl<'s, 'r> Search<'s, 'r> {
         }
         // In a covering schedule the sleeping step has already run, which may have enabled
         // the last actor's next step here: count it as runnable there unless it commutes.
+        let mutant = self.rec.cfg.mutant;
         let last_fp = match last {
-            Some(l @ Actor::Cpu(_)) => eng.pending_of(l).map(|p| footprint(l, Some(p))),
-            Some(_) => Some(GLOBAL),
+            Some(l @ Actor::Cpu(_)) => eng.pending_of(l).map(|_| footprint_with(&eng, l, mutant)),
+            // an interrupt or RCU actor's next step is known whether or not it can run
+            Some(l) => Some(footprint_with(&eng, l, mutant)),
             None => None,
         };
         let mut done: Vec<(Sleep, bool)> = Vec::new();
@@ -183,7 +185,7 @@ impl<'s, 'r> Search<'s, 'r> {
                 continue;
             }
             let here = eng.as_ref().expect("the last child takes the engine");
-            let fp = footprint(c.actor, here.pending_of(c.actor));
+            let fp = footprint_with(here, c.actor, mutant);
             let asleep = sleep.iter().find(|z| z.actor == c.actor).copied();
             let mut child = if Some(pos) == last_child {
                 eng.take().expect("taken once")

@@ -60,6 +60,9 @@ pub struct Pending {
     pub func: &'static str,
     pub object: Object,
     pub access: Access,
+    /// For an entry write: the table the new value points to (its owners change), so that
+    /// the search's footprint of the step can name it.
+    pub link: Option<u64>,
 }
 
 /// Who is running: the actor, its CPU and mm, and the operation index.
@@ -127,7 +130,7 @@ impl<'a> Ctx<'a> {
     /// Declare (declare mode) or perform-and-record (execute mode) one access.
     #[inline]
     pub fn begin(&mut self, func: &'static str, object: Object, access: Access) -> R<()> {
-        self.begin_as(func, object, access, access)
+        self.begin_as(func, object, access, access, None)
     }
 
     /// [`Ctx::begin`] for an access declared as `declared` and performed as `performed` (a
@@ -141,6 +144,7 @@ impl<'a> Ctx<'a> {
         object: Object,
         declared: Access,
         performed: Access,
+        link: Option<u64>,
     ) -> R<()> {
         if self.declare {
             // the hook reads the object field by field: building a `Pending` first costs a
@@ -150,7 +154,7 @@ impl<'a> Ctx<'a> {
                 None => false,
             };
             if !go {
-                self.pending = Some(Pending { func, object, access: declared });
+                self.pending = Some(Pending { func, object, access: declared, link });
                 return Err(Yield);
             }
             // the engine ended the step before: this access is the next step
@@ -262,7 +266,7 @@ impl<'a> Ctx<'a> {
             (true, Held::Read) => Access::LockRead,
             (true, Held::Write) => Access::LockWrite,
         };
-        self.begin_as(func, lock, Access::Read, performed)?;
+        self.begin_as(func, lock, Access::Read, performed, None)?;
         if !free {
             self.detail(|| failed.to_string());
             return Ok(false);
@@ -544,7 +548,12 @@ impl<'a> Ctx<'a> {
 
     /// Write `e` into the entry `p` points at, in the tables of mm `mm`. Keeps table ownership.
     pub fn write_entry(&mut self, func: &'static str, p: EntryPtr, mm: u8, e: Entry) -> R<()> {
-        self.begin(func, Object::Entry { pfn: p.pfn, index: p.index }, Access::Write)?;
+        let link = match e {
+            Entry::Table { pfn } => Some(pfn),
+            _ => None,
+        };
+        let entry = Object::Entry { pfn: p.pfn, index: p.index };
+        self.begin_as(func, entry, Access::Write, Access::Write, link)?;
         let raw = self.env.arch.encode(p.level as usize, e);
         let old = self.env.arch.decode(p.level as usize, self.k.mem.load(p)).unwrap_or(Entry::None);
         let parent_owners = self.k.mem.frame(p.pfn).map_or(0, |f| f.owners);
