@@ -169,17 +169,27 @@ mod tests {
         h.finish()
     }
 
-    #[test]
-    fn the_key_keeps_the_order_of_tlb_times_and_drops_provenance_steps() {
+    fn seed_race(profile: &str) -> crate::env::Env {
         let req = crate::run::Request {
             source: crate::scenario::Source::load("gup-vs-unshare").unwrap(),
             arch: None,
-            profile: Some("v6.1".into()),
+            profile: Some(profile.into()),
             set: vec![],
         };
-        let env = crate::run::prepare(&req).unwrap();
-        let mut e = Engine::new(&env, false);
+        crate::run::prepare(&req).unwrap()
+    }
+
+    /// The engine at the start of the concurrent phase.
+    fn after_setup(env: &crate::env::Env) -> Engine<'_> {
+        let mut e = Engine::new(env, false);
         assert!(e.start_concurrent().is_none());
+        e
+    }
+
+    #[test]
+    fn the_key_keeps_the_order_of_tlb_times_and_drops_provenance_steps() {
+        let env = seed_race("v6.1");
+        let e = after_setup(&env);
         let mut a = e.state.clone();
         let mut b = e.state.clone();
         a.step = 100;
@@ -239,15 +249,8 @@ mod tests {
 
     #[test]
     fn a_clone_shares_its_tables_until_one_of_them_writes() {
-        let req = crate::run::Request {
-            source: crate::scenario::Source::load("gup-vs-unshare").unwrap(),
-            arch: None,
-            profile: Some("v6.3".into()),
-            set: vec![],
-        };
-        let env = crate::run::prepare(&req).unwrap();
-        let mut e = Engine::new(&env, false);
-        assert!(e.start_concurrent().is_none());
+        let env = seed_race("v6.3");
+        let e = after_setup(&env);
         let before = key(&e.state);
         let mut c = e.state.clone();
         let (pfn, _) = c.k.mem.frames().last().expect("tables");
