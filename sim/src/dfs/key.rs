@@ -11,7 +11,7 @@
 
 use crate::engine::{Engine, State};
 use crate::model::cpu::Cpu;
-use crate::model::fingerprint::StateHasher;
+use crate::model::fingerprint::{hash_of, StateHasher};
 use crate::model::mm::Mm;
 use crate::model::rcu::{Rcu, RcuCallback};
 use crate::model::Kernel;
@@ -116,11 +116,7 @@ pub fn hash_state<H: Hasher>(state: &State, h: &mut H) {
     fault_mutex.hash(h);
     progs.len().hash(h);
     for p in progs {
-        h.write_u64(p.key_cache.get_or(|| {
-            let mut ph = StateHasher::default();
-            p.hash(&mut ph);
-            ph.finish()
-        }));
+        h.write_u64(p.key_cache.get_or(|| hash_of(p)));
     }
 }
 

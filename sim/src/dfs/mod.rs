@@ -288,12 +288,7 @@ impl Recorder<'_> {
             Verdict::Clean => self.stats.clean += 1,
             Verdict::StepLimit => self.stats.step_limits += 1,
             Verdict::Violation => {
-                let (sig, warning) =
-                    match outcome_of_reports(&out.check.reports, self.cfg.min_severity) {
-                        SeedOutcome::Warning(sig) => (sig, true),
-                        SeedOutcome::Violation(sig) => (sig, false),
-                        o => unreachable!("a report makes a violation or a warning, not {o:?}"),
-                    };
+                let (sig, warning) = signature_of(&out.check.reports, self.cfg.min_severity);
                 if warning {
                     self.stats.warnings += 1;
                 } else {
@@ -340,6 +335,16 @@ impl Recorder<'_> {
         if self.stopped.is_some() {
             self.lowest_stop.fetch_min(self.bound, Ordering::Relaxed);
         }
+    }
+}
+
+/// The signature of a violating execution's reports, and whether they are all below
+/// `min_severity` (a warning).
+fn signature_of(reports: &[mmsim_traces::Report], min_severity: Severity) -> (Vec<String>, bool) {
+    match outcome_of_reports(reports, min_severity) {
+        SeedOutcome::Warning(sig) => (sig, true),
+        SeedOutcome::Violation(sig) => (sig, false),
+        o => unreachable!("a report makes a violation or a warning, not {o:?}"),
     }
 }
 
@@ -439,12 +444,7 @@ pub fn search(p: &Prepared, cfg: &DfsConfig) -> DfsSummary {
         let stats = BoundStats { executions: 1, complete: true, ..Default::default() };
         sum.executions = 1;
         if out.verdict == Verdict::Violation {
-            let (signature, warning) =
-                match outcome_of_reports(&out.check.reports, cfg.min_severity) {
-                    SeedOutcome::Warning(sig) => (sig, true),
-                    SeedOutcome::Violation(sig) => (sig, false),
-                    o => unreachable!("a report makes a violation or a warning, not {o:?}"),
-                };
+            let (signature, warning) = signature_of(&out.check.reports, cfg.min_severity);
             if warning {
                 sum.warnings = 1;
             } else {
@@ -687,15 +687,19 @@ impl std::fmt::Display for DfsSummary {
 mod tests {
     use super::*;
 
-    #[test]
-    fn bounds_searched_at_once_give_the_summary_of_bounds_searched_in_turn() {
-        let p = Prepared::new(&crate::run::Request {
+    fn seed_race(profile: &str) -> Prepared {
+        Prepared::new(&crate::run::Request {
             source: crate::scenario::Source::load("gup-vs-unshare").unwrap(),
             arch: None,
-            profile: Some("v6.1".into()),
+            profile: Some(profile.into()),
             set: vec![],
         })
-        .unwrap();
+        .unwrap()
+    }
+
+    #[test]
+    fn bounds_searched_at_once_give_the_summary_of_bounds_searched_in_turn() {
+        let p = seed_race("v6.1");
         for stop_on_first in [false, true] {
             let cfg = |jobs| DfsConfig {
                 preemptions: 1,
@@ -722,13 +726,7 @@ mod tests {
 
     #[test]
     fn a_raised_stop_flag_ends_the_search_not_exhaustive_with_its_reason_and_counts_live() {
-        let p = Prepared::new(&crate::run::Request {
-            source: crate::scenario::Source::load("gup-vs-unshare").unwrap(),
-            arch: None,
-            profile: Some("v6.3".into()),
-            set: vec![],
-        })
-        .unwrap();
+        let p = seed_race("v6.3");
         let live = Arc::new(Live::default());
         live.stop.raise("interrupted (Ctrl-C)");
         let cfg = DfsConfig { preemptions: 1, live: Some(live.clone()), ..DfsConfig::default() };
