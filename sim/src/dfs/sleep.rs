@@ -22,7 +22,7 @@
 //!   the bound most nodes have one child), a copy shares the page-table frames until one is
 //!   written ([`crate::model::mem::PhysMem`]), and the schedule is kept once, in the search.
 
-use super::footprint::{dependent, footprint_with, Footprint};
+use super::footprint::{dependent, footprint_with, Footprint, Mutant};
 use super::key::{state_key, KeyHasher};
 use super::{cost, Recorder};
 use crate::engine::strategy::Choice;
@@ -30,6 +30,7 @@ use crate::engine::Engine;
 use crate::model::fingerprint::StateHasher;
 use mmsim_traces::Actor;
 use mmsim_traces::Decision;
+use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hash, Hasher};
 
@@ -96,88 +97,176 @@ impl<'s, 'r> Search<'s, 'r> {
             return false;
         }
         let key = self.key(eng, last);
-        match self.visited.get_mut(&key) {
-            Some(u) if *u <= used => {
-                self.rec.stats.pruned_visited += 1;
-                return true;
+        // one probe of the table for the lookup and the insertion
+        match self.visited.entry(key) {
+            Entry::Occupied(mut o) => {
+                if *o.get() <= used {
+                    self.rec.stats.pruned_visited += 1;
+                    return true;
+                }
+                o.insert(used);
             }
-            Some(u) => *u = used,
-            None => {
-                self.visited.insert(key, used);
+            Entry::Vacant(v) => {
+                v.insert(used);
             }
         }
         false
     }
 
+    /// Visit the node `eng` and everything below it. A node with one child to run (most of
+    /// them: at the bound only the last actor may run on) does not recurse: the loop steps
+    /// the same engine on, so a chain of such nodes costs no copy, no move of the engine and
+    /// no allocation, and explores exactly what one call per node would.
     fn visit(
         &mut self,
         mut eng: Engine,
+        mut used: u32,
+        mut last: Option<Actor>,
+        mut sleep: Vec<Sleep>,
+        mut point: Option<Point>,
+    ) {
+        let depth = self.path.len();
+        let mut en_buf = [NO_CHOICE; MAX_CHOICES];
+        loop {
+            if self.rec.stopped.is_some() {
+                break;
+            }
+            if eng.at_step_limit() {
+                self.finish(eng);
+                break;
+            }
+            let runnable = eng.runnable_now();
+            let n = runnable.len();
+            en_buf[..n].copy_from_slice(runnable);
+            let en = &en_buf[..n];
+            if en.is_empty() {
+                // the covering schedule ended in this very state with no more preemptions
+                if point.is_some_and(|p| p.alt_used <= used) {
+                    self.rec.stats.pruned_sleep += 1;
+                } else if !self.seen(&eng, last, used) {
+                    // an end state reached before by another schedule: its outcome is known
+                    self.finish(eng);
+                }
+                break;
+            }
+            let last_enabled = last.is_some_and(|l| en.iter().any(|c| c.actor == l));
+            let point_enabled = point.is_some_and(|p| en.iter().any(|c| c.actor == p.alt_last));
+            // the last actor first: the schedules without a preemption come first
+            let mut order = [0u8; MAX_CHOICES];
+            let mut k = 0;
+            let first = last.and_then(|l| en.iter().position(|c| c.actor == l));
+            if let Some(i) = first {
+                order[0] = i as u8;
+                k = 1;
+            }
+            for i in (0..n).filter(|&i| Some(i) != first) {
+                order[k] = i as u8;
+                k += 1;
+            }
+            let order = &order[..n];
+            // the cost of running en[i] here, and whether the covering schedule prunes it
+            let child_cost = |i: usize| used + cost(last, last_enabled, en[i].actor);
+            let covered = |i: usize, used2: u32| {
+                point.is_some_and(|p| {
+                    p.alt_used + cost(Some(p.alt_last), point_enabled, en[i].actor) <= used2
+                })
+            };
+            let bound = self.rec.bound;
+            let runs = |i: usize| {
+                let used2 = child_cost(i);
+                used2 <= bound && !covered(i, used2)
+            };
+            let mut running = order.iter().map(|&i| i as usize).filter(|&i| runs(i));
+            let (only, second) = (running.next(), running.next());
+            if self.seen(&eng, last, used) {
+                break;
+            }
+            let mutant = self.rec.cfg.mutant;
+            let Some(c) = only.filter(|_| second.is_none()).map(|i| en[i]) else {
+                self.branch(eng, en, order, used, last, &sleep, point);
+                break;
+            };
+            // one child: the others are over the bound or covered (counted as pruned)
+            self.rec.stats.pruned_sleep += order
+                .iter()
+                .map(|&i| i as usize)
+                .filter(|&i| {
+                    let used2 = child_cost(i);
+                    used2 <= bound && covered(i, used2)
+                })
+                .count() as u64;
+            let used2 = child_cost(en.iter().position(|d| *d == c).expect("a runnable child"));
+            let asleep = sleep.iter().find(|z| z.actor == c.actor).copied();
+            if self.rec.cfg.sleep_sets && !sleep.is_empty() {
+                let last_fp = last_footprint(&eng, last, mutant);
+                let fp = footprint_with(&eng, c.actor, mutant);
+                sleep.retain_mut(|z| {
+                    let keep = z.actor != c.actor && !dependent(z.fp, fp);
+                    if keep {
+                        let last_runnable_there =
+                            last_enabled || last_fp.is_some_and(|f| dependent(f, z.fp));
+                        z.alt_used += cost(last, last_runnable_there, c.actor);
+                    }
+                    keep
+                });
+            } else {
+                sleep.clear();
+            }
+            eng.exec_choice(c);
+            self.rec.stats.steps += 1;
+            // a sleeping step has a last actor: nothing sleeps at the root
+            point = asleep
+                .filter(|_| self.rec.cfg.sleep_sets)
+                .zip(last)
+                .map(|(z, alt_last)| Point { alt_used: z.alt_used, alt_last });
+            self.path.push(Decision { actor: c.actor, op: c.op, op_step: c.op_step });
+            used = used2;
+            last = Some(c.actor);
+        }
+        self.path.truncate(depth);
+    }
+
+    /// A node with more than one child to run: each child in turn, the last one taking the
+    /// node's engine instead of a copy.
+    #[allow(clippy::too_many_arguments)]
+    fn branch(
+        &mut self,
+        eng: Engine,
+        en: &[Choice],
+        order: &[u8],
         used: u32,
         last: Option<Actor>,
-        sleep: Vec<Sleep>,
+        sleep: &[Sleep],
         point: Option<Point>,
     ) {
-        if self.rec.stopped.is_some() {
-            return;
-        }
-        if eng.at_step_limit() {
-            self.finish(eng);
-            return;
-        }
-        let en: Vec<Choice> = eng.runnable_now().to_vec();
-        if en.is_empty() {
-            // the covering schedule ended in this very state with no more preemptions
-            if point.is_some_and(|p| p.alt_used <= used) {
-                self.rec.stats.pruned_sleep += 1;
-            } else if !self.seen(&eng, last, used) {
-                // an end state reached before by another schedule: its outcome is known
-                self.finish(eng);
-            }
-            return;
-        }
         let last_enabled = last.is_some_and(|l| en.iter().any(|c| c.actor == l));
         let point_enabled = point.is_some_and(|p| en.iter().any(|c| c.actor == p.alt_last));
-        // the last actor first: the schedules without a preemption come first
-        let mut order: Vec<usize> = (0..en.len()).collect();
-        if let Some(i) = last.and_then(|l| en.iter().position(|c| c.actor == l)) {
-            order.remove(i);
-            order.insert(0, i);
-        }
-        // the cost of running en[i] here, and whether the covering schedule prunes it
         let child_cost = |i: usize| used + cost(last, last_enabled, en[i].actor);
         let covered = |i: usize, used2: u32| {
             point.is_some_and(|p| {
                 p.alt_used + cost(Some(p.alt_last), point_enabled, en[i].actor) <= used2
             })
         };
+        let bound = self.rec.bound;
         let runs = |i: usize| {
             let used2 = child_cost(i);
-            used2 <= self.rec.bound && !covered(i, used2)
+            used2 <= bound && !covered(i, used2)
         };
-        // the last child to run takes this node's engine instead of a copy: a node with one
-        // child (most of them: at the bound only the last actor may run on) copies nothing
-        let last_child = order.iter().rposition(|&i| runs(i));
-        if self.seen(&eng, last, used) {
-            return;
-        }
+        let last_child = order.iter().rposition(|&i| runs(i as usize));
+        let mutant = self.rec.cfg.mutant;
         // In a covering schedule the sleeping step has already run, which may have enabled
         // the last actor's next step here: count it as runnable there unless it commutes.
-        let mutant = self.rec.cfg.mutant;
-        let last_fp = match last {
-            Some(l @ Actor::Cpu(_)) => eng.pending_of(l).map(|_| footprint_with(&eng, l, mutant)),
-            // an interrupt or RCU actor's next step is known whether or not it can run
-            Some(l) => Some(footprint_with(&eng, l, mutant)),
-            None => None,
-        };
+        let last_fp = last_footprint(&eng, last, mutant);
         let mut done: Vec<(Sleep, bool)> = Vec::new();
         let mut eng = Some(eng);
         for (pos, &i) in order.iter().enumerate() {
             if self.rec.stopped.is_some() {
                 return;
             }
+            let i = i as usize;
             let c = en[i];
             let used2 = child_cost(i);
-            if used2 > self.rec.bound {
+            if used2 > bound {
                 continue;
             }
             if covered(i, used2) {
@@ -197,7 +286,7 @@ impl<'s, 'r> Search<'s, 'r> {
             let c_enabled_after = child.runnable_now().iter().any(|d| d.actor == c.actor);
             let mut zs = Vec::new();
             if self.rec.cfg.sleep_sets {
-                for z in &sleep {
+                for z in sleep {
                     if z.actor != c.actor && !dependent(z.fp, fp) {
                         // the covering schedule takes the same step from the same last actor
                         let last_runnable_there =
@@ -225,3 +314,19 @@ impl<'s, 'r> Search<'s, 'r> {
         }
     }
 }
+
+/// The last actor's next step, as the covering schedule of a sleeping step would see it.
+fn last_footprint(eng: &Engine, last: Option<Actor>, mutant: Mutant) -> Option<Footprint> {
+    match last {
+        Some(l @ Actor::Cpu(_)) => eng.pending_of(l).map(|_| footprint_with(eng, l, mutant)),
+        // an interrupt or RCU actor's next step is known whether or not it can run
+        Some(l) => Some(footprint_with(eng, l, mutant)),
+        None => None,
+    }
+}
+
+/// Room for every actor that can be runnable at once: each CPU, each CPU's interrupt
+/// context (and one more, as `push_interrupts` counts), RCU.
+const MAX_CHOICES: usize = 2 * crate::model::cpu::MAX_CPUS + 2;
+
+const NO_CHOICE: Choice = Choice { actor: Actor::Rcu, op: 0, op_step: 0 };

@@ -571,21 +571,34 @@ pub struct Unmap {
     cur: u8,
     floor: u64,
     ceiling: u64,
-    zap: Option<Zap>,
-    free: Option<FreePgdRange>,
+    /// The sub-machine of the current stage: one at a time, so a copy of a munmap in
+    /// progress (the exhaustive search copies states) holds the largest one, not all four.
+    stage: UnmapStage,
     tlb: MmuGather,
-    finish: TlbFinishMmu,
-    split: Option<SplitVma>,
     /// The caller (`mmap(MAP_FIXED)`) already holds `mmap_lock` for write.
     locked: bool,
     /// `-EINVAL` from a refused split: nothing was unmapped.
     pub failed: bool,
 }
 
+/// What an [`Unmap`] is in the middle of.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+enum UnmapStage {
+    Idle,
+    /// `__split_vma()` at a range end.
+    Split(SplitVma),
+    /// `unmap_vmas()` of one VMA.
+    Zap(Zap),
+    /// `free_pgd_range()`.
+    Free(FreePgdRange),
+    /// `tlb_finish_mmu()`.
+    Finish(TlbFinishMmu),
+}
+
 impl Unmap {
     fn new(mm: u8, at: u64, len: u64, exit: bool) -> Self {
         Unmap {
-            split: None,
+            stage: UnmapStage::Idle,
             locked: false,
             failed: false,
             mm,
@@ -598,10 +611,7 @@ impl Unmap {
             cur: 0,
             floor: 0,
             ceiling: 0,
-            zap: None,
-            free: None,
             tlb: MmuGather::new(mm),
-            finish: TlbFinishMmu::new(),
         }
     }
 
@@ -628,7 +638,7 @@ impl Unmap {
             // do_vmi_align_munmap(): if (start > vma->vm_start) __split_vma(vmi, vma, start, 1);
             // then for the last VMA: if (next->vm_end > end) __split_vma(vmi, next, end, 0)
             10 | 11 => {
-                if self.split.is_none() {
+                if !matches!(self.stage, UnmapStage::Split(_)) {
                     let (cut, below) =
                         if self.pc == 10 { (self.at, true) } else { (self.end, false) };
                     let straddling = cx.k.mms[mm as usize]
@@ -637,17 +647,19 @@ impl Unmap {
                         .find(|v| v.start < cut && cut < v.end)
                         .map(|v| v.id);
                     match straddling {
-                        Some(id) => self.split = Some(SplitVma::new(mm, id, cut, below)),
+                        Some(id) => {
+                            self.stage = UnmapStage::Split(SplitVma::new(mm, id, cut, below))
+                        }
                         None => {
                             self.pc += 1;
                             return Ok(Poll::Pending);
                         }
                     }
                 }
-                let s = self.split.as_mut().expect("set");
+                let UnmapStage::Split(s) = &mut self.stage else { unreachable!("set above") };
                 if s.step(cx)?.is_ready() {
                     let failed = s.failed;
-                    self.split = None;
+                    self.stage = UnmapStage::Idle;
                     if failed {
                         // the munmap fails with -EINVAL (an earlier split stays done)
                         self.failed = true;
@@ -698,17 +710,20 @@ impl Unmap {
                     return Ok(Poll::Pending);
                 }
                 let id = self.vmas[self.cur as usize];
-                if self.zap.is_none() {
-                    let Some((start, end)) =
-                        cx.k.mms[mm as usize].vma(id).map(|v| (v.start, v.end))
-                    else {
+                if !matches!(self.stage, UnmapStage::Zap(_)) {
+                    let zap = cx.k.mms[mm as usize]
+                        .vma(id)
+                        .map(|v| (v.start, v.end))
+                        .and_then(|(start, end)| Zap::for_vma(cx, mm, id, start, end, true));
+                    let Some(zap) = zap else {
                         self.cur += 1;
                         return Ok(Poll::Pending);
                     };
-                    self.zap = Zap::for_vma(cx, mm, id, start, end, true);
+                    self.stage = UnmapStage::Zap(zap);
                 }
-                if self.zap.as_mut().expect("zap").step(cx, &mut self.tlb)?.is_ready() {
-                    self.zap = None;
+                let UnmapStage::Zap(zap) = &mut self.stage else { unreachable!("set above") };
+                if zap.step(cx, &mut self.tlb)?.is_ready() {
+                    self.stage = UnmapStage::Idle;
                     self.cur += 1;
                 }
             }
@@ -747,17 +762,24 @@ impl Unmap {
                     .vma(self.vmas[self.nvmas as usize - 1])
                     .map_or(self.end, |v| v.end);
                 let (floor, ceiling) = (self.floor, self.ceiling);
-                let fr = self
-                    .free
-                    .get_or_insert_with(|| FreePgdRange::new(cx, mm, first, last, floor, ceiling));
+                if !matches!(self.stage, UnmapStage::Free(_)) {
+                    let fr = FreePgdRange::new(cx, mm, first, last, floor, ceiling);
+                    self.stage = UnmapStage::Free(fr);
+                }
+                let UnmapStage::Free(fr) = &mut self.stage else { unreachable!("set above") };
                 if fr.step(cx, &mut self.tlb)?.is_ready() {
-                    self.free = None;
+                    self.stage = UnmapStage::Finish(TlbFinishMmu::new());
                     self.pc = 5;
                 }
             }
             // tlb_finish_mmu(&tlb)
             5 => {
-                if self.finish.step(cx, &mut self.tlb)?.is_ready() {
+                if !matches!(self.stage, UnmapStage::Finish(_)) {
+                    self.stage = UnmapStage::Finish(TlbFinishMmu::new());
+                }
+                let UnmapStage::Finish(finish) = &mut self.stage else { unreachable!("set above") };
+                if finish.step(cx, &mut self.tlb)?.is_ready() {
+                    self.stage = UnmapStage::Idle;
                     let (at, end) = (self.at, self.end);
                     cx.k.mms[mm as usize].vmas.retain(|v| !(v.start < end && at < v.end));
                     self.pc = 6;
