@@ -149,8 +149,7 @@ impl<'s, 'r> Search<'s, 'r> {
                 }
                 break;
             }
-            let last_enabled = last.is_some_and(|l| en.iter().any(|c| c.actor == l));
-            let point_enabled = point.is_some_and(|p| en.iter().any(|c| c.actor == p.alt_last));
+            let node = Node::new(en, used, last, point, self.rec.bound);
             // the last actor first: the schedules without a preemption come first
             let mut order = [0u8; MAX_CHOICES];
             let mut k = 0;
@@ -164,38 +163,23 @@ impl<'s, 'r> Search<'s, 'r> {
                 k += 1;
             }
             let order = &order[..n];
-            // the cost of running en[i] here, and whether the covering schedule prunes it
-            let child_cost = |i: usize| used + cost(last, last_enabled, en[i].actor);
-            let covered = |i: usize, used2: u32| {
-                point.is_some_and(|p| {
-                    p.alt_used + cost(Some(p.alt_last), point_enabled, en[i].actor) <= used2
-                })
-            };
-            let bound = self.rec.bound;
-            let runs = |i: usize| {
-                let used2 = child_cost(i);
-                used2 <= bound && !covered(i, used2)
-            };
-            let mut running = order.iter().map(|&i| i as usize).filter(|&i| runs(i));
+            let mut running = order.iter().map(|&i| i as usize).filter(|&i| node.runs(i));
             let (only, second) = (running.next(), running.next());
             if self.seen(&eng, last, used) {
                 break;
             }
             let mutant = self.rec.cfg.mutant;
             let Some(c) = only.filter(|_| second.is_none()).map(|i| en[i]) else {
-                self.branch(eng, en, order, used, last, &sleep, point);
+                self.branch(eng, &node, order, &sleep);
                 break;
             };
             // one child: the others are over the bound or covered (counted as pruned)
             self.rec.stats.pruned_sleep += order
                 .iter()
                 .map(|&i| i as usize)
-                .filter(|&i| {
-                    let used2 = child_cost(i);
-                    used2 <= bound && covered(i, used2)
-                })
+                .filter(|&i| node.within_bound(i) && node.covered(i))
                 .count() as u64;
-            let used2 = child_cost(en.iter().position(|d| *d == c).expect("a runnable child"));
+            let used2 = node.child_used(en.iter().position(|d| *d == c).expect("a runnable child"));
             let asleep = sleep.iter().find(|z| z.actor == c.actor).copied();
             if self.rec.cfg.sleep_sets && !sleep.is_empty() {
                 let last_fp = last_footprint(&eng, last, mutant);
@@ -204,7 +188,7 @@ impl<'s, 'r> Search<'s, 'r> {
                     let keep = z.actor != c.actor && !dependent(z.fp, fp);
                     if keep {
                         let last_runnable_there =
-                            last_enabled || last_fp.is_some_and(|f| dependent(f, z.fp));
+                            node.last_enabled || last_fp.is_some_and(|f| dependent(f, z.fp));
                         z.alt_used += cost(last, last_runnable_there, c.actor);
                     }
                     keep
@@ -228,31 +212,9 @@ impl<'s, 'r> Search<'s, 'r> {
 
     /// A node with more than one child to run: each child in turn, the last one taking the
     /// node's engine instead of a copy.
-    #[allow(clippy::too_many_arguments)]
-    fn branch(
-        &mut self,
-        eng: Engine,
-        en: &[Choice],
-        order: &[u8],
-        used: u32,
-        last: Option<Actor>,
-        sleep: &[Sleep],
-        point: Option<Point>,
-    ) {
-        let last_enabled = last.is_some_and(|l| en.iter().any(|c| c.actor == l));
-        let point_enabled = point.is_some_and(|p| en.iter().any(|c| c.actor == p.alt_last));
-        let child_cost = |i: usize| used + cost(last, last_enabled, en[i].actor);
-        let covered = |i: usize, used2: u32| {
-            point.is_some_and(|p| {
-                p.alt_used + cost(Some(p.alt_last), point_enabled, en[i].actor) <= used2
-            })
-        };
-        let bound = self.rec.bound;
-        let runs = |i: usize| {
-            let used2 = child_cost(i);
-            used2 <= bound && !covered(i, used2)
-        };
-        let last_child = order.iter().rposition(|&i| runs(i as usize));
+    fn branch(&mut self, eng: Engine, node: &Node, order: &[u8], sleep: &[Sleep]) {
+        let Node { en, last, last_enabled, .. } = *node;
+        let last_child = order.iter().rposition(|&i| node.runs(i as usize));
         let mutant = self.rec.cfg.mutant;
         // In a covering schedule the sleeping step has already run, which may have enabled
         // the last actor's next step here: count it as runnable there unless it commutes.
@@ -265,11 +227,11 @@ impl<'s, 'r> Search<'s, 'r> {
             }
             let i = i as usize;
             let c = en[i];
-            let used2 = child_cost(i);
-            if used2 > bound {
+            let used2 = node.child_used(i);
+            if !node.within_bound(i) {
                 continue;
             }
-            if covered(i, used2) {
+            if node.covered(i) {
                 self.rec.stats.pruned_sleep += 1;
                 continue;
             }
@@ -312,6 +274,54 @@ impl<'s, 'r> Search<'s, 'r> {
             self.path.pop();
             done.push((Sleep { actor: c.actor, fp, alt_used: used2 }, c_enabled_after));
         }
+    }
+}
+
+/// A node's runnable actors and what running each of them costs.
+struct Node<'a> {
+    en: &'a [Choice],
+    used: u32,
+    last: Option<Actor>,
+    last_enabled: bool,
+    point: Option<Point>,
+    point_enabled: bool,
+    bound: u32,
+}
+
+impl<'a> Node<'a> {
+    fn new(
+        en: &'a [Choice],
+        used: u32,
+        last: Option<Actor>,
+        point: Option<Point>,
+        bound: u32,
+    ) -> Self {
+        let last_enabled = last.is_some_and(|l| en.iter().any(|c| c.actor == l));
+        let point_enabled = point.is_some_and(|p| en.iter().any(|c| c.actor == p.alt_last));
+        Node { en, used, last, last_enabled, point, point_enabled, bound }
+    }
+
+    /// The preemptions used after running `en[i]` here.
+    fn child_used(&self, i: usize) -> u32 {
+        self.used + cost(self.last, self.last_enabled, self.en[i].actor)
+    }
+
+    fn within_bound(&self, i: usize) -> bool {
+        self.child_used(i) <= self.bound
+    }
+
+    /// Whether the covering schedule already reached the state after `en[i]` with no more
+    /// preemptions and the same last actor.
+    fn covered(&self, i: usize) -> bool {
+        self.point.is_some_and(|p| {
+            p.alt_used + cost(Some(p.alt_last), self.point_enabled, self.en[i].actor)
+                <= self.child_used(i)
+        })
+    }
+
+    /// Whether `en[i]` is run from here.
+    fn runs(&self, i: usize) -> bool {
+        self.within_bound(i) && !self.covered(i)
     }
 }
 
