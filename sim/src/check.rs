@@ -24,6 +24,11 @@ pub struct Checker {
     /// (kind, object) pairs already reported: each is reported once per run, as KASAN does.
     seen: Vec<(ReportKind, Option<Object>)>,
     pub time: u64,
+    /// Reports attempted from within steps, filed or dropped as already seen: a loop that
+    /// skips repeating steps checks that the one it repeats attempted none.
+    pub attempts: u64,
+    /// Steps accounted without being run ([`crate::kernel::ctx::Ctx::skip_steps`]).
+    pub skipped: u64,
 }
 
 impl Checker {
@@ -290,6 +295,7 @@ pub fn judge_foreign_walk(
 
 /// File a report about the access `cx` is making now.
 pub fn report(cx: &mut Ctx, kind: ReportKind, func: &'static str, object: Object, what: String) {
+    cx.check.attempts += 1;
     // reported once per run: skip building a report `push` would drop (profiled: a scenario
     // whose checker fires on every entry of a range spent most of its time formatting them)
     if cx.check.seen.contains(&(kind, Some(object))) {

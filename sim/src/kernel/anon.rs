@@ -5,6 +5,7 @@
 
 use super::ctx::{Ctx, R};
 use super::mmu_gather::MmuGather;
+use super::skip::EmptySlots;
 use super::walk::{AllocWalk, Walk};
 use crate::model::mem::EntryPtr;
 use mmsim_arch::{Entry, LeafFlags};
@@ -100,11 +101,15 @@ pub struct ZapPteRange {
     pc: u8,
     walk: Option<Walk>,
     ptep: Option<EntryPtr>,
+    /// Whether the entry read was empty (none), and the skip of the empty entries after it.
+    empty: bool,
+    skip: EmptySlots,
 }
 
 impl ZapPteRange {
     pub fn new(mm: u8, start: u64, end: u64) -> Self {
-        ZapPteRange { mm, addr: start, end, pc: 0, walk: None, ptep: None }
+        let skip = EmptySlots::default();
+        ZapPteRange { mm, addr: start, end, pc: 0, walk: None, ptep: None, empty: false, skip }
     }
 
     pub fn step(&mut self, cx: &mut Ctx, tlb: &mut MmuGather) -> R<Poll<()>> {
@@ -131,6 +136,7 @@ impl ZapPteRange {
                         None => {
                             let pmd = cx.env.arch.pmd_size();
                             self.addr = (self.addr | (pmd - 1)) + 1;
+                            self.skip.forget();
                         }
                     }
                 }
@@ -141,19 +147,26 @@ impl ZapPteRange {
             }
             2 => {
                 let e = cx.read_entry(F, self.ptep.expect("walked"), mm)?;
+                self.empty = matches!(e, Entry::None);
                 self.pc = if matches!(e, Entry::Leaf { .. }) { 3 } else { 4 };
             }
             // ptent = ptep_get_and_clear_full(mm, addr, pte, tlb->fullmm)
             3 => {
                 cx.write_entry(F, self.ptep.expect("walked"), mm, Entry::None)?;
                 tlb.add_range(self.addr, page);
+                self.empty = false;
                 self.pc = 4;
             }
             // pte_unmap_unlock(start_pte, ptl)
             _ => {
-                cx.ptl_unlock(F, self.ptep.expect("walked"))?;
+                let ptep = self.ptep.expect("walked");
+                cx.ptl_unlock(F, ptep)?;
                 self.addr += page;
                 self.pc = 0;
+                // the following empty entries of this PTE table (module `skip`)
+                let pmd = cx.env.arch.pmd_size();
+                let limit = self.end.min(((self.addr - page) & !(pmd - 1)) + pmd);
+                self.skip.after_iteration(cx, ptep, self.empty, &mut self.addr, page, limit);
             }
         }
         Ok(Poll::Pending)

@@ -87,6 +87,11 @@ pub struct Ctx<'a> {
     accessed: bool,
     fuse: Option<&'a mut dyn Fuse>,
     fused: bool,
+    /// Steps that a loop may account for without running them ([`Ctx::skip_steps`]) must be
+    /// numbered below this (0: none may). The engine sets it only in untraced serial phases.
+    pub skip_until: u64,
+    /// Steps the current step accounted for beyond itself.
+    pub skipped: u64,
 }
 
 impl<'a> Ctx<'a> {
@@ -109,7 +114,30 @@ impl<'a> Ctx<'a> {
             accessed: false,
             fuse: None,
             fused: false,
+            skip_until: 0,
+            skipped: 0,
         }
+    }
+
+    /// How many more steps, each `per` long, the current step may account for without
+    /// running them: none unless the engine allows it here ([`Ctx::skip_until`]).
+    pub fn skippable(&self, per: u64) -> u64 {
+        match self.skip_until.checked_sub(self.step + 1) {
+            Some(room) if per > 0 => room / per,
+            _ => 0,
+        }
+    }
+
+    /// Account `n` steps that a loop proved would repeat the one just performed with no
+    /// effect but their count (see `HugeRangeLoop`'s empty-slot skip): the engine numbers the
+    /// next step after them, and the op's step count and the checker's clock move on as they
+    /// would have.
+    pub fn skip_steps(&mut self, n: u64) {
+        debug_assert!(self.step + n < self.skip_until, "skipped past the allowed steps");
+        self.skipped += n;
+        self.check.skipped += n;
+        self.step += n;
+        self.check.time = self.step;
     }
 
     /// Declare mode with a fuse hook: a declared access the hook accepts is performed at once,

@@ -7,6 +7,7 @@
 
 use super::ctx::{Ctx, R};
 use super::mmu_gather::{FlushTlb, MmuGather};
+use super::skip::EmptySlots;
 use super::walk::{AllocWalk, Walk};
 use crate::model::mem::EntryPtr;
 use crate::profile::{FaultLock, SharePudLock, ShareScanLock, UnshareAddr};
@@ -409,6 +410,7 @@ pub struct HugeRangeLoop {
     ptep: Option<EntryPtr>,
     unshare: Option<HugePmdUnshare>,
     entry: Entry,
+    empty: EmptySlots,
 }
 
 impl HugeRangeLoop {
@@ -426,6 +428,7 @@ impl HugeRangeLoop {
             ptep: None,
             unshare: None,
             entry: Entry::None,
+            empty: EmptySlots::default(),
         }
     }
 
@@ -459,7 +462,10 @@ impl HugeRangeLoop {
                             self.pc = 1;
                         }
                         // if (!ptep) { address |= last_addr_mask; continue; }
-                        None => self.addr = self.next_without_table(cx),
+                        None => {
+                            self.addr = self.next_without_table(cx);
+                            self.empty.forget();
+                        }
                     }
                 }
             }
@@ -533,15 +539,33 @@ impl HugeRangeLoop {
                 }
                 self.addr = next;
                 self.pc = 0;
+                self.empty.forget();
             }
             // spin_unlock(ptl); next huge page
             _ => {
-                cx.ptl_unlock(f, self.ptep.expect("walked"))?;
+                let ptep = self.ptep.expect("walked");
+                cx.ptl_unlock(f, ptep)?;
                 self.addr += self.sz;
                 self.pc = 0;
+                self.skip_empty_slots(cx, ptep);
             }
         }
         Ok(Poll::Pending)
+    }
+
+    /// The following empty slots of this table, skipped in an untraced serial phase
+    /// ([`EmptySlots`]): with huge pages of `PMD_SIZE` only, whose slots are the entries of
+    /// one PMD table, all reached through the same PUD entry up to the PUD range's end.
+    fn skip_empty_slots(&mut self, cx: &mut Ctx, ptep: EntryPtr) {
+        let arch = cx.env.arch;
+        if self.sz != arch.pmd_size() || ptep.level as usize != cx.env.pmd_level() {
+            self.empty.forget();
+            return;
+        }
+        let pud = arch.pud_size();
+        let limit = self.end.min(((self.addr - self.sz) & !(pud - 1)) + pud);
+        let empty = matches!(self.entry, Entry::None);
+        self.empty.after_iteration(cx, ptep, empty, &mut self.addr, self.sz, limit);
     }
 
     fn next_without_table(&self, cx: &Ctx) -> u64 {

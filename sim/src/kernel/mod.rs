@@ -14,6 +14,7 @@ pub mod hugetlbfs;
 pub mod interrupts;
 pub mod mmu_gather;
 pub mod ops;
+pub mod skip;
 pub mod user_access;
 pub mod vma;
 pub mod walk;
