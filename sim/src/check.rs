@@ -29,6 +29,8 @@ pub struct Checker {
     pub attempts: u64,
     /// Steps accounted without being run ([`crate::kernel::ctx::Ctx::skip_steps`]).
     pub skipped: u64,
+    /// Of those, the steps of a CPU running alone in the concurrent phase.
+    pub skipped_concurrent: u64,
 }
 
 impl Checker {

@@ -88,8 +88,9 @@ pub struct Engine<'e> {
     phase: Phase,
     runnable: Vec<Choice>,
     pub steps_max: u64,
-    /// Untraced serial phases let a range loop account for the empty slots it would only
-    /// step over ([`Engine::skip_until`]); off, every step runs (a test compares the two).
+    /// An untraced run lets a range loop account for the empty slots it would only step over
+    /// when its actor runs alone ([`crate::kernel::skip`]); off, every step runs (a test
+    /// compares the two).
     pub skip_repeats: bool,
 }
 
@@ -170,12 +171,11 @@ impl<'e> Engine<'e> {
         }
     }
 
-    /// The bound a step's [`Ctx::skip_until`] gets: the step limit in an untraced serial
-    /// phase, where nothing can run between the steps a loop skips and nothing records them;
-    /// else 0 (no step may be skipped).
+    /// The bound a step's [`Ctx::skip_until`] gets: the step limit when nothing records the
+    /// steps a loop skips (untraced); else 0 (no step may be skipped). Whether nothing else
+    /// can run between them is asked at the skip ([`crate::kernel::ctx::Fuse::alone`]).
     fn skip_until(&self) -> u64 {
-        let serial = self.phase != Phase::Concurrent;
-        if self.skip_repeats && serial && !self.check.tracing {
+        if self.skip_repeats && !self.check.tracing {
             self.steps_max
         } else {
             0
@@ -691,9 +691,55 @@ impl Fuse for Hook<'_, '_> {
         // serial phases: the fast path of `run_phase` (the serial actor comes first)
         self.phase != Phase::Concurrent || self.choose(k, who)
     }
+
+    fn alone(&mut self, k: &Kernel, _who: &Who) -> bool {
+        self.phase != Phase::Concurrent || self.alone_concurrent(k)
+    }
+
+    /// The decisions `run_phase` would make for the `n` steps after step `self.step`, the
+    /// runnable list being `who` alone at each.
+    fn decide_alone(&mut self, who: &Who, n: u64) {
+        if self.phase != Phase::Concurrent {
+            return;
+        }
+        let sched = &mut *self.sched;
+        for j in 1..=n {
+            let c = Choice { actor: who.actor, op: who.op, op_step: who.op_step + j as u32 };
+            let chosen = sched.strategy.choose(self.step + j, &[c]);
+            debug_assert_eq!(chosen, Ok(0), "a strategy that chooses the only actor");
+            if sched.record {
+                self.decisions.push(Decision { actor: c.actor, op: c.op, op_step: c.op_step });
+            }
+        }
+    }
 }
 
 impl Hook<'_, '_> {
+    /// Whether this slot runs alone, and stays alone while it repeats steps that change
+    /// nothing but take and release a lock it has just released: every other CPU has
+    /// finished or waits for a lock or an IPI acknowledgement that those steps leave as they
+    /// are (a CPU waiting for that lock is runnable now, so not alone), no IPI is pending and
+    /// no RCU callback queued (neither appears unless a step makes it), and the strategy
+    /// always chooses the only runnable actor.
+    fn alone_concurrent(&self, k: &Kernel) -> bool {
+        let ncpus = self.env.ncpus();
+        let slot_of = |i: usize| if i < self.slot { i } else { i + 1 };
+        let mut others = self.before.iter().chain(self.after.iter()).take(ncpus - 1).enumerate();
+        let others_stay = others.all(|(i, p)| match p.pending {
+            None => true,
+            Some(pend) => {
+                let waits =
+                    matches!(pend.access, Access::LockRead | Access::LockWrite | Access::IpiWait);
+                waits && !access_enabled(k, slot_of(i), pend.access, &pend.object)
+            }
+        });
+        others_stay
+            && self.sched.strategy.chooses_the_only_actor()
+            && self.sched.pre.is_none()
+            && k.rcu.callbacks.is_empty()
+            && k.cpus.iter().all(|c| c.ipi_from == 0)
+    }
+
     #[inline(never)]
     fn choose(&mut self, k: &Kernel, who: &Who) -> bool {
         // the runnable list as the loop builds it, with this slot's access just declared (and
@@ -880,19 +926,20 @@ mod tests {
         assert!(r.text.contains("with IRQs disabled"), "{}", r.text);
     }
 
-    /// Skipping the empty slots of serial range loops changes nothing a run shows: for every
-    /// built-in scenario (its own arch and profile) and the seed race on other arches and
-    /// profiles, each seed gives the same steps, verdict, reports and final state with the
-    /// skip as without it, and as a traced run (which never skips); and the skip happens.
+    /// Skipping the empty slots of range loops run alone changes nothing a run shows: for
+    /// every built-in scenario (its own arch and profile) and the seed race on other arches
+    /// and profiles, each seed of each seeded strategy gives the same steps, decisions,
+    /// verdict, reports and final state with the skip as without it, and as a traced run
+    /// (which never skips); and the skip happens, in serial phases and in the concurrent one.
     #[test]
-    fn skipping_empty_slots_in_serial_phases_changes_nothing_but_speed() {
+    fn skipping_empty_slots_of_an_actor_alone_changes_nothing_but_speed() {
         let mut cases: Vec<(&str, Option<&str>, Option<&str>)> =
             crate::scenario::BUILTIN.iter().map(|(n, _)| (*n, None, None)).collect();
         for arch in ["arm64-4k", "arm64-16k", "riscv64-sv48", "x86_64-la57", "riscv64-sv39"] {
             cases.push(("gup-vs-unshare", Some(arch), Some("v6.3")));
         }
         cases.push(("gup-vs-unshare", None, Some("v6.1")));
-        let mut skipped = 0;
+        let (mut skipped, mut concurrent) = (0, 0);
         for (name, arch, profile) in cases {
             let req = Request {
                 source: Source::load(name).unwrap(),
@@ -901,31 +948,39 @@ mod tests {
                 set: vec![],
             };
             let p = crate::run::Prepared::new(&req).unwrap();
-            for seed in 0..4 {
+            use crate::explore::StrategyKind;
+            let kinds =
+                [StrategyKind::Random, StrategyKind::Urw, StrategyKind::Pct, StrategyKind::Swarm];
+            for (seed, kind) in (0..8).zip(kinds.iter().cycle()) {
                 let run = |skip: bool, tracing: bool| {
-                    let mut e = Engine::new(&p.env, tracing);
+                    let mut s = kind.build(&p, seed, 3);
+                    let configured = s.configure(&p.env);
+                    let mut e = Engine::new(configured.as_ref().unwrap_or(&p.env), tracing);
                     e.skip_repeats = skip;
-                    let mut s = strategy::RandomPriorities::new(seed, &p.lengths, 3);
-                    let (out, hash) = e.run_fingerprinted(&mut s).unwrap();
+                    let (out, hash) = e.run_fingerprinted(&mut *s).unwrap();
                     let reports: Vec<_> = out
                         .check
                         .reports
                         .iter()
                         .map(|r| (r.kind, r.at.step, r.text.clone()))
                         .collect();
-                    (out.steps, out.verdict, reports, hash, out.check.skipped)
+                    let skipped = (out.check.skipped, out.check.skipped_concurrent);
+                    (out.steps, out.verdict, reports, hash, skipped)
                 };
                 let (slow, fast, traced) = (run(false, false), run(true, false), run(true, true));
-                let case = format!("{name} {arch:?} {profile:?} seed {seed}");
-                assert_eq!(slow.4, 0, "{case}: nothing skipped when told not to");
-                assert_eq!(traced.4, 0, "{case}: a traced run skips nothing");
-                let shown = |r: &(u64, Verdict, Vec<_>, u64, u64)| (r.0, r.1, r.2.clone(), r.3);
+                let case = format!("{name} {arch:?} {profile:?} seed {seed} {kind:?}");
+                assert_eq!(slow.4, (0, 0), "{case}: nothing skipped when told not to");
+                assert_eq!(traced.4, (0, 0), "{case}: a traced run skips nothing");
+                let shown =
+                    |r: &(u64, Verdict, Vec<_>, u64, (u64, u64))| (r.0, r.1, r.2.clone(), r.3);
                 assert_eq!(shown(&slow), shown(&fast), "{case}: skipping");
                 assert_eq!(shown(&slow), shown(&traced), "{case}: tracing");
-                skipped += fast.4;
+                skipped += fast.4 .0;
+                concurrent += fast.4 .1;
             }
         }
         assert!(skipped > 100_000, "the skip hardly happened: {skipped} steps");
+        assert!(concurrent > 10_000, "a CPU alone hardly skipped: {concurrent} steps");
     }
 
     #[test]

@@ -52,6 +52,15 @@ pub trait Fuse {
     /// Given the kernel and the access `who` just declared (`access` to `object`): true if
     /// that access is performed as the next step now.
     fn go(&mut self, k: &Kernel, object: &Object, access: Access, who: &Who) -> bool;
+    /// Whether `who` runs alone and stays alone while it only repeats steps that change
+    /// nothing but take and release a lock it has just released: in a serial phase always;
+    /// in the concurrent phase when every other CPU has finished or waits (for another lock
+    /// or an IPI), no interrupt or RCU work is pending and the strategy always chooses the
+    /// only runnable actor.
+    fn alone(&mut self, k: &Kernel, who: &Who) -> bool;
+    /// Make the decisions of the `n` steps after the current one, each for `who` alone, as
+    /// the engine would have (the strategy is asked, the decisions recorded).
+    fn decide_alone(&mut self, who: &Who, n: u64);
 }
 
 /// The next access a CPU will make.
@@ -119,12 +128,24 @@ impl<'a> Ctx<'a> {
         }
     }
 
-    /// How many more steps, each `per` long, the current step may account for without
-    /// running them: none unless the engine allows it here ([`Ctx::skip_until`]).
-    pub fn skippable(&self, per: u64) -> u64 {
-        match self.skip_until.checked_sub(self.step + 1) {
+    /// How many more iterations, each `per` steps long, the current step (which released the
+    /// iteration's lock) may account for without running them: none unless the engine allows
+    /// it here ([`Ctx::skip_until`]) and the actor runs alone ([`Fuse::alone`]).
+    pub fn skippable(&mut self, per: u64) -> u64 {
+        let room = match self.skip_until.checked_sub(self.step + 1) {
             Some(room) if per > 0 => room / per,
-            _ => 0,
+            _ => return 0,
+        };
+        let alone = match self.fuse.as_mut() {
+            Some(f) => f.alone(self.k, &self.who),
+            // an executed step without the fuse hook: a serial phase runs alone, a CPU of the
+            // concurrent phase (the exhaustive search) does not skip
+            None => !matches!(self.who.actor, Actor::Cpu(_)),
+        };
+        if alone {
+            room
+        } else {
+            0
         }
     }
 
@@ -134,8 +155,14 @@ impl<'a> Ctx<'a> {
     /// would have.
     pub fn skip_steps(&mut self, n: u64) {
         debug_assert!(self.step + n < self.skip_until, "skipped past the allowed steps");
+        if let Some(f) = self.fuse.as_mut() {
+            f.decide_alone(&self.who, n);
+        }
         self.skipped += n;
         self.check.skipped += n;
+        if matches!(self.who.actor, Actor::Cpu(_)) {
+            self.check.skipped_concurrent += n;
+        }
         self.step += n;
         self.check.time = self.step;
     }

@@ -5,6 +5,7 @@
 //! configuration (RCU or after the flush) and the profile's ptlock lifetime.
 
 use super::ctx::{Ctx, R};
+use super::skip::EmptySlots;
 use crate::model::mem::EntryPtr;
 use crate::profile::PtlockDies;
 use mmsim_arch::{Entry, TableFree, TlbFlush};
@@ -339,6 +340,8 @@ pub struct FreePgdRange {
     parent_ptr: Option<EntryPtr>,
     child: u64,
     free: Option<FreeTableTlb>,
+    /// The skip of the empty entries after an empty one ([`EmptySlots`]).
+    empty: EmptySlots,
 }
 
 impl FreePgdRange {
@@ -357,6 +360,7 @@ impl FreePgdRange {
             parent_ptr: None,
             child: 0,
             free: None,
+            empty: EmptySlots::default(),
         }
     }
 
@@ -377,6 +381,7 @@ impl FreePgdRange {
             0 => {
                 if top.addr >= top.end {
                     // done with this table's range: back in the parent, consider freeing it
+                    self.empty.forget();
                     self.depth -= 1;
                     if let Some(via) = top.via {
                         self.parent_ptr = Some(via);
@@ -389,6 +394,7 @@ impl FreePgdRange {
                 let e = cx.read_entry("free_pgd_range", p, mm)?;
                 match e {
                     Entry::Table { pfn } if (top.level as usize) < last => {
+                        self.empty.forget();
                         self.parent_ptr = Some(p);
                         self.child = pfn;
                         let child_level = top.level as usize + 1;
@@ -406,11 +412,18 @@ impl FreePgdRange {
                             self.pc = 2;
                         }
                     }
-                    _ => self.advance(entry_end),
+                    _ => {
+                        self.advance(entry_end);
+                        // the following empty entries of this table (module `skip`)
+                        let top = &mut self.stack[self.depth as usize - 1];
+                        let empty = matches!(e, Entry::None);
+                        self.empty.after_iteration(cx, p, empty, &mut top.addr, span, top.end);
+                    }
                 }
             }
             // if the child's whole span is inside [floor, ceiling): p?d_clear() the entry
             2 => {
+                self.empty.forget();
                 let inside = entry_start >= self.floor && entry_end - 1 < self.ceiling;
                 if !inside {
                     self.advance(entry_end);

@@ -2,8 +2,10 @@
 //! shortcut, not kernel code, used by `__unmap_hugepage_range()`'s loop
 //! ([`super::hugetlb::HugeRangeLoop`]) and `zap_pte_range()` ([`super::anon::ZapPteRange`]).
 //!
-//! In an untraced serial phase (setup, teardown: one actor runs, nothing is recorded), an
-//! iteration that found its slot empty and attempted no report left the state as it found it:
+//! When one actor runs alone and nothing records its steps (an untraced run: a serial phase,
+//! or a CPU of the concurrent phase whose peers have finished, see `Fuse::alone`), an
+//! iteration that ran alone, found its slot empty and attempted no report left the state as
+//! it found it:
 //! its walk and its read only read, and its unlock undid its lock. The next iteration, over the
 //! next slot of the same table, then runs the same steps in the same state, so if that slot is
 //! empty too it does the same nothing in as many steps, and so on. Those iterations are not
@@ -17,10 +19,10 @@ use crate::model::mem::EntryPtr;
 /// A range loop's memory of its last iteration, for [`EmptySlots::after_iteration`].
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub struct EmptySlots {
-    /// Where the last iteration ended, when the loop may skip (an untraced serial phase): its
-    /// step and the checker's report attempts then. Never set elsewhere, so the exhaustive
-    /// search's state keys do not see it.
-    last_end: Option<(u64, u64)>,
+    /// Where the last iteration ended, when the loop may skip (an untraced run): its step,
+    /// the op's own step count and the checker's report attempts then. Never set in the
+    /// exhaustive search's concurrent phase, so its state keys do not see it.
+    last_end: Option<(u64, u32, u64)>,
 }
 
 impl EmptySlots {
@@ -46,12 +48,16 @@ impl EmptySlots {
         if cx.skip_until == 0 {
             return;
         }
-        let now = (cx.step, cx.check.attempts);
-        let Some((prev_step, prev_attempts)) = self.last_end.replace(now) else { return };
-        if !empty || prev_attempts != now.1 || cx.k.mem.load(ptep) != 0 {
+        let now = (cx.step, cx.who.op_step, cx.check.attempts);
+        let Some((prev_step, prev_op_step, prev_attempts)) = self.last_end.replace(now) else {
+            return;
+        };
+        // the iteration ran alone: every step since the last one ended was its own
+        let per = now.0 - prev_step;
+        let alone = u64::from(now.1 - prev_op_step) == per;
+        if !empty || !alone || prev_attempts != now.2 || cx.k.mem.load(ptep) != 0 {
             return;
         }
-        let per = now.0 - prev_step;
         let room = cx.skippable(per);
         let ptrs = cx.env.arch.ptrs_per_table();
         let (mut n, mut index) = (0u64, ptep.index as usize + 1);
@@ -66,7 +72,7 @@ impl EmptySlots {
         }
         if n > 0 {
             cx.skip_steps(n * per);
-            self.last_end = Some((cx.step, now.1));
+            self.last_end = Some((cx.step, now.1 + (n * per) as u32, now.2));
         }
     }
 }

@@ -54,6 +54,12 @@ pub trait Strategy {
     fn liveness(&self) -> Option<Liveness> {
         None
     }
+    /// Whether `choose` always succeeds when one actor is runnable: then the engine may skip
+    /// steps of a CPU running alone, calling `choose` for each of them as it would have
+    /// (`kernel::skip`). A strategy that can fail (replay) keeps the default.
+    fn chooses_the_only_actor(&self) -> bool {
+        false
+    }
 }
 
 /// Actor slots: CPUs, their interrupt contexts, and RCU.

@@ -74,6 +74,10 @@ pub fn guarantee(actors: u32, steps: u64, depth: u32) -> f64 {
 }
 
 impl Strategy for Pct {
+    fn chooses_the_only_actor(&self) -> bool {
+        true
+    }
+
     fn name(&self) -> String {
         format!("pct(depth={}, k={})", self.depth, self.steps_estimate)
     }

@@ -53,6 +53,10 @@ impl RandomPriorities {
 }
 
 impl Strategy for RandomPriorities {
+    fn chooses_the_only_actor(&self) -> bool {
+        true
+    }
+
     fn name(&self) -> String {
         format!("random(depth={})", self.depth)
     }

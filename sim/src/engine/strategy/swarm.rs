@@ -250,6 +250,10 @@ impl Swarm {
 }
 
 impl Strategy for Swarm {
+    fn chooses_the_only_actor(&self) -> bool {
+        true
+    }
+
     fn name(&self) -> String {
         self.config.name()
     }

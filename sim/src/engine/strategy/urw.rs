@@ -15,6 +15,10 @@ impl RandomWalk {
 }
 
 impl Strategy for RandomWalk {
+    fn chooses_the_only_actor(&self) -> bool {
+        true
+    }
+
     fn name(&self) -> String {
         "urw".into()
     }
