@@ -692,12 +692,17 @@ impl Fuse for Hook<'_, '_> {
         self.phase != Phase::Concurrent || self.choose(k, who)
     }
 
-    fn alone(&mut self, k: &Kernel, _who: &Who) -> bool {
-        self.phase != Phase::Concurrent || self.alone_concurrent(k)
+    fn keeps_running(&mut self, k: &Kernel, _who: &Who) -> u64 {
+        if self.phase == Phase::Concurrent {
+            self.keeps_running_concurrent(k)
+        } else {
+            u64::MAX
+        }
     }
 
-    /// The decisions `run_phase` would make for the `n` steps after step `self.step`, the
-    /// runnable list being `who` alone at each.
+    /// The decisions `run_phase` would make for the `n` steps after step `self.step`, all for
+    /// `who` ([`Hook::keeps_running_concurrent`]): the strategy is called with `who` alone,
+    /// which its promise makes the same as with the others.
     fn decide_alone(&mut self, who: &Who, n: u64) {
         if self.phase != Phase::Concurrent {
             return;
@@ -715,29 +720,37 @@ impl Fuse for Hook<'_, '_> {
 }
 
 impl Hook<'_, '_> {
-    /// Whether this slot runs alone, and stays alone while it repeats steps that change
-    /// nothing but take and release a lock it has just released: every other CPU has
-    /// finished or waits for a lock or an IPI acknowledgement that those steps leave as they
-    /// are (a CPU waiting for that lock is runnable now, so not alone), no IPI is pending and
-    /// no RCU callback queued (neither appears unless a step makes it), and the strategy
-    /// always chooses the only runnable actor.
-    fn alone_concurrent(&self, k: &Kernel) -> bool {
+    /// How many decisions in a row, from the next one, would give this slot the CPU while it
+    /// repeats steps that change nothing but take and release a lock it has just released:
+    /// what the strategy promises against every actor that is or may become runnable meanwhile
+    /// (the other CPUs with work, waiting or not; the interrupt contexts and RCU runnable
+    /// now: those steps send no IPI and queue no callback).
+    fn keeps_running_concurrent(&self, k: &Kernel) -> u64 {
+        if self.sched.pre.is_some() {
+            return 0;
+        }
         let ncpus = self.env.ncpus();
-        let slot_of = |i: usize| if i < self.slot { i } else { i + 1 };
-        let mut others = self.before.iter().chain(self.after.iter()).take(ncpus - 1).enumerate();
-        let others_stay = others.all(|(i, p)| match p.pending {
-            None => true,
-            Some(pend) => {
-                let waits =
-                    matches!(pend.access, Access::LockRead | Access::LockWrite | Access::IpiWait);
-                waits && !access_enabled(k, slot_of(i), pend.access, &pend.object)
+        let mut others = [Actor::Rcu; 2 * crate::model::cpu::MAX_CPUS + 2];
+        let mut n = 0;
+        let cpus = self.before.iter().chain(self.after.iter()).take(ncpus - 1);
+        for (i, p) in cpus.enumerate() {
+            if p.pending.is_some() {
+                let s = if i < self.slot { i } else { i + 1 };
+                others[n] = Actor::Cpu(s as u8);
+                n += 1;
             }
-        });
-        others_stay
-            && self.sched.strategy.chooses_the_only_actor()
-            && self.sched.pre.is_none()
-            && k.rcu.callbacks.is_empty()
-            && k.cpus.iter().all(|c| c.ipi_from == 0)
+        }
+        for c in 0..=ncpus {
+            if interrupts::irq_enabled(&k.cpus, c) {
+                others[n] = Actor::Irq(c as u8);
+                n += 1;
+            }
+        }
+        if !k.rcu.callbacks.is_empty() {
+            others[n] = Actor::Rcu;
+            n += 1;
+        }
+        self.sched.strategy.keeps_choosing(Actor::Cpu(self.slot as u8), &others[..n])
     }
 
     #[inline(never)]

@@ -52,12 +52,12 @@ pub trait Fuse {
     /// Given the kernel and the access `who` just declared (`access` to `object`): true if
     /// that access is performed as the next step now.
     fn go(&mut self, k: &Kernel, object: &Object, access: Access, who: &Who) -> bool;
-    /// Whether `who` runs alone and stays alone while it only repeats steps that change
-    /// nothing but take and release a lock it has just released: in a serial phase always;
-    /// in the concurrent phase when every other CPU has finished or waits (for another lock
-    /// or an IPI), no interrupt or RCU work is pending and the strategy always chooses the
-    /// only runnable actor.
-    fn alone(&mut self, k: &Kernel, who: &Who) -> bool;
+    /// How many steps in a row, from the next one, the engine would give `who` if its steps
+    /// change nothing but take and release a lock it has just released: in a serial phase
+    /// all of them; in the concurrent phase what the strategy promises
+    /// ([`crate::engine::strategy::Strategy::keeps_choosing`]) against every other actor that
+    /// is or may become runnable.
+    fn keeps_running(&mut self, k: &Kernel, who: &Who) -> u64;
     /// Make the decisions of the `n` steps after the current one, each for `who` alone, as
     /// the engine would have (the strategy is asked, the decisions recorded).
     fn decide_alone(&mut self, who: &Who, n: u64);
@@ -130,23 +130,20 @@ impl<'a> Ctx<'a> {
 
     /// How many more iterations, each `per` steps long, the current step (which released the
     /// iteration's lock) may account for without running them: none unless the engine allows
-    /// it here ([`Ctx::skip_until`]) and the actor runs alone ([`Fuse::alone`]).
+    /// it here ([`Ctx::skip_until`]), and no more than the scheduler would give this actor in
+    /// a row ([`Fuse::keeps_running`]).
     pub fn skippable(&mut self, per: u64) -> u64 {
-        let room = match self.skip_until.checked_sub(self.step + 1) {
-            Some(room) if per > 0 => room / per,
-            _ => return 0,
+        let Some(room) = self.skip_until.checked_sub(self.step + 1).filter(|_| per > 0) else {
+            return 0;
         };
-        let alone = match self.fuse.as_mut() {
-            Some(f) => f.alone(self.k, &self.who),
+        let kept = match self.fuse.as_mut() {
+            Some(f) => f.keeps_running(self.k, &self.who),
             // an executed step without the fuse hook: a serial phase runs alone, a CPU of the
             // concurrent phase (the exhaustive search) does not skip
-            None => !matches!(self.who.actor, Actor::Cpu(_)),
+            None if !matches!(self.who.actor, Actor::Cpu(_)) => u64::MAX,
+            None => 0,
         };
-        if alone {
-            room
-        } else {
-            0
-        }
+        room.min(kept) / per
     }
 
     /// Account `n` steps that a loop proved would repeat the one just performed with no

@@ -14,6 +14,7 @@
 
 use super::{slot, Choice, Diverged, Strategy, MAX_CHANGE_POINTS, SLOTS};
 use crate::engine::rng::Rng;
+use mmsim_traces::Actor;
 
 pub struct Pct {
     /// Priority per actor slot: higher runs first.
@@ -74,8 +75,15 @@ pub fn guarantee(actors: u32, steps: u64, depth: u32) -> f64 {
 }
 
 impl Strategy for Pct {
-    fn chooses_the_only_actor(&self) -> bool {
-        true
+    /// The highest-priority actor runs until the decision at the next change point, which
+    /// may choose another.
+    fn keeps_choosing(&self, actor: Actor, others: &[Actor]) -> u64 {
+        let mine = self.prio[slot(actor)];
+        if others.iter().any(|&o| self.prio[slot(o)] >= mine) {
+            return 0;
+        }
+        let next = self.change.iter().copied().filter(|&at| at > self.taken).min();
+        next.map_or(u64::MAX, |at| at - self.taken - 1)
     }
 
     fn name(&self) -> String {

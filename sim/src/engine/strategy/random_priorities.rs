@@ -53,8 +53,17 @@ impl RandomPriorities {
 }
 
 impl Strategy for RandomPriorities {
-    fn chooses_the_only_actor(&self) -> bool {
-        true
+    /// A CPU above every other runs until its next change point, which it still takes.
+    fn keeps_choosing(&self, actor: Actor, others: &[Actor]) -> u64 {
+        let Actor::Cpu(cpu) = actor else { return 0 };
+        let mine = self.prio[slot(actor)];
+        if others.iter().any(|&o| self.prio[slot(o)] >= mine) {
+            return 0;
+        }
+        let n = self.taken[cpu as usize];
+        let next =
+            self.change.iter().filter(|&&(c, at)| c == cpu && at >= n).map(|&(_, at)| at).min();
+        next.map_or(u64::MAX, |at| u64::from(at - n) + 1)
     }
 
     fn name(&self) -> String {

@@ -250,8 +250,20 @@ impl Swarm {
 }
 
 impl Strategy for Swarm {
-    fn chooses_the_only_actor(&self) -> bool {
-        true
+    /// A CPU above every other runs until the decision where it stalls, which may choose
+    /// another.
+    fn keeps_choosing(&self, actor: Actor, others: &[Actor]) -> u64 {
+        let Actor::Cpu(c) = actor else { return 0 };
+        let mine = self.prio[slot(actor)];
+        if others.iter().any(|&o| self.prio[slot(o)] >= mine) {
+            return 0;
+        }
+        let (taken, stall) = (self.taken[c as usize], self.stall[c as usize]);
+        if stall >= taken && stall != u32::MAX {
+            u64::from(stall - taken)
+        } else {
+            u64::MAX
+        }
     }
 
     fn name(&self) -> String {

@@ -2,6 +2,7 @@
 
 use super::{Choice, Diverged, Strategy};
 use crate::engine::rng::Rng;
+use mmsim_traces::Actor;
 
 /// Uniformly random among runnable actors at every step.
 pub struct RandomWalk {
@@ -15,8 +16,13 @@ impl RandomWalk {
 }
 
 impl Strategy for RandomWalk {
-    fn chooses_the_only_actor(&self) -> bool {
-        true
+    /// One draw per decision, whatever is runnable: a promise only for an actor alone.
+    fn keeps_choosing(&self, _actor: Actor, others: &[Actor]) -> u64 {
+        if others.is_empty() {
+            u64::MAX
+        } else {
+            0
+        }
     }
 
     fn name(&self) -> String {
