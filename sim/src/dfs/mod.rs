@@ -101,6 +101,10 @@ pub struct DfsConfig {
     /// A deliberately broken dependence relation (for the soundness test only).
     #[doc(hidden)]
     pub mutant: Mutant,
+    /// Let serial loops skip their empty slots ([`Engine::skip_repeats`]); off only in the
+    /// test that the search does not depend on it.
+    #[doc(hidden)]
+    pub skip_repeats: bool,
 }
 
 impl Default for DfsConfig {
@@ -118,6 +122,7 @@ impl Default for DfsConfig {
             min_severity: Severity::Bug,
             jobs: 1,
             mutant: Mutant::None,
+            skip_repeats: true,
         }
     }
 }
@@ -439,6 +444,7 @@ pub fn search(p: &Prepared, cfg: &DfsConfig) -> DfsSummary {
         final_states: Vec::new(),
     };
     let mut root = Engine::new(&p.env, false);
+    root.skip_repeats = cfg.skip_repeats;
     if let Some(out) = root.start_concurrent() {
         // setup alone ended the run: one execution, no decisions
         let stats = BoundStats { executions: 1, complete: true, ..Default::default() };
@@ -722,6 +728,23 @@ mod tests {
                 assert_eq!(g.bound, 1);
             }
         }
+    }
+
+    /// The empty-slot skip (`kernel::skip`) changes no count of the search: its loops never
+    /// skip in the concurrent phase, remember nothing there that a state key could see, and
+    /// teardown counts the steps it skips.
+    #[test]
+    fn the_search_is_the_same_whether_loops_may_skip_or_not() {
+        let p = seed_race("v6.3");
+        let cfg = |skip_repeats| DfsConfig {
+            preemptions: 1,
+            final_states: true,
+            skip_repeats,
+            ..DfsConfig::default()
+        };
+        let (with, without) = (search(&p, &cfg(true)), search(&p, &cfg(false)));
+        assert_eq!(with, without);
+        assert_eq!(with.final_states, without.final_states);
     }
 
     #[test]

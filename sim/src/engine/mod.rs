@@ -202,7 +202,10 @@ impl<'e> Engine<'e> {
     /// per step instead of twice. On return `self.state.step` is the last step executed.
     fn declare_fused(&mut self, slot: usize, sched: Option<&mut Sched<'_>>) {
         let mut step = self.state.step;
-        let skip_until = self.skip_until();
+        // without the hook (the exhaustive search's concurrent phase) nothing says a CPU
+        // runs alone: its loops do not even remember their iterations
+        let alone_known = sched.is_some() || self.phase != Phase::Concurrent;
+        let skip_until = if alone_known { self.skip_until() } else { 0 };
         let (phase, steps_max) = (self.phase, self.steps_max);
         let Engine { env, state: State { k, progs, .. }, check, runnable, decisions, .. } = self;
         let env: &Env = env;
@@ -305,7 +308,8 @@ impl<'e> Engine<'e> {
                     _ => self.serial_slot(),
                 };
                 let who = who_of(self.env, self.phase, slot, &self.state.progs[slot]);
-                let skip_until = self.skip_until();
+                // a step executed here has no fuse hook: a CPU cannot know it runs alone
+                let skip_until = if matches!(actor, Actor::Cpu(_)) { 0 } else { self.skip_until() };
                 let State { k, progs, step } = &mut self.state;
                 let p = &mut progs[slot];
                 p.key_cache.reset();
