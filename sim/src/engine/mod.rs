@@ -712,13 +712,12 @@ impl Fuse for Hook<'_, '_> {
             return;
         }
         let sched = &mut *self.sched;
-        for j in 1..=n {
-            let c = Choice { actor: who.actor, op: who.op, op_step: who.op_step + j as u32 };
-            let chosen = sched.strategy.choose(self.step + j, &[c]);
-            debug_assert_eq!(chosen, Ok(0), "a strategy that chooses the only actor");
-            if sched.record {
-                self.decisions.push(Decision { actor: c.actor, op: c.op, op_step: c.op_step });
-            }
+        let c = Choice { actor: who.actor, op: who.op, op_step: who.op_step };
+        sched.strategy.choose_alone(self.step, c, n);
+        if sched.record {
+            let (actor, op) = (who.actor, who.op);
+            let steps = (1..=n).map(|j| Decision { actor, op, op_step: who.op_step + j as u32 });
+            self.decisions.extend(steps);
         }
     }
 }

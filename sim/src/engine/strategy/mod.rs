@@ -62,6 +62,16 @@ pub trait Strategy {
     fn keeps_choosing(&self, _actor: Actor, _others: &[Actor]) -> u64 {
         0
     }
+    /// The `n` decisions after step `step` with `c`'s actor alone runnable (the j-th at step
+    /// `step + j` with op step `c.op_step + j`, j from 1), leaving the strategy as `n` calls
+    /// of `choose` would. The default makes those calls; a strategy may do it at once.
+    fn choose_alone(&mut self, step: u64, c: Choice, n: u64) {
+        for j in 1..=n {
+            let cj = Choice { op_step: c.op_step + j as u32, ..c };
+            let chosen = self.choose(step + j, &[cj]);
+            debug_assert_eq!(chosen, Ok(0), "a strategy that chooses the only actor");
+        }
+    }
 }
 
 /// Actor slots: CPUs, their interrupt contexts, and RCU.
@@ -108,9 +118,10 @@ mod tests {
     }
 
     /// `keeps_choosing(a, others) = h` is a promise: the next `h` decisions choose `a` whatever
-    /// part of `others` is runnable, and making them with `a` alone leaves the strategy as
-    /// making them with the others does (the decisions after are the same). Checked from
-    /// many points of random schedules of every seeded strategy, and the promise is made.
+    /// part of `others` is runnable, and making them with `a` alone, one by one or at once
+    /// (`choose_alone`), leaves the strategy as making them with the others does (the
+    /// decisions after are the same). Checked from many points of random schedules of every
+    /// seeded strategy, and the promise is made.
     #[test]
     fn a_promise_to_keep_choosing_an_actor_holds_whatever_else_is_runnable() {
         let mut promised = [0u64; 4];
@@ -138,6 +149,8 @@ mod tests {
                         }
                         promised[kind as usize] += h;
                         let (mut full, mut alone) = (replayed(&history), replayed(&history));
+                        let mut batch = replayed(&history);
+                        batch.choose_alone(t, Choice { actor: a, op: 0, op_step: 0 }, h);
                         for j in 0..h {
                             let r = with_some(&mut rng, a, &others);
                             let i = full.choose(t + j, &r).unwrap();
@@ -148,12 +161,36 @@ mod tests {
                         for j in h..h + 20 {
                             let r = list(ALL.iter().copied().filter(|_| rng.below(2) == 0));
                             let r = if r.is_empty() { list([a].into_iter()) } else { r };
+                            let after = full.choose(t + j, &r).unwrap();
                             assert_eq!(
-                                full.choose(t + j, &r).unwrap(),
+                                after,
                                 alone.choose(t + j, &r).unwrap(),
                                 "kind {kind} seed {seed}: the same strategy after the promise"
                             );
+                            assert_eq!(
+                                after,
+                                batch.choose(t + j, &r).unwrap(),
+                                "kind {kind} seed {seed}: choose_alone is the calls at once"
+                            );
                         }
+                    }
+                    // choose_alone is `n` calls with the actor alone, for any `n`
+                    let a = ALL[rng.below(3) as usize];
+                    let n = 1 + u64::from(rng.below(60));
+                    let (mut calls, mut batch) = (replayed(&history), replayed(&history));
+                    for j in 1..=n {
+                        calls.choose(t + j, &list([a].into_iter())).unwrap();
+                    }
+                    batch.choose_alone(t, Choice { actor: a, op: 0, op_step: 0 }, n);
+                    for j in n + 1..n + 20 {
+                        let r = list(ALL.iter().copied().filter(|_| rng.below(2) == 0));
+                        let r = if r.is_empty() { list([a].into_iter()) } else { r };
+                        let want = calls.choose(t + j, &r).unwrap();
+                        assert_eq!(
+                            want,
+                            batch.choose(t + j, &r).unwrap(),
+                            "kind {kind} seed {seed}"
+                        );
                     }
                     let r = list(ALL.iter().copied().filter(|_| rng.below(2) == 0));
                     let r = if r.is_empty() { list(ALL[..1].iter().copied()) } else { r };

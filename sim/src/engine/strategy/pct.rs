@@ -75,6 +75,20 @@ pub fn guarantee(actors: u32, steps: u64, depth: u32) -> f64 {
 }
 
 impl Strategy for Pct {
+    /// `choose` with one actor: the step count moves on, and each change point passed gives
+    /// that actor its priority (in order, as the calls would).
+    fn choose_alone(&mut self, _step: u64, c: Choice, n: u64) {
+        let (from, to) = (self.taken, self.taken.saturating_add(n));
+        let mut order: [usize; MAX_CHANGE_POINTS] = std::array::from_fn(|i| i);
+        order.sort_unstable_by_key(|&cp| self.change[cp]);
+        for cp in order {
+            if self.change[cp] > from && self.change[cp] <= to {
+                self.prio[slot(c.actor)] = self.depth - 1 - cp as u32;
+            }
+        }
+        self.taken = to;
+    }
+
     /// The highest-priority actor runs until the decision at the next change point, which
     /// may choose another.
     fn keeps_choosing(&self, actor: Actor, others: &[Actor]) -> u64 {

@@ -53,6 +53,31 @@ impl RandomPriorities {
 }
 
 impl Strategy for RandomPriorities {
+    /// `choose` with one CPU: its step count moves on, and each change point of it passed on
+    /// the way lowers its priority (in order, as the calls would).
+    fn choose_alone(&mut self, _step: u64, c: Choice, n: u64) {
+        let Actor::Cpu(cpu) = c.actor else { return };
+        let from = self.taken[cpu as usize];
+        let to = from.saturating_add(n.min(u64::from(u32::MAX)) as u32);
+        let mut points: [u32; MAX_CHANGE_POINTS] = [u32::MAX; MAX_CHANGE_POINTS];
+        for (p, &(cc, at)) in points.iter_mut().zip(&self.change) {
+            if cc == cpu && (from..to).contains(&at) {
+                *p = at;
+            }
+        }
+        points.sort_unstable();
+        let mut last = None;
+        for &at in points.iter().filter(|&&at| at != u32::MAX) {
+            // `choose` lowers it once per step, however many points share the step
+            if last != Some(at) {
+                self.prio[cpu as usize] = self.next_low;
+                self.next_low = self.next_low.saturating_sub(1);
+                last = Some(at);
+            }
+        }
+        self.taken[cpu as usize] = to;
+    }
+
     /// A CPU above every other runs until its next change point, which it still takes.
     fn keeps_choosing(&self, actor: Actor, others: &[Actor]) -> u64 {
         let Actor::Cpu(cpu) = actor else { return 0 };

@@ -250,6 +250,21 @@ impl Swarm {
 }
 
 impl Strategy for Swarm {
+    /// `choose` with one CPU: its step count moves on, and it stalls once if its stall point
+    /// is passed on the way.
+    fn choose_alone(&mut self, _step: u64, c: Choice, n: u64) {
+        let Actor::Cpu(cpu) = c.actor else { return };
+        let cpu = cpu as usize;
+        let from = self.taken[cpu];
+        let to = from.saturating_add(n.min(u64::from(u32::MAX)) as u32);
+        if (from..to).contains(&self.stall[cpu]) {
+            self.prio[cpu] = self.next_low;
+            self.next_low = self.next_low.saturating_sub(1);
+            self.stall[cpu] = u32::MAX;
+        }
+        self.taken[cpu] = to;
+    }
+
     /// A CPU above every other runs until the decision where it stalls, which may choose
     /// another.
     fn keeps_choosing(&self, actor: Actor, others: &[Actor]) -> u64 {

@@ -16,6 +16,13 @@ impl RandomWalk {
 }
 
 impl Strategy for RandomWalk {
+    /// One draw per decision, as `choose` makes.
+    fn choose_alone(&mut self, _step: u64, _c: Choice, n: u64) {
+        for _ in 0..n {
+            self.rng.below(1);
+        }
+    }
+
     /// One draw per decision, whatever is runnable: a promise only for an actor alone.
     fn keeps_choosing(&self, _actor: Actor, others: &[Actor]) -> u64 {
         if others.is_empty() {
