@@ -97,7 +97,8 @@ pub struct Ctx<'a> {
     fuse: Option<&'a mut dyn Fuse>,
     fused: bool,
     /// Steps that a loop may account for without running them ([`Ctx::skip_steps`]) must be
-    /// numbered below this (0: none may). The engine sets it only in untraced serial phases.
+    /// numbered below this (0: none may). The engine sets it in untraced runs, where it can
+    /// tell whether the actor runs alone (serial phases, and the fused concurrent path).
     pub skip_until: u64,
     /// Steps the current step accounted for beyond itself.
     pub skipped: u64,
@@ -146,10 +147,10 @@ impl<'a> Ctx<'a> {
         room.min(kept) / per
     }
 
-    /// Account `n` steps that a loop proved would repeat the one just performed with no
-    /// effect but their count (see `HugeRangeLoop`'s empty-slot skip): the engine numbers the
-    /// next step after them, and the op's step count and the checker's clock move on as they
-    /// would have.
+    /// Account `n` steps that a loop proved would repeat the iteration just performed with no
+    /// effect but their count ([`crate::kernel::skip`]): their decisions are made (the fuse
+    /// hook), the engine numbers the next step after them, and the op's step count and the
+    /// checker's clock move on as they would have.
     pub fn skip_steps(&mut self, n: u64) {
         debug_assert!(self.step + n < self.skip_until, "skipped past the allowed steps");
         if let Some(f) = self.fuse.as_mut() {

@@ -1,17 +1,19 @@
 //! Skipping the iterations of a range loop that only step over empty slots: a simulator
 //! shortcut, not kernel code, used by `__unmap_hugepage_range()`'s loop
-//! ([`super::hugetlb::HugeRangeLoop`]) and `zap_pte_range()` ([`super::anon::ZapPteRange`]).
+//! ([`super::hugetlb::HugeRangeLoop`]), `zap_pte_range()` ([`super::anon::ZapPteRange`]) and
+//! `free_pgd_range()`'s entry scan ([`super::mmu_gather::FreePgdRange`]).
 //!
-//! When one actor runs alone and nothing records its steps (an untraced run: a serial phase,
-//! or a CPU of the concurrent phase whose peers have finished, see `Fuse::alone`), an
-//! iteration that ran alone, found its slot empty and attempted no report left the state as
-//! it found it:
-//! its walk and its read only read, and its unlock undid its lock. The next iteration, over the
-//! next slot of the same table, then runs the same steps in the same state, so if that slot is
-//! empty too it does the same nothing in as many steps, and so on. Those iterations are not
-//! run: their steps are counted ([`Ctx::skip_steps`]), so every later step number, report,
-//! state and verdict is what running them gives (`engine::tests` compares whole runs of every
-//! built-in scenario with and without the skip, and with tracing, which never skips).
+//! An iteration that ran alone (every step since the last one ended was its own), found its
+//! slot empty and attempted no report left the state as it found it: its walk and its read
+//! only read, and its unlock undid its lock. The next iteration, over the next slot of the
+//! same table, then runs the same steps in the same state, so if that slot is empty too it
+//! does the same nothing in as many steps, and so on, as long as nothing else runs and nothing
+//! records the steps: an untraced run, in a serial phase or for as many decisions as the
+//! strategy promises this CPU ([`super::ctx::Fuse::keeps_running`]). Those iterations are not
+//! run: their steps are counted and their decisions made ([`Ctx::skip_steps`]), so every later
+//! step number, decision, report, state and verdict is what running them gives
+//! (`engine::tests` compares whole runs of every built-in scenario with and without the skip,
+//! and with tracing, which never skips).
 
 use super::ctx::Ctx;
 use crate::model::mem::EntryPtr;

@@ -110,6 +110,16 @@ mod tests {
         actors.map(|actor| Choice { actor, op: 0, op_step: 0 }).collect()
     }
 
+    /// A random part of the universe as a runnable list, or `fallback` alone if that is empty.
+    fn some_of(rng: &mut Rng, fallback: Actor) -> Vec<Choice> {
+        let r = list(ALL.iter().copied().filter(|_| rng.below(2) == 0));
+        if r.is_empty() {
+            list([fallback].into_iter())
+        } else {
+            r
+        }
+    }
+
     /// A random runnable list holding `a` and part of `others`, in the engine's order.
     fn with_some(rng: &mut Rng, a: Actor, others: &[Actor]) -> Vec<Choice> {
         let mut keep = vec![a];
@@ -159,8 +169,7 @@ mod tests {
                             assert_eq!(alone.choose(t + j, &only), Ok(0));
                         }
                         for j in h..h + 20 {
-                            let r = list(ALL.iter().copied().filter(|_| rng.below(2) == 0));
-                            let r = if r.is_empty() { list([a].into_iter()) } else { r };
+                            let r = some_of(&mut rng, a);
                             let after = full.choose(t + j, &r).unwrap();
                             assert_eq!(
                                 after,
@@ -183,8 +192,7 @@ mod tests {
                     }
                     batch.choose_alone(t, Choice { actor: a, op: 0, op_step: 0 }, n);
                     for j in n + 1..n + 20 {
-                        let r = list(ALL.iter().copied().filter(|_| rng.below(2) == 0));
-                        let r = if r.is_empty() { list([a].into_iter()) } else { r };
+                        let r = some_of(&mut rng, a);
                         let want = calls.choose(t + j, &r).unwrap();
                         assert_eq!(
                             want,
@@ -192,8 +200,7 @@ mod tests {
                             "kind {kind} seed {seed}"
                         );
                     }
-                    let r = list(ALL.iter().copied().filter(|_| rng.below(2) == 0));
-                    let r = if r.is_empty() { list(ALL[..1].iter().copied()) } else { r };
+                    let r = some_of(&mut rng, ALL[0]);
                     s.choose(t, &r).unwrap();
                     history.push(r);
                 }
