@@ -173,7 +173,7 @@ impl<'e> Engine<'e> {
 
     /// The bound a step's [`Ctx::skip_until`] gets: the step limit when nothing records the
     /// steps a loop skips (untraced); else 0 (no step may be skipped). Whether nothing else
-    /// can run between them is asked at the skip ([`crate::kernel::ctx::Fuse::alone`]).
+    /// can run between them is asked at the skip ([`crate::kernel::ctx::Fuse::keeps_running`]).
     fn skip_until(&self) -> u64 {
         if self.skip_repeats && !self.check.tracing {
             self.steps_max
@@ -705,8 +705,9 @@ impl Fuse for Hook<'_, '_> {
     }
 
     /// The decisions `run_phase` would make for the `n` steps after step `self.step`, all for
-    /// `who` ([`Hook::keeps_running_concurrent`]): the strategy is called with `who` alone,
-    /// which its promise makes the same as with the others.
+    /// `who` ([`Hook::keeps_running_concurrent`]): the strategy makes them as with `who` alone
+    /// (`Strategy::choose_alone`), which its promise makes the same as with the others, and
+    /// they are recorded.
     fn decide_alone(&mut self, who: &Who, n: u64) {
         if self.phase != Phase::Concurrent {
             return;

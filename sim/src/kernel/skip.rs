@@ -16,37 +16,26 @@
 //! and with tracing, which never skips).
 
 use super::ctx::Ctx;
+use crate::model::fingerprint::Unseen;
 use crate::model::mem::EntryPtr;
 
 /// A range loop's memory of its last iteration, for [`EmptySlots::after_iteration`].
 ///
-/// It compares equal and hashes to nothing: two states that differ only here run the same
-/// (the skip changes nothing but speed), and the exhaustive search's state keys and a run's
-/// fingerprint must not tell them apart by the step numbers it holds.
-#[derive(Clone, Debug, Default)]
+/// It compares equal and hashes to nothing ([`Unseen`]): two states that differ only here
+/// run the same (the skip changes nothing but speed), and the exhaustive search's state keys
+/// and a run's fingerprint must not tell them apart by the step numbers it holds.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub struct EmptySlots {
     /// Where the last iteration ended, when the loop may skip (an untraced run that lets
     /// it): its step, the op's own step count and the checker's report attempts then.
-    last_end: Option<(u64, u32, u64)>,
-}
-
-impl PartialEq for EmptySlots {
-    fn eq(&self, _: &Self) -> bool {
-        true
-    }
-}
-
-impl Eq for EmptySlots {}
-
-impl std::hash::Hash for EmptySlots {
-    fn hash<H: std::hash::Hasher>(&self, _: &mut H) {}
+    last_end: Unseen<Option<(u64, u32, u64)>>,
 }
 
 impl EmptySlots {
     /// The loop left the table or jumped (no table, an unshare): the next iteration is not
     /// a repeat of the last one.
     pub fn forget(&mut self) {
-        self.last_end = None;
+        self.last_end.0 = None;
     }
 
     /// At the end of an iteration over slot `ptep` that found it empty iff `empty`, with
@@ -66,7 +55,7 @@ impl EmptySlots {
             return;
         }
         let now = (cx.step, cx.who.op_step, cx.check.attempts);
-        let Some((prev_step, prev_op_step, prev_attempts)) = self.last_end.replace(now) else {
+        let Some((prev_step, prev_op_step, prev_attempts)) = self.last_end.0.replace(now) else {
             return;
         };
         // the iteration ran alone: every step since the last one ended was its own
@@ -89,7 +78,7 @@ impl EmptySlots {
         }
         if n > 0 {
             cx.skip_steps(n * per);
-            self.last_end = Some((cx.step, now.1 + (n * per) as u32, now.2));
+            self.last_end.0 = Some((cx.step, now.1 + (n * per) as u32, now.2));
         }
     }
 }

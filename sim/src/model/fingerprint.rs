@@ -126,10 +126,10 @@ impl Hasher for StateHasher {
 }
 
 /// A cached 64-bit fingerprint (0: not computed yet). It compares equal and hashes to nothing
-/// (it is a function of the data beside it), and it is atomic only so that a frame shared by
-/// states of different threads stays `Sync`: every access is a relaxed load or store.
-#[derive(Debug, Default)]
-pub struct KeyCache(AtomicU64);
+/// ([`Unseen`]: it is a function of the data beside it), and it is atomic only so that a frame
+/// shared by states of different threads stays `Sync`: every access is a relaxed load or store.
+#[derive(Debug, Default, PartialEq, Eq, Hash)]
+pub struct KeyCache(Unseen<AtomicU64>);
 
 impl KeyCache {
     /// The cached value, or `compute()` cached.
@@ -138,10 +138,10 @@ impl KeyCache {
     /// to [`KeyCache::reset`] would merge different states in the visited table.
     #[inline]
     pub fn get_or(&self, compute: impl Fn() -> u64) -> u64 {
-        match self.0.load(Ordering::Relaxed) {
+        match self.0 .0.load(Ordering::Relaxed) {
             0 => {
                 let v = compute().max(1);
-                self.0.store(v, Ordering::Relaxed);
+                self.0 .0.store(v, Ordering::Relaxed);
                 v
             }
             v => {
@@ -154,25 +154,32 @@ impl KeyCache {
     /// Forget the cached value (the data beside it is about to change).
     #[inline]
     pub fn reset(&mut self) {
-        *self.0.get_mut() = 0;
+        *self.0 .0.get_mut() = 0;
     }
 }
 
 impl Clone for KeyCache {
     fn clone(&self) -> Self {
-        KeyCache(AtomicU64::new(self.0.load(Ordering::Relaxed)))
+        KeyCache(Unseen(AtomicU64::new(self.0 .0.load(Ordering::Relaxed))))
     }
 }
 
-impl PartialEq for KeyCache {
+/// Data kept beside a state that says nothing about it (a memo, a cache): it compares equal
+/// and hashes to nothing, so states that differ only here are the same state to the visited
+/// table, to equality and to a run's fingerprint: [`KeyCache`]'s cached value, and the memo
+/// of `kernel::skip::EmptySlots`.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Unseen<T>(pub T);
+
+impl<T> PartialEq for Unseen<T> {
     fn eq(&self, _: &Self) -> bool {
         true
     }
 }
 
-impl Eq for KeyCache {}
+impl<T> Eq for Unseen<T> {}
 
-impl std::hash::Hash for KeyCache {
+impl<T> std::hash::Hash for Unseen<T> {
     fn hash<H: std::hash::Hasher>(&self, _: &mut H) {}
 }
 

@@ -120,6 +120,23 @@ mod tests {
         }
     }
 
+    /// The strategies make the same 20 decisions from step `from` on, over random runnable
+    /// lists: they are in the same state.
+    fn same_after<const N: usize>(
+        rng: &mut Rng,
+        a: Actor,
+        from: u64,
+        mut strategies: [Box<dyn Strategy>; N],
+        case: &str,
+    ) {
+        for j in from + 1..from + 20 {
+            let r = some_of(rng, a);
+            let chosen: Vec<usize> =
+                strategies.iter_mut().map(|s| s.choose(j, &r).unwrap()).collect();
+            assert!(chosen.windows(2).all(|w| w[0] == w[1]), "{case}: {chosen:?} at {j}");
+        }
+    }
+
     /// A random runnable list holding `a` and part of `others`, in the engine's order.
     fn with_some(rng: &mut Rng, a: Actor, others: &[Actor]) -> Vec<Choice> {
         let mut keep = vec![a];
@@ -159,6 +176,7 @@ mod tests {
                         }
                         promised[kind as usize] += h;
                         let (mut full, mut alone) = (replayed(&history), replayed(&history));
+                        // `choose_alone` at once, where `alone` makes the calls one by one
                         let mut batch = replayed(&history);
                         batch.choose_alone(t, Choice { actor: a, op: 0, op_step: 0 }, h);
                         for j in 0..h {
@@ -168,20 +186,8 @@ mod tests {
                             let only = list([a].into_iter());
                             assert_eq!(alone.choose(t + j, &only), Ok(0));
                         }
-                        for j in h..h + 20 {
-                            let r = some_of(&mut rng, a);
-                            let after = full.choose(t + j, &r).unwrap();
-                            assert_eq!(
-                                after,
-                                alone.choose(t + j, &r).unwrap(),
-                                "kind {kind} seed {seed}: the same strategy after the promise"
-                            );
-                            assert_eq!(
-                                after,
-                                batch.choose(t + j, &r).unwrap(),
-                                "kind {kind} seed {seed}: choose_alone is the calls at once"
-                            );
-                        }
+                        let case = format!("kind {kind} seed {seed}: after the promise at {t}");
+                        same_after(&mut rng, a, t + h, [full, alone, batch], &case);
                     }
                     // choose_alone is `n` calls with the actor alone, for any `n`
                     let a = ALL[rng.below(3) as usize];
@@ -191,15 +197,8 @@ mod tests {
                         calls.choose(t + j, &list([a].into_iter())).unwrap();
                     }
                     batch.choose_alone(t, Choice { actor: a, op: 0, op_step: 0 }, n);
-                    for j in n + 1..n + 20 {
-                        let r = some_of(&mut rng, a);
-                        let want = calls.choose(t + j, &r).unwrap();
-                        assert_eq!(
-                            want,
-                            batch.choose(t + j, &r).unwrap(),
-                            "kind {kind} seed {seed}"
-                        );
-                    }
+                    let case = format!("kind {kind} seed {seed}: choose_alone({n}) at {t}");
+                    same_after(&mut rng, a, t + n, [calls, batch], &case);
                     let r = some_of(&mut rng, ALL[0]);
                     s.choose(t, &r).unwrap();
                     history.push(r);
