@@ -726,9 +726,12 @@ impl Fuse for Hook<'_, '_> {
 impl Hook<'_, '_> {
     /// How many decisions in a row, from the next one, would give this slot the CPU while it
     /// repeats steps that change nothing but take and release a lock it has just released:
-    /// what the strategy promises against every actor that is or may become runnable meanwhile
-    /// (the other CPUs with work, waiting or not; the interrupt contexts and RCU runnable
-    /// now: those steps send no IPI and queue no callback).
+    /// what the strategy promises against every actor that is runnable meanwhile, which are
+    /// the ones runnable now: the other CPUs whose declared access can happen, the interrupt
+    /// contexts with an IPI to take, RCU with callbacks. A CPU that waits stays waiting: for
+    /// a lock, it is held by someone else than the lock those steps take (that one is free,
+    /// just released) and only this slot runs; for IPI acknowledgements, no interrupt
+    /// context runs; and those steps send no IPI and queue no callback.
     fn keeps_running_concurrent(&self, k: &Kernel) -> u64 {
         if self.sched.pre.is_some() {
             return 0;
@@ -738,8 +741,8 @@ impl Hook<'_, '_> {
         let mut n = 0;
         let cpus = self.before.iter().chain(self.after.iter()).take(ncpus - 1);
         for (i, p) in cpus.enumerate() {
-            if p.pending.is_some() {
-                let s = if i < self.slot { i } else { i + 1 };
+            let s = if i < self.slot { i } else { i + 1 };
+            if p.pending.is_some_and(|d| access_enabled(k, s, d.access, &d.object)) {
                 others[n] = Actor::Cpu(s as u8);
                 n += 1;
             }

@@ -56,7 +56,7 @@ pub trait Fuse {
     /// change nothing but take and release a lock it has just released: in a serial phase
     /// all of them; in the concurrent phase what the strategy promises
     /// ([`crate::engine::strategy::Strategy::keeps_choosing`]) against every other actor that
-    /// is or may become runnable.
+    /// is runnable now (one that waits keeps waiting while only `who` runs such steps).
     fn keeps_running(&mut self, k: &Kernel, who: &Who) -> u64;
     /// Make the decisions of the `n` steps after the current one, each for `who` alone, as
     /// the engine would have (the strategy is asked, the decisions recorded).
