@@ -5,7 +5,7 @@
 use crate::engine::strategy::{
     Diverged, FirstRunnable, Liveness, RandomPriorities, Replay, Strategy, SwarmConfig,
 };
-use crate::engine::{Engine, Outcome};
+use crate::engine::{AfterSetup, Engine, Outcome};
 use crate::env::Env;
 use crate::profile::{self, SetError};
 use crate::scenario::{ScenarioError, Source};
@@ -125,6 +125,9 @@ pub struct Prepared {
     /// Actors that can be scheduled: the CPUs, plus the interrupt and RCU actors the
     /// calibration run scheduled (PCT's n).
     pub actors: u32,
+    /// What setup leaves in `env`: every untraced run starts there instead of running setup
+    /// again (`None` if setup alone ends the run).
+    after_setup: Option<AfterSetup>,
 }
 
 impl Prepared {
@@ -133,11 +136,33 @@ impl Prepared {
         let c = calibration(&env)?;
         Ok(Prepared {
             req: req.clone(),
-            env,
             lengths: c.lengths,
             steps_estimate: c.steps,
             actors: c.actors,
+            after_setup: Engine::after_setup(&env),
+            env,
         })
+    }
+
+    /// Run once with `strategy` in `env` (this scenario's environment, or the one `strategy`
+    /// configured from it: `configured`); `tracing` keeps every event. An untraced run in
+    /// this environment starts where setup left off ([`Engine::from_setup`]).
+    pub fn execute(
+        &self,
+        env: &Env,
+        configured: bool,
+        strategy: &mut dyn Strategy,
+        tracing: bool,
+    ) -> Result<Outcome, Diverged> {
+        self.engine(env, configured, tracing).run(strategy)
+    }
+
+    /// The engine [`Prepared::execute`] runs.
+    pub fn engine<'e>(&'e self, env: &'e Env, configured: bool, tracing: bool) -> Engine<'e> {
+        match &self.after_setup {
+            Some(after) if !configured && !tracing => Engine::from_setup(env, after),
+            _ => Engine::new(env, tracing),
+        }
     }
 
     /// Run one seed under `strategy` (built for that seed); `tracing` keeps every event.
@@ -149,14 +174,14 @@ impl Prepared {
     ) -> Result<Trace, RunError> {
         let configured = strategy.configure(&self.env);
         let env = configured.as_ref().unwrap_or(&self.env);
-        let out = execute(env, strategy, tracing)?;
+        let out = self.execute(env, configured.is_some(), strategy, tracing)?;
         Ok(trace_of(&self.req, env, &strategy.name(), seed, out))
     }
 
     /// Run one seed of the default random strategy; `tracing` keeps every event.
     pub fn run_seed(&self, seed: u64, tracing: bool) -> Result<(Trace, Outcome), RunError> {
         let mut strat = RandomPriorities::new(seed, &self.lengths, DEFAULT_DEPTH);
-        let out = execute(&self.env, &mut strat, tracing)?;
+        let out = self.execute(&self.env, false, &mut strat, tracing)?;
         let summary = Outcome {
             verdict: out.verdict,
             check: Default::default(),

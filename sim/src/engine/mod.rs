@@ -70,6 +70,14 @@ enum Phase {
     Teardown,
 }
 
+/// What the scenario's setup leaves, the same in every untraced run of an environment: setup
+/// runs on the serial actor, first-runnable, with no decisions ([`Engine::after_setup`]).
+#[derive(Clone)]
+pub struct AfterSetup {
+    state: State,
+    check: Checker,
+}
+
 /// The result of one run.
 #[derive(Debug)]
 pub struct Outcome {
@@ -159,13 +167,18 @@ impl<'e> Engine<'e> {
             };
             ncpus + 1
         ];
+        Engine::new_empty(env, State { k, progs, step: 0 }, Checker::new(tracing))
+    }
+
+    /// An engine in `state`, before setup, with no decisions.
+    fn new_empty(env: &'e Env, state: State, check: Checker) -> Self {
         Engine {
             env,
-            state: State { k, progs, step: 0 },
-            check: Checker::new(tracing),
+            state,
+            check,
             decisions: Vec::new(),
             phase: Phase::Setup,
-            runnable: Vec::with_capacity(2 * ncpus + 2),
+            runnable: Vec::with_capacity(2 * env.ncpus() + 2),
             steps_max: STEPS_MAX_DEFAULT,
             skip_repeats: true,
         }
@@ -558,10 +571,11 @@ impl<'e> Engine<'e> {
     }
 
     fn run_to_end(&mut self, strategy: &mut dyn Strategy) -> Result<Verdict, Diverged> {
-        let mut serial = FirstRunnable;
-        self.phase = Phase::Setup;
-        if let Some(v) = self.run_phase(&mut serial, false)? {
-            return Ok(v);
+        // an engine made by `from_setup` starts past setup
+        if self.phase == Phase::Setup {
+            if let Some(v) = self.run_phase(&mut FirstRunnable, false)? {
+                return Ok(v);
+            }
         }
         self.phase = Phase::Concurrent;
         if let Some(v) = self.run_phase(strategy, true)? {
@@ -585,6 +599,27 @@ impl<'e> Engine<'e> {
         }
         check::check_leaks(&self.state.k, self.env, self.state.step, &mut self.check);
         Ok(if self.check.violated() { Verdict::Violation } else { Verdict::Clean })
+    }
+
+    /// Run `env`'s setup untraced and keep what it leaves: every untraced run of `env`
+    /// starts its concurrent phase from it ([`Engine::from_setup`]). `None` when setup
+    /// itself ended the run (a violation, a deadlock or the step limit): a run from the
+    /// start shows that.
+    pub fn after_setup(env: &Env) -> Option<AfterSetup> {
+        let mut e = Engine::new(env, false);
+        match e.run_phase(&mut FirstRunnable, false) {
+            Ok(None) => Some(AfterSetup { state: e.state, check: e.check }),
+            _ => None,
+        }
+    }
+
+    /// An untraced engine where [`Engine::after_setup`] of the same `env` left off: its
+    /// [`Engine::run`] is the run [`Engine::new`]`(env, false)` makes, without repeating the
+    /// setup (a test compares the two on every built-in scenario).
+    pub fn from_setup(env: &'e Env, after: &AfterSetup) -> Self {
+        let mut e = Engine::new_empty(env, after.state.clone(), after.check.clone());
+        e.phase = Phase::Concurrent;
+        e
     }
 
     // ---- stepping from outside: the exhaustive search (`engine::dfs`) drives these -------
@@ -951,23 +986,60 @@ mod tests {
     /// and profiles, each seed of each seeded strategy gives the same steps, decisions,
     /// verdict, reports and final state with the skip as without it, and as a traced run
     /// (which never skips); and the skip happens, in serial phases and in the concurrent one.
-    #[test]
-    fn skipping_empty_slots_of_an_actor_alone_changes_nothing_but_speed() {
+    /// Every built-in scenario, and the seed race on five more architectures and at v6.1.
+    fn builtin_cases() -> Vec<(String, crate::run::Prepared)> {
         let mut cases: Vec<(&str, Option<&str>, Option<&str>)> =
             crate::scenario::BUILTIN.iter().map(|(n, _)| (*n, None, None)).collect();
         for arch in ["arm64-4k", "arm64-16k", "riscv64-sv48", "x86_64-la57", "riscv64-sv39"] {
             cases.push(("gup-vs-unshare", Some(arch), Some("v6.3")));
         }
         cases.push(("gup-vs-unshare", None, Some("v6.1")));
+        cases
+            .into_iter()
+            .map(|(name, arch, profile)| {
+                let req = Request {
+                    source: Source::load(name).unwrap(),
+                    arch: arch.map(String::from),
+                    profile: profile.map(String::from),
+                    set: vec![],
+                };
+                (format!("{name} {arch:?} {profile:?}"), crate::run::Prepared::new(&req).unwrap())
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_run_from_the_setup_snapshot_is_the_run_from_the_start() {
+        use crate::explore::StrategyKind;
+        let mut resumed = 0;
+        for (name, p) in builtin_cases() {
+            let Some(after) = Engine::after_setup(&p.env) else { continue };
+            resumed += 1;
+            let kinds = [StrategyKind::Random, StrategyKind::Urw, StrategyKind::Pct];
+            for (seed, kind) in (0..6).zip(kinds.iter().cycle()) {
+                let run = |e: Engine| {
+                    let mut s = kind.build(&p, seed, 3);
+                    let (out, hash) = e.run_fingerprinted(&mut *s).unwrap();
+                    let reports: Vec<_> = out
+                        .check
+                        .reports
+                        .iter()
+                        .map(|r| (r.kind, r.at.step, r.text.clone()))
+                        .collect();
+                    (out.steps, out.verdict, reports, hash, out.check.skipped)
+                };
+                let from_start = run(Engine::new(&p.env, false));
+                let from_setup = run(Engine::from_setup(&p.env, &after));
+                assert_eq!(from_start, from_setup, "{name} seed {seed} {kind:?}");
+            }
+        }
+        assert!(resumed > 10, "setup ended the run in most scenarios: {resumed} resumed");
+    }
+
+    #[test]
+    fn skipping_empty_slots_of_an_actor_alone_changes_nothing_but_speed() {
         let (mut skipped, mut concurrent) = (0, 0);
-        for (name, arch, profile) in cases {
-            let req = Request {
-                source: Source::load(name).unwrap(),
-                arch: arch.map(String::from),
-                profile: profile.map(String::from),
-                set: vec![],
-            };
-            let p = crate::run::Prepared::new(&req).unwrap();
+        for (case_name, p) in builtin_cases() {
             use crate::explore::StrategyKind;
             let kinds =
                 [StrategyKind::Random, StrategyKind::Urw, StrategyKind::Pct, StrategyKind::Swarm];
@@ -988,7 +1060,7 @@ mod tests {
                     (out.steps, out.verdict, reports, hash, skipped)
                 };
                 let (slow, fast, traced) = (run(false, false), run(true, false), run(true, true));
-                let case = format!("{name} {arch:?} {profile:?} seed {seed} {kind:?}");
+                let case = format!("{case_name} seed {seed} {kind:?}");
                 assert_eq!(slow.4, (0, 0), "{case}: nothing skipped when told not to");
                 assert_eq!(traced.4, (0, 0), "{case}: a traced run skips nothing");
                 let shown =
