@@ -136,7 +136,8 @@ fn a_time_limit_makes_the_search_not_exhaustive() {
 fn ctrl_c_stops_the_search_cleanly_and_still_writes_the_summary() {
     let out = tmp("dfs-cli", "cut-int");
     let child = std::process::Command::new(env!("CARGO_BIN_EXE_mmsim"))
-        .args(["explore", "gup-vs-unshare", "--profile", "v6.3", "--exhaustive"])
+        // DPOR: the search that takes minutes here (sleep sets prove bound 6 in seconds)
+        .args(["explore", "gup-vs-unshare", "--profile", "v6.3", "--exhaustive", "--por", "dpor"])
         .args(["--preemptions", "3", "--format", "json", "--out", out.to_str().unwrap()])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())

@@ -336,3 +336,45 @@ fn a_mutant_relation_misses_a_violation_signature() {
         assert_eq!(missed, [&want], "--por {}: the mutant missed {missed:?}", por.cli_name());
     }
 }
+
+/// The rule that runs a step nothing can race with without trying a preemption before it
+/// (`dfs::alone`) fails the same way when broken: if it does not ask whether another CPU's mm
+/// reaches the step's table (`Mutant::AloneIgnoresOwners`), steps of the unshare's range loop
+/// on a table the fault's mm still reaches run with no preemption tried before them, and the
+/// search misses a signature of fault-unshare-2cpu that brute force finds and the rule as it
+/// is keeps.
+#[test]
+fn a_mutant_of_the_alone_rule_misses_a_violation_signature() {
+    let p = prepared("fault-unshare-2cpu.ron", "v4.20", None);
+    let bound = 1;
+    let b = brute(&p, bound);
+    let want: Vec<String> = [
+        "range_revisit@__unmap_hugepage_range",
+        "stale_walk@hugetlb_fault",
+        "wrong_mm@set_huge_pte_at",
+    ]
+    .map(String::from)
+    .to_vec();
+    let found = |mutant, alone| {
+        let cfg = DfsConfig {
+            preemptions: bound,
+            min_severity: Severity::Warning,
+            mutant,
+            alone,
+            ..DfsConfig::default()
+        };
+        let s = dfs::search(&p, &cfg);
+        assert!(s.exhaustive(), "{s}");
+        let fired: u64 = s.bounds.iter().map(|b| b.alone).sum();
+        (s.groups.iter().map(|g| g.signature.clone()).collect::<BTreeSet<_>>(), fired)
+    };
+    let (kept, fired) = found(dfs::Mutant::None, true);
+    assert_eq!(kept, b.signatures);
+    assert!(fired > 0, "the rule never applied");
+    assert_eq!(found(dfs::Mutant::None, false).0, b.signatures);
+    let (mutated, _) = found(dfs::Mutant::AloneIgnoresOwners, true);
+    let missed: Vec<_> = b.signatures.difference(&mutated).collect();
+    assert_eq!(missed, [&want], "the mutant missed {missed:?}");
+    // the mutant breaks the rule, not the relation
+    assert_eq!(found(dfs::Mutant::AloneIgnoresOwners, false).0, b.signatures);
+}

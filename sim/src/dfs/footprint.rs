@@ -157,6 +157,9 @@ pub enum Mutant {
     /// An entry read does not read its table's lifecycle and owners: it commutes with the
     /// table's unlink, queued free and free.
     ReadIgnoresTable,
+    /// The relation as documented, but the search's rule for steps nothing races with
+    /// ([`super::alone`]) does not ask whether another CPU's mm reaches the table.
+    AloneIgnoresOwners,
 }
 
 /// The footprint of `actor`'s next step in the state `eng` is in.

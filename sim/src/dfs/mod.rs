@@ -8,12 +8,15 @@
 //!   deepened 0, 1, ..., b; each bound is a complete search of its own.
 //! * **Partial-order reduction** over the steps' declared accesses ([`footprint`]), one of two
 //!   ([`Por`]): a stateful search with bound-aware sleep sets and visited-state pruning
-//!   ([`sleep`], the default) or bounded DPOR with backtracking sets ([`dpor`]).
+//!   ([`sleep`], the default) or bounded DPOR with backtracking sets ([`dpor`]). The stateful
+//!   search does not branch where the running CPU's next step races with nothing any other
+//!   actor can still do ([`alone`]).
 //!
 //! This module owns the configuration, the per-bound driver, the summary and its traces.
 //! `tests/dfs_soundness.rs` checks both reductions against a brute-force enumeration of every
 //! schedule within the bound.
 
+pub mod alone;
 pub mod dpor;
 pub mod footprint;
 pub mod key;
@@ -105,6 +108,10 @@ pub struct DfsConfig {
     /// test that the search does not depend on it.
     #[doc(hidden)]
     pub skip_repeats: bool,
+    /// With [`Por::Sleep`]: no preemption before a step no other actor can race with
+    /// ([`alone`]); off in the tests that compare the search with and without it.
+    #[doc(hidden)]
+    pub alone: bool,
 }
 
 impl Default for DfsConfig {
@@ -123,6 +130,7 @@ impl Default for DfsConfig {
             jobs: 1,
             mutant: Mutant::None,
             skip_repeats: true,
+            alone: true,
         }
     }
 }
@@ -145,6 +153,10 @@ pub struct BoundStats {
     pub pruned_visited: u64,
     /// Steps skipped because an equivalent schedule within the bound covers them.
     pub pruned_sleep: u64,
+    /// Nodes with other actors runnable where none was tried: the running CPU's step races
+    /// with nothing they can do ([`alone`]).
+    #[serde(default)]
+    pub alone: u64,
     /// DPOR: backtrack entries added (races and conservative points, duplicates left out).
     #[serde(default)]
     pub backtracks: u64,
@@ -745,6 +757,37 @@ mod tests {
         let (with, without) = (search(&p, &cfg(true)), search(&p, &cfg(false)));
         assert_eq!(with, without);
         assert_eq!(with.final_states, without.final_states);
+    }
+
+    /// Not trying preemptions before steps nothing can race with ([`alone`]) keeps every
+    /// signature and end state of the seed race, on the fixed and the racy kernel, and saves
+    /// steps: the munmap's range loops over the table only its own mm reaches.
+    #[test]
+    fn the_seed_race_keeps_its_signatures_and_end_states_without_preemptions_nothing_races_with() {
+        for profile in ["v6.1", "v6.3"] {
+            let p = seed_race(profile);
+            let cfg = |alone| DfsConfig {
+                preemptions: 1,
+                final_states: true,
+                min_severity: Severity::Warning,
+                alone,
+                ..DfsConfig::default()
+            };
+            let (with, without) = (search(&p, &cfg(true)), search(&p, &cfg(false)));
+            let signatures =
+                |s: &DfsSummary| s.groups.iter().map(|g| g.signature.clone()).collect::<Vec<_>>();
+            assert_eq!(signatures(&with), signatures(&without), "{profile}");
+            let ends = |s: &DfsSummary| {
+                let mut v = s.final_states.clone();
+                v.sort_unstable();
+                v.dedup();
+                v
+            };
+            assert_eq!(ends(&with), ends(&without), "{profile}");
+            let fired: u64 = with.bounds.iter().map(|b| b.alone).sum();
+            assert!(fired > 1000, "{profile}: the rule applied at {fired} nodes");
+            assert!(with.steps < without.steps, "{profile}: {} >= {}", with.steps, without.steps);
+        }
     }
 
     #[test]

@@ -22,6 +22,7 @@
 //!   the bound most nodes have one child), a copy shares the page-table frames until one is
 //!   written ([`crate::model::mem::PhysMem`]), and the schedule is kept once, in the search.
 
+use super::alone::races_with_none;
 use super::footprint::{dependent, footprint_with, Footprint, Mutant};
 use super::key::{state_key, KeyHasher};
 use super::{cost, Recorder};
@@ -163,12 +164,32 @@ impl<'s, 'r> Search<'s, 'r> {
                 k += 1;
             }
             let order = &order[..n];
-            let mut running = order.iter().map(|&i| i as usize).filter(|&i| node.runs(i));
+            let mutant = self.rec.cfg.mutant;
+            // the last actor's step, when nothing else can race with it, is the only child
+            let alone =
+                first.filter(|_| n > 1 && self.rec.cfg.alone).filter(|&i| match en[i].actor {
+                    Actor::Cpu(cpu) => {
+                        let fp = footprint_with(&eng, en[i].actor, mutant);
+                        races_with_none(&eng, cpu, fp, mutant)
+                    }
+                    _ => false,
+                });
+            let mut running = order
+                .iter()
+                .map(|&i| i as usize)
+                .filter(|&i| node.runs(i) && alone.is_none_or(|a| a == i));
             let (only, second) = (running.next(), running.next());
             if self.seen(&eng, last, used) {
                 break;
             }
-            let mutant = self.rec.cfg.mutant;
+            if alone.is_some() {
+                self.rec.stats.alone += 1;
+                if only.is_none() {
+                    // its one child is covered by the schedule a sleeping step stands for
+                    self.rec.stats.pruned_sleep += 1;
+                    break;
+                }
+            }
             let Some(c) = only.filter(|_| second.is_none()).map(|i| en[i]) else {
                 self.branch(eng, &node, order, &sleep);
                 break;

@@ -539,12 +539,14 @@ impl HugeRangeLoop {
                 }
                 self.addr = next;
                 self.pc = 0;
+                self.ptep = None;
                 self.empty.forget();
             }
-            // spin_unlock(ptl); next huge page
+            // spin_unlock(ptl); next huge page (`ptep` is dead: see `FollowHugetlbPage`)
             _ => {
                 let ptep = self.ptep.expect("walked");
                 cx.ptl_unlock(f, ptep)?;
+                self.ptep = None;
                 self.addr += self.sz;
                 self.pc = 0;
                 self.skip_empty_slots(cx, ptep);

@@ -428,13 +428,17 @@ impl FollowHugetlbPage {
                 self.pc = 6;
             }
             // spin_unlock(ptl); done with this page
+            // (the pointer is dead after the unlock: a pfn no later step uses, which the
+            // search must not take for one a stale walk could still use; `dfs::alone`)
             6 => {
                 cx.ptl_unlock(F, self.ptep.expect("walked"))?;
+                self.ptep = None;
                 self.pc = 11;
             }
             // needs a fault: spin_unlock(ptl) first
             7 => {
                 cx.ptl_unlock(F, self.ptep.expect("walked"))?;
+                self.ptep = None;
                 self.pc = 8;
             }
             // hugetlb_vma_unlock_read(vma) before faulting (v6.3)
