@@ -298,14 +298,9 @@ fn gup_fast_vs_munmap_reduced_v6_1_arm64() {
     check("gup-fast-munmap-2cpu.ron", "v6.1", None, 3);
 }
 
-/// The harness fails for the reason that matters: under a mutant of the dependence relation
-/// (`Mutant::ReadIgnoresTable`: an entry read commutes with its table's unlink and free) both
-/// reductions miss a violation signature that brute force finds, while the relation as it is
-/// finds it. In fault-unshare-2cpu the fault's walk reads the PUD entry before the unshare
-/// clears it, then writes into the unshared table: the walk's reads of that table and the
-/// unlink are ordered only by the table's owners.
-#[test]
-fn a_mutant_relation_misses_a_violation_signature() {
+/// fault-unshare-2cpu (v4.20) at bound 1, its brute force, and the signature the mutants
+/// below miss.
+fn fault_unshare_at_bound_1() -> (Prepared, u32, Brute, Vec<String>) {
     let p = prepared("fault-unshare-2cpu.ron", "v4.20", None);
     let bound = 1;
     let b = brute(&p, bound);
@@ -316,6 +311,18 @@ fn a_mutant_relation_misses_a_violation_signature() {
     ]
     .map(String::from)
     .to_vec();
+    (p, bound, b, want)
+}
+
+/// The harness fails for the reason that matters: under a mutant of the dependence relation
+/// (`Mutant::ReadIgnoresTable`: an entry read commutes with its table's unlink and free) both
+/// reductions miss a violation signature that brute force finds, while the relation as it is
+/// finds it. In fault-unshare-2cpu the fault's walk reads the PUD entry before the unshare
+/// clears it, then writes into the unshared table: the walk's reads of that table and the
+/// unlink are ordered only by the table's owners.
+#[test]
+fn a_mutant_relation_misses_a_violation_signature() {
+    let (p, bound, b, want) = fault_unshare_at_bound_1();
     assert!(b.signatures.contains(&want), "{:?}", b.signatures);
     for por in [Por::Dpor, Por::Sleep] {
         let found = |mutant| {
@@ -345,16 +352,7 @@ fn a_mutant_relation_misses_a_violation_signature() {
 /// is keeps.
 #[test]
 fn a_mutant_of_the_alone_rule_misses_a_violation_signature() {
-    let p = prepared("fault-unshare-2cpu.ron", "v4.20", None);
-    let bound = 1;
-    let b = brute(&p, bound);
-    let want: Vec<String> = [
-        "range_revisit@__unmap_hugepage_range",
-        "stale_walk@hugetlb_fault",
-        "wrong_mm@set_huge_pte_at",
-    ]
-    .map(String::from)
-    .to_vec();
+    let (p, bound, b, want) = fault_unshare_at_bound_1();
     let found = |mutant, alone| {
         let cfg = DfsConfig {
             preemptions: bound,

@@ -986,6 +986,11 @@ mod tests {
     /// and profiles, each seed of each seeded strategy gives the same steps, decisions,
     /// verdict, reports and final state with the skip as without it, and as a traced run
     /// (which never skips); and the skip happens, in serial phases and in the concurrent one.
+    /// What a run reported: kind, step and text of each report.
+    fn reports_of(out: &Outcome) -> Vec<(ReportKind, u64, String)> {
+        out.check.reports.iter().map(|r| (r.kind, r.at.step, r.text.clone())).collect()
+    }
+
     /// Every built-in scenario, and the seed race on five more architectures and at v6.1.
     fn builtin_cases() -> Vec<(String, crate::run::Prepared)> {
         let mut cases: Vec<(&str, Option<&str>, Option<&str>)> =
@@ -1020,12 +1025,7 @@ mod tests {
                 let run = |e: Engine| {
                     let mut s = kind.build(&p, seed, 3);
                     let (out, hash) = e.run_fingerprinted(&mut *s).unwrap();
-                    let reports: Vec<_> = out
-                        .check
-                        .reports
-                        .iter()
-                        .map(|r| (r.kind, r.at.step, r.text.clone()))
-                        .collect();
+                    let reports = reports_of(&out);
                     (out.steps, out.verdict, reports, hash, out.check.skipped)
                 };
                 let from_start = run(Engine::new(&p.env, false));
@@ -1050,12 +1050,7 @@ mod tests {
                     let mut e = Engine::new(configured.as_ref().unwrap_or(&p.env), tracing);
                     e.skip_repeats = skip;
                     let (out, hash) = e.run_fingerprinted(&mut *s).unwrap();
-                    let reports: Vec<_> = out
-                        .check
-                        .reports
-                        .iter()
-                        .map(|r| (r.kind, r.at.step, r.text.clone()))
-                        .collect();
+                    let reports = reports_of(&out);
                     let skipped = (out.check.skipped, out.check.skipped_concurrent);
                     (out.steps, out.verdict, reports, hash, skipped)
                 };
