@@ -371,7 +371,7 @@ fn run_inner(
         let mut s = make(seed);
         let configured = s.configure(&p.env);
         let env = configured.as_ref().unwrap_or(&p.env);
-        let engine = p.engine(env, configured.is_some(), false);
+        let engine = p.engine(env, false);
         if fingerprint {
             engine.run_fingerprinted(&mut *s).map(|(o, h)| (o, Some(h)))
         } else {

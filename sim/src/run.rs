@@ -144,23 +144,25 @@ impl Prepared {
         })
     }
 
-    /// Run once with `strategy` in `env` (this scenario's environment, or the one `strategy`
-    /// configured from it: `configured`); `tracing` keeps every event. An untraced run in
-    /// this environment starts where setup left off ([`Engine::from_setup`]).
+    /// Run once with `strategy` in `env` (this scenario's environment, or one `strategy`
+    /// configured from it); `tracing` keeps every event. An untraced run in this scenario's
+    /// own environment starts where setup left off ([`Engine::from_setup`]).
     pub fn execute(
         &self,
         env: &Env,
-        configured: bool,
         strategy: &mut dyn Strategy,
         tracing: bool,
     ) -> Result<Outcome, Diverged> {
-        self.engine(env, configured, tracing).run(strategy)
+        self.engine(env, tracing).run(strategy)
     }
 
-    /// The engine [`Prepared::execute`] runs.
-    pub fn engine<'e>(&'e self, env: &'e Env, configured: bool, tracing: bool) -> Engine<'e> {
+    /// The engine [`Prepared::execute`] runs: from the setup snapshot when `env` is this
+    /// scenario's own environment (the same object, not an equal copy) and nothing is traced.
+    pub fn engine<'e>(&'e self, env: &'e Env, tracing: bool) -> Engine<'e> {
         match &self.after_setup {
-            Some(after) if !configured && !tracing => Engine::from_setup(env, after),
+            Some(after) if !tracing && std::ptr::eq(env, &self.env) => {
+                Engine::from_setup(env, after)
+            }
             _ => Engine::new(env, tracing),
         }
     }
@@ -174,14 +176,14 @@ impl Prepared {
     ) -> Result<Trace, RunError> {
         let configured = strategy.configure(&self.env);
         let env = configured.as_ref().unwrap_or(&self.env);
-        let out = self.execute(env, configured.is_some(), strategy, tracing)?;
+        let out = self.execute(env, strategy, tracing)?;
         Ok(trace_of(&self.req, env, &strategy.name(), seed, out))
     }
 
     /// Run one seed of the default random strategy; `tracing` keeps every event.
     pub fn run_seed(&self, seed: u64, tracing: bool) -> Result<(Trace, Outcome), RunError> {
         let mut strat = RandomPriorities::new(seed, &self.lengths, DEFAULT_DEPTH);
-        let out = self.execute(&self.env, false, &mut strat, tracing)?;
+        let out = self.execute(&self.env, &mut strat, tracing)?;
         let summary = Outcome {
             verdict: out.verdict,
             check: Default::default(),

@@ -164,6 +164,9 @@ impl<'s, 'r> Search<'s, 'r> {
                 k += 1;
             }
             let order = &order[..n];
+            if self.seen(&eng, last, used) {
+                break;
+            }
             let mutant = self.rec.cfg.mutant;
             // the last actor's step, when nothing else can race with it, is the only child
             let alone =
@@ -179,9 +182,6 @@ impl<'s, 'r> Search<'s, 'r> {
                 .map(|&i| i as usize)
                 .filter(|&i| node.runs(i) && alone.is_none_or(|a| a == i));
             let (only, second) = (running.next(), running.next());
-            if self.seen(&eng, last, used) {
-                break;
-            }
             if alone.is_some() {
                 self.rec.stats.alone += 1;
                 if only.is_none() {
