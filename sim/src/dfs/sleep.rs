@@ -23,14 +23,15 @@
 //!   written ([`crate::model::mem::PhysMem`]), and the schedule is kept once, in the search.
 
 use super::alone::races_with_none;
-use super::footprint::{dependent, footprint_with, Footprint, Mutant};
+use super::footprint::{dependent, footprint_with, Footprint, Key as Touched, Mutant};
 use super::key::{state_key, KeyHasher};
 use super::{cost, Recorder};
 use crate::engine::strategy::Choice;
 use crate::engine::Engine;
+use crate::kernel::ctx::{Fuse, Who};
 use crate::model::fingerprint::StateHasher;
-use mmsim_traces::Actor;
-use mmsim_traces::Decision;
+use crate::model::Kernel;
+use mmsim_traces::{Access, Actor, Decision, Object};
 use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hash, Hasher};
@@ -128,6 +129,9 @@ impl<'s, 'r> Search<'s, 'r> {
     ) {
         let depth = self.path.len();
         let mut en_buf = [NO_CHOICE; MAX_CHOICES];
+        // the engine's step count at the first of the nodes, up to this one, that gave the
+        // last CPU the only child and let its loops skip
+        let mut chain_from: Option<u64> = None;
         loop {
             if self.rec.stopped.is_some() {
                 break;
@@ -202,9 +206,17 @@ impl<'s, 'r> Search<'s, 'r> {
                 .count() as u64;
             let used2 = node.child_used(en.iter().position(|d| *d == c).expect("a runnable child"));
             let asleep = sleep.iter().find(|z| z.actor == c.actor).copied();
+            // the last CPU runs on as the only child: its loops may skip empty slots
+            // ([`Alone`]) unless a sleeping step writes what the skipped steps read
+            let mut skips = self.rec.cfg.skip_repeats
+                && matches!(c.actor, Actor::Cpu(_))
+                && last == Some(c.actor)
+                && point.is_none()
+                && asleep.is_none();
             if self.rec.cfg.sleep_sets && !sleep.is_empty() {
                 let last_fp = last_footprint(&eng, last, mutant);
                 let fp = footprint_with(&eng, c.actor, mutant);
+                skips = skips && sleep.iter().all(|z| writes_no_entry_read_by(z.fp, fp));
                 sleep.retain_mut(|z| {
                     let keep = z.actor != c.actor && !dependent(z.fp, fp);
                     if keep {
@@ -217,14 +229,23 @@ impl<'s, 'r> Search<'s, 'r> {
             } else {
                 sleep.clear();
             }
-            eng.exec_choice(c);
-            self.rec.stats.steps += 1;
+            self.path.push(Decision { actor: c.actor, op: c.op, op_step: c.op_step });
+            if skips {
+                let since = *chain_from.get_or_insert(eng.step_count());
+                let mut hook = Alone { since, path: &mut self.path };
+                let skipped = eng.exec_choice_alone(c, &mut hook);
+                self.rec.stats.steps += 1 + skipped;
+                self.rec.stats.skipped += skipped;
+            } else {
+                chain_from = None;
+                eng.exec_choice(c);
+                self.rec.stats.steps += 1;
+            }
             // a sleeping step has a last actor: nothing sleeps at the root
             point = asleep
                 .filter(|_| self.rec.cfg.sleep_sets)
                 .zip(last)
                 .map(|(z, alt_last)| Point { alt_used: z.alt_used, alt_last });
-            self.path.push(Decision { actor: c.actor, op: c.op, op_step: c.op_step });
             used = used2;
             last = Some(c.actor);
         }
@@ -295,6 +316,64 @@ impl<'s, 'r> Search<'s, 'r> {
             self.path.pop();
             done.push((Sleep { actor: c.actor, fp, alt_used: used2 }, c_enabled_after));
         }
+    }
+}
+
+/// The hook for a CPU the search gives every step to ([`Engine::exec_choice_alone`]): its
+/// range loops may skip the iterations over empty slots ([`crate::kernel::skip`]) when the
+/// iteration they repeat ran at nodes that gave this CPU, the last actor, the only child,
+/// from the step `since` on, with no covering point and this CPU awake. Each repeat of such
+/// a node is one too: what decides the children is the same there. The other actors'
+/// runnability reads the state, which a repeat finds as the iteration before it did (the
+/// loop's address and the entry it reads aside, an empty one like the one before); the
+/// preemptions used and the last actor do not change; the rule for steps nothing races with
+/// ([`races_with_none`]) reads the same tables and locks, another entry of one of them; the
+/// sleeping steps are checked ([`writes_no_entry_read_by`]). The skipped decisions go on the
+/// search's path.
+struct Alone<'p> {
+    since: u64,
+    path: &'p mut Vec<Decision>,
+}
+
+impl Fuse for Alone<'_> {
+    fn go(&mut self, _: &Kernel, _: &Object, _: Access, _: &Who) -> bool {
+        false
+    }
+
+    fn keeps_running(&mut self, _: &Kernel, _: &Who, since: u64) -> u64 {
+        if since >= self.since {
+            u64::MAX
+        } else {
+            0
+        }
+    }
+
+    fn decide_alone(&mut self, who: &Who, n: u64) {
+        let (actor, op) = (who.actor, who.op);
+        let steps = (1..=n).map(|j| Decision { actor, op, op_step: who.op_step + j as u32 });
+        self.path.extend(steps);
+    }
+}
+
+/// Whether sleeping step `z` writes no entry of a table whose entry `fp` reads. The steps a
+/// loop skips repeat the steps of its last iteration, with other entries of the same table:
+/// a sleeping step independent of those (it stayed asleep through them) and of this is
+/// independent of them all, and stays asleep.
+fn writes_no_entry_read_by(z: Footprint, fp: Footprint) -> bool {
+    let tables = || {
+        fp.items().iter().filter_map(|it| match it.key {
+            Touched::Entry { pfn, .. } => Some(pfn),
+            _ => None,
+        })
+    };
+    match z {
+        Footprint::Global => false,
+        Footprint::Keys { .. } => z.items().iter().all(|it| match it.key {
+            _ if !it.write => true,
+            Touched::Entry { pfn, .. } => tables().all(|t| t != pfn),
+            Touched::AnyPt => false,
+            _ => true,
+        }),
     }
 }
 

@@ -205,19 +205,26 @@ impl<'e> Engine<'e> {
 
     /// Run local transitions of `slot` until it declares its next access or has no work left.
     fn declare(&mut self, slot: usize) {
-        self.declare_fused(slot, None);
+        self.declare_fused(slot, None, None);
     }
 
     /// [`Engine::declare`] after `slot` executed step `self.state.step`. With `sched`, each
     /// declared access goes to the scheduler at once (the next step's decision, made exactly
     /// as [`Engine::run_phase`] would make it); if it picks `slot`, the path performs the
     /// access in the same pass and goes on, so a CPU that keeps running steps its path once
-    /// per step instead of twice. On return `self.state.step` is the last step executed.
-    fn declare_fused(&mut self, slot: usize, sched: Option<&mut Sched<'_>>) {
+    /// per step instead of twice. With `alone` (the exhaustive search's hook for a CPU it
+    /// gives every step to), a loop may skip as that hook allows. On return
+    /// `self.state.step` is the last step executed.
+    fn declare_fused(
+        &mut self,
+        slot: usize,
+        sched: Option<&mut Sched<'_>>,
+        mut alone: Option<&mut dyn Fuse>,
+    ) {
         let mut step = self.state.step;
-        // without the hook (the exhaustive search's concurrent phase) nothing says a CPU
-        // runs alone: its loops do not even remember their iterations
-        let alone_known = sched.is_some() || self.phase != Phase::Concurrent;
+        // without a hook (the exhaustive search's concurrent phase) nothing says a CPU runs
+        // alone: its loops do not even remember their iterations
+        let alone_known = sched.is_some() || alone.is_some() || self.phase != Phase::Concurrent;
         let skip_until = if alone_known { self.skip_until() } else { 0 };
         let (phase, steps_max) = (self.phase, self.steps_max);
         let Engine { env, state: State { k, progs, .. }, check, runnable, decisions, .. } = self;
@@ -259,6 +266,8 @@ impl<'e> Engine<'e> {
             if let Some(h) = hook.as_mut() {
                 h.step = step + 1;
                 cx.set_fuse(h);
+            } else if let Some(a) = alone.as_mut() {
+                cx.set_fuse(&mut **a);
             }
             let r = running.step(&mut cx);
             let (pending, fused, skipped) = (cx.pending, cx.fused(), cx.skipped);
@@ -312,8 +321,14 @@ impl<'e> Engine<'e> {
     }
 
     /// Execute one step of `actor`; with `sched`, the steps that follow while the scheduler
-    /// keeps picking the same CPU too (see [`Engine::declare_fused`]).
-    fn exec(&mut self, actor: Actor, sched: Option<&mut Sched<'_>>) {
+    /// keeps picking the same CPU too (see [`Engine::declare_fused`]); with `alone`, a CPU
+    /// the exhaustive search gives every step to, as that hook allows.
+    fn exec(
+        &mut self,
+        actor: Actor,
+        sched: Option<&mut Sched<'_>>,
+        mut alone: Option<&mut dyn Fuse>,
+    ) {
         match actor {
             Actor::Cpu(_) | Actor::Setup | Actor::Teardown => {
                 let slot = match actor {
@@ -321,21 +336,28 @@ impl<'e> Engine<'e> {
                     _ => self.serial_slot(),
                 };
                 let who = who_of(self.env, self.phase, slot, &self.state.progs[slot]);
-                // a step executed here has no fuse hook: a CPU cannot know it runs alone
-                let skip_until = if matches!(actor, Actor::Cpu(_)) { 0 } else { self.skip_until() };
+                // a step executed here has no scheduler hook: a CPU knows it runs alone only
+                // when the search says so
+                let skip_until = match actor {
+                    Actor::Cpu(_) if alone.is_none() => 0,
+                    _ => self.skip_until(),
+                };
                 let State { k, progs, step } = &mut self.state;
                 let p = &mut progs[slot];
                 p.key_cache.reset();
                 let running = p.running.as_mut().expect("runnable slot has an op");
                 let mut cx = Ctx::new(k, self.env, who, *step, &mut self.check, false);
                 cx.skip_until = skip_until;
+                if let Some(a) = alone.as_mut() {
+                    cx.set_fuse(&mut **a);
+                }
                 let r = running.step(&mut cx);
                 debug_assert!(cx.accessed(), "{actor:?} stepped without its declared access");
                 let skipped = cx.skipped;
                 *step += skipped;
                 p.op_step += skipped as u32;
                 p.performed(r.expect("execute mode never yields"));
-                self.declare_fused(slot, sched);
+                self.declare_fused(slot, sched, alone);
             }
             Actor::Irq(c) => {
                 let who = Who { actor, cpu: c, mm: 0, op: 0, op_step: 0 };
@@ -400,7 +422,7 @@ impl<'e> Engine<'e> {
             // a decision the fuse hook made (for another actor) or failed to make
             if let Some(pre) = sched.pre.take() {
                 let c = pre?;
-                self.exec(c.actor, Some(&mut sched));
+                self.exec(c.actor, Some(&mut sched), None);
                 continue;
             }
             if self.state.step >= self.steps_max {
@@ -412,7 +434,7 @@ impl<'e> Engine<'e> {
             if self.phase != Phase::Concurrent && !record {
                 let s = self.serial_slot();
                 if self.enabled(s) {
-                    self.exec(self.actor_of(s), Some(&mut sched));
+                    self.exec(self.actor_of(s), Some(&mut sched), None);
                     continue;
                 }
             }
@@ -435,7 +457,7 @@ impl<'e> Engine<'e> {
             if record {
                 self.decisions.push(Decision { actor: c.actor, op: c.op, op_step: c.op_step });
             }
-            self.exec(c.actor, fuse.then_some(&mut sched));
+            self.exec(c.actor, fuse.then_some(&mut sched), None);
         }
     }
 
@@ -654,13 +676,28 @@ impl<'e> Engine<'e> {
     /// Record `c` as the next decision and execute its step.
     pub fn step_choice(&mut self, c: Choice) {
         self.decisions.push(Decision { actor: c.actor, op: c.op, op_step: c.op_step });
-        self.exec(c.actor, None);
+        self.exec(c.actor, None, None);
     }
 
     /// Execute `c`'s step without recording the decision: for a search that keeps the
     /// schedule itself and sets [`Engine::decisions`] when an execution ends.
     pub fn exec_choice(&mut self, c: Choice) {
-        self.exec(c.actor, None);
+        self.exec(c.actor, None, None);
+    }
+
+    /// [`Engine::exec_choice`] for a CPU the search gives every step to while `alone` says
+    /// so: its range loops may then skip the iterations over empty slots that `alone`
+    /// allows ([`Fuse::keeps_running`]), making their decisions through it
+    /// ([`Fuse::decide_alone`]). Returns the steps skipped.
+    pub fn exec_choice_alone(&mut self, c: Choice, alone: &mut dyn Fuse) -> u64 {
+        let before = self.state.step;
+        self.exec(c.actor, None, Some(alone));
+        self.state.step - before - 1
+    }
+
+    /// Steps executed or skipped so far.
+    pub fn step_count(&self) -> u64 {
+        self.state.step
     }
 
     /// Whether the run has reached its step limit.
@@ -731,7 +768,7 @@ impl Fuse for Hook<'_, '_> {
         self.phase != Phase::Concurrent || self.choose(k, who)
     }
 
-    fn keeps_running(&mut self, k: &Kernel, _who: &Who) -> u64 {
+    fn keeps_running(&mut self, k: &Kernel, _who: &Who, _since: u64) -> u64 {
         if self.phase == Phase::Concurrent {
             self.keeps_running_concurrent(k)
         } else {

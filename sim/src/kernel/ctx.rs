@@ -56,8 +56,10 @@ pub trait Fuse {
     /// change nothing but take and release a lock it has just released: in a serial phase
     /// all of them; in the concurrent phase what the strategy promises
     /// ([`crate::engine::strategy::Strategy::keeps_choosing`]) against every other actor that
-    /// is runnable now (one that waits keeps waiting while only `who` runs such steps).
-    fn keeps_running(&mut self, k: &Kernel, who: &Who) -> u64;
+    /// is runnable now (one that waits keeps waiting while only `who` runs such steps); for
+    /// the exhaustive search, all of them if every node since step `since`, where the
+    /// iteration those steps repeat began, gave `who` its only child ([`crate::dfs::sleep`]).
+    fn keeps_running(&mut self, k: &Kernel, who: &Who, since: u64) -> u64;
     /// Make the decisions of the `n` steps after the current one, each for `who` alone, as
     /// the engine would have (the strategy is asked, the decisions recorded).
     fn decide_alone(&mut self, who: &Who, n: u64);
@@ -138,7 +140,7 @@ impl<'a> Ctx<'a> {
             return 0;
         };
         let kept = match self.fuse.as_mut() {
-            Some(f) => f.keeps_running(self.k, &self.who),
+            Some(f) => f.keeps_running(self.k, &self.who, self.step.saturating_sub(per)),
             // an executed step without the fuse hook: a serial phase runs alone, a CPU of the
             // concurrent phase (the exhaustive search) does not skip
             None if !matches!(self.who.actor, Actor::Cpu(_)) => u64::MAX,
