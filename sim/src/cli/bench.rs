@@ -42,11 +42,13 @@ pub struct BenchArgs {
 fn exhaustive_rows(bound: u32, runs: u64) -> Result<(), String> {
     println!();
     println!(
-        "| exhaustive search | profile | bound | executions | steps | skipped | seconds | steps/s | seeded steps/s | seeded / exhaustive | result |"
+        "| exhaustive search | profile | bound | executions | steps | skipped | seconds | steps/s | seeded steps/s | seeded / exhaustive | executed steps/s | seeded executed steps/s | seeded / exhaustive, executed | result |"
     );
-    println!("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |");
+    println!(
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |"
+    );
     let rows = (bound.min(1)..=bound).map(|b| ("v6.3", false, b)).chain([("v6.1", true, bound)]);
-    let mut seeded_of = Vec::<(&str, f64)>::new();
+    let mut seeded_of = Vec::<(&str, Rates)>::new();
     for (profile, first, bound) in rows {
         let source = Source::load("gup-vs-unshare").map_err(|e| e.to_string())?;
         let req = Request { source, arch: None, profile: Some(profile.into()), set: vec![] };
@@ -54,8 +56,7 @@ fn exhaustive_rows(bound: u32, runs: u64) -> Result<(), String> {
         let seeded = match seeded_of.iter().find(|(q, _)| *q == profile) {
             Some(&(_, s)) => s,
             None => {
-                let (secs, results) = timed(&p, &Config { runs, jobs: 1, ..Config::default() });
-                let s = results.iter().map(|r| r.steps).sum::<u64>() as f64 / secs;
+                let s = seeded_loop(&p, runs);
                 seeded_of.push((profile, s));
                 s
             }
@@ -77,23 +78,56 @@ fn exhaustive_rows(bound: u32, runs: u64) -> Result<(), String> {
         };
         let secs = (started.elapsed().as_secs_f64() / f64::from(repeats)).max(1e-9);
         let skipped: u64 = s.bounds.iter().map(|b| b.skipped).sum();
+        let rate = Rates::of(s.steps, skipped, secs);
         let result = if s.exhaustive() {
             format!("exhaustive, {} violation signatures", s.violation_groups().count())
         } else {
             s.stopped.clone().unwrap_or_else(|| "stopped".into())
         };
         println!(
-            "| gup-vs-unshare{} | {profile} | {bound} | {} | {} | {:.0}% | {secs:.3} | {} | {} | {:.1}x | {result} |",
+            "| gup-vs-unshare{} | {profile} | {bound} | {} | {} | {:.0}% | {secs:.3} | {} | {} | {:.1}x | {} | {} | {:.1}x | {result} |",
             if first { " (to the first violation)" } else { "" },
             s.executions,
             s.steps,
             100.0 * skipped as f64 / s.steps.max(1) as f64,
-            si(s.steps as f64 / secs),
-            si(seeded),
-            seeded / (s.steps as f64 / secs),
+            si(rate.steps),
+            si(seeded.steps),
+            seeded.steps / rate.steps,
+            si(rate.executed),
+            si(seeded.executed),
+            seeded.executed / rate.executed,
         );
     }
     Ok(())
+}
+
+/// Steps per second, and of them those that ran (not skipped: [`crate::kernel::skip`]).
+#[derive(Clone, Copy)]
+struct Rates {
+    steps: f64,
+    executed: f64,
+}
+
+impl Rates {
+    fn of(steps: u64, skipped: u64, secs: f64) -> Self {
+        Rates { steps: steps as f64 / secs, executed: steps.saturating_sub(skipped) as f64 / secs }
+    }
+}
+
+/// The seeded loop's rates on `p`: `runs` seeds of the default strategy, untraced, on one
+/// thread, each run from the setup snapshot as `explore` runs it.
+fn seeded_loop(p: &Prepared, runs: u64) -> Rates {
+    let cfg = Config { runs, jobs: 1, ..Config::default() };
+    let (mut steps, mut skipped) = (0, 0);
+    let started = Instant::now();
+    for seed in cfg.seeds() {
+        let mut s = cfg.build(p, seed);
+        if let Ok(out) = p.execute(&p.env, &mut *s, false) {
+            steps += out.steps;
+            skipped += out.check.skipped;
+        }
+    }
+    Rates::of(steps, skipped, started.elapsed().as_secs_f64().max(1e-9))
 }
 
 /// Seconds for `cfg` on `p`, and the results (tracing off, no determinism re-runs).

@@ -147,10 +147,12 @@ pub struct BoundStats {
     #[serde(default)]
     pub warnings: u64,
     pub step_limits: u64,
-    /// Steps executed, probes and all, and those skipped ([`BoundStats::skipped`]).
+    /// Steps of the search and of each execution's whole run (setup, concurrent phase and
+    /// teardown), probes and all, executed or skipped ([`BoundStats::skipped`]).
     pub steps: u64,
-    /// Steps of the concurrent phase a range loop accounted for without running them, at
-    /// nodes that gave its CPU the only child (`sleep::Alone`): no node of their own.
+    /// The part of `steps` a range loop accounted for without running them
+    /// ([`crate::kernel::skip`]): in the search, at nodes that gave its CPU the only child
+    /// (`sleep::Alone`), and in the executions' runs (teardown's loops, and those).
     #[serde(default)]
     pub skipped: u64,
     /// Prefixes cut at a state already explored with no more preemptions.
@@ -303,6 +305,7 @@ impl Recorder<'_> {
             && Severity::worst(&out.check.reports) >= Some(self.cfg.min_severity);
         self.stats.executions += 1;
         self.stats.steps += out.steps;
+        self.stats.skipped += out.check.skipped;
         let index = self.stats.executions - 1;
         let done = self.stats.executions;
         match out.verdict {

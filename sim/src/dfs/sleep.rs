@@ -21,6 +21,10 @@
 //! * **Cheap nodes**: the last child of a node takes the node's engine instead of a copy (at
 //!   the bound most nodes have one child), a copy shares the page-table frames until one is
 //!   written ([`crate::model::mem::PhysMem`]), and the schedule is kept once, in the search.
+//! * **Range loops at one-child nodes**: where the search runs only the CPU that just ran,
+//!   its range loops skip their empty slots as in the seeded loop ([`Alone`]); a node's
+//!   children are then those of every repeat of the loop's iteration, so nothing changes but
+//!   the nodes visited.
 
 use super::alone::races_with_none;
 use super::footprint::{dependent, footprint_with, Footprint, Key as Touched, Mutant};
