@@ -23,6 +23,7 @@ use crate::model::sync::RwLock;
 use crate::model::{Kernel, FAULT_MUTEXES};
 use crate::scenario::Op;
 use mmsim_traces::{Access, Actor, Decision, Object, Verdict};
+use std::sync::Arc;
 use std::task::Poll;
 use strategy::{Choice, Diverged, FirstRunnable, Liveness, Strategy};
 
@@ -59,7 +60,9 @@ impl Prog {
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct State {
     pub k: Kernel,
-    pub progs: Vec<Prog>,
+    /// Shared between copies of the state until written ([`Arc::make_mut`]): the search
+    /// copies the state at every branch, and a step writes one program.
+    pub progs: Vec<Arc<Prog>>,
     pub step: u64,
 }
 
@@ -157,16 +160,14 @@ impl<'e> Engine<'e> {
             rcu: Default::default(),
             fault_mutex: [RwLock::default(); FAULT_MUTEXES],
         };
-        let progs = vec![
-            Prog {
-                next_op: 0,
-                running: None,
-                op_step: 0,
-                pending: None,
-                key_cache: KeyCache::default(),
-            };
-            ncpus + 1
-        ];
+        let idle = Prog {
+            next_op: 0,
+            running: None,
+            op_step: 0,
+            pending: None,
+            key_cache: KeyCache::default(),
+        };
+        let progs = (0..=ncpus).map(|_| Arc::new(idle.clone())).collect();
         Engine::new_empty(env, State { k, progs, step: 0 }, Checker::new(tracing))
     }
 
@@ -231,6 +232,7 @@ impl<'e> Engine<'e> {
         let env: &Env = env;
         let (before, rest) = progs.split_at_mut(slot);
         let (p, after) = rest.split_first_mut().expect("slot in range");
+        let p = Arc::make_mut(p);
         p.key_cache.reset();
         let mut hook = sched.map(|sched| Hook {
             env,
@@ -343,7 +345,7 @@ impl<'e> Engine<'e> {
                     _ => self.skip_until(),
                 };
                 let State { k, progs, step } = &mut self.state;
-                let p = &mut progs[slot];
+                let p = Arc::make_mut(&mut progs[slot]);
                 p.key_cache.reset();
                 let running = p.running.as_mut().expect("runnable slot has an op");
                 let mut cx = Ctx::new(k, self.env, who, *step, &mut self.check, false);
@@ -394,9 +396,10 @@ impl<'e> Engine<'e> {
             let is_serial = slot == self.serial_slot();
             let in_phase = (self.phase == Phase::Concurrent) != is_serial;
             if in_phase {
-                self.state.progs[slot].next_op = 0;
-                self.state.progs[slot].running = None;
-                self.state.progs[slot].key_cache.reset();
+                let p = Arc::make_mut(&mut self.state.progs[slot]);
+                p.next_op = 0;
+                p.running = None;
+                p.key_cache.reset();
                 self.declare(slot);
             }
         }
@@ -742,8 +745,8 @@ struct Sched<'s> {
 /// next step looks at, besides the kernel (`before`, `after`: the other slots' programs).
 struct Hook<'h, 's> {
     env: &'h Env,
-    before: &'h [Prog],
-    after: &'h [Prog],
+    before: &'h [Arc<Prog>],
+    after: &'h [Arc<Prog>],
     sched: &'h mut Sched<'s>,
     runnable: &'h mut Vec<Choice>,
     decisions: &'h mut Vec<Decision>,
