@@ -33,6 +33,19 @@ pub struct Checker {
     pub skipped_concurrent: u64,
 }
 
+impl crate::model::CopyFrom for Checker {
+    fn copy_from(&mut self, src: &Self) {
+        let Checker { tracing, events, reports, seen, time, attempts, skipped, skipped_concurrent } =
+            src;
+        self.tracing = *tracing;
+        self.events.clone_from(events);
+        self.reports.clone_from(reports);
+        self.seen.clone_from(seen);
+        (self.time, self.attempts) = (*time, *attempts);
+        (self.skipped, self.skipped_concurrent) = (*skipped, *skipped_concurrent);
+    }
+}
+
 impl Checker {
     pub fn new(tracing: bool) -> Self {
         Checker { tracing, ..Default::default() }

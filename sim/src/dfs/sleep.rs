@@ -34,7 +34,7 @@ use crate::engine::strategy::Choice;
 use crate::engine::Engine;
 use crate::kernel::ctx::{Fuse, Who};
 use crate::model::fingerprint::StateHasher;
-use crate::model::Kernel;
+use crate::model::{CopyFrom, Kernel};
 use mmsim_traces::{Access, Actor, Decision, Object};
 use std::collections::hash_map::Entry;
 use std::collections::HashMap;
@@ -61,27 +61,44 @@ struct Point {
     alt_last: Actor,
 }
 
-pub(super) struct Search<'s, 'r> {
+pub(super) struct Search<'s, 'r, 'e> {
     pub(super) rec: &'r mut Recorder<'s>,
     visited: HashMap<Key, u32, BuildHasherDefault<KeyHasher>>,
     /// The decisions from the root to the node being visited: kept here, not in each
     /// engine, so that a branch does not copy the whole schedule.
     path: Vec<Decision>,
+    /// Engines whose subtree is done, kept for the next branch to copy a node into
+    /// ([`CopyFrom`]): a copy then reuses their vectors instead of allocating its own.
+    pool: Vec<Engine<'e>>,
 }
 
-impl<'s, 'r> Search<'s, 'r> {
+/// The most engines [`Search::pool`] keeps (a branch takes one; they come back as subtrees end).
+const POOL_MAX: usize = 32;
+
+impl<'s, 'r, 'e> Search<'s, 'r, 'e> {
     pub(super) fn new(rec: &'r mut Recorder<'s>) -> Self {
-        Search { rec, visited: HashMap::default(), path: Vec::new() }
+        Search { rec, visited: HashMap::default(), path: Vec::new(), pool: Vec::new() }
     }
 
     /// Search the tree below `root` (the start of the concurrent phase).
-    pub(super) fn run(&mut self, mut root: Engine) {
+    pub(super) fn run(&mut self, mut root: Engine<'e>) {
         self.path = std::mem::take(&mut root.decisions);
         self.visit(root, 0, None, Vec::new(), None)
     }
 
+    /// A copy of `eng` for a child of a branch, in a recycled engine when there is one.
+    fn copy_of(&mut self, eng: &Engine<'e>) -> Engine<'e> {
+        match self.pool.pop() {
+            Some(mut e) => {
+                e.copy_from(eng);
+                e
+            }
+            None => eng.clone(),
+        }
+    }
+
     /// File an execution that ended at `eng`, with the schedule that led there.
-    fn finish(&mut self, mut eng: Engine) {
+    fn finish(&mut self, mut eng: Engine<'e>) {
         eng.decisions = self.path.clone();
         self.rec.finish(eng);
     }
@@ -89,7 +106,7 @@ impl<'s, 'r> Search<'s, 'r> {
     /// The visited-table key: the state, the checker's history and the last actor. Sleep
     /// information is left out: what a node skips for it is covered by schedules that reach
     /// the same states with no more preemptions, so they cover a later visit as well.
-    fn key(&self, eng: &Engine, last: Option<Actor>) -> Key {
+    fn key(&self, eng: &Engine<'e>, last: Option<Actor>) -> Key {
         let mut h = StateHasher::default();
         state_key(eng).hash(&mut h);
         last.hash(&mut h);
@@ -98,7 +115,7 @@ impl<'s, 'r> Search<'s, 'r> {
 
     /// Whether the node's key was already explored with no more preemptions (then the node is
     /// pruned and counted); else it is recorded as explored with `used`.
-    fn seen(&mut self, eng: &Engine, last: Option<Actor>, used: u32) -> bool {
+    fn seen(&mut self, eng: &Engine<'e>, last: Option<Actor>, used: u32) -> bool {
         if !self.rec.cfg.visited {
             return false;
         }
@@ -125,7 +142,7 @@ impl<'s, 'r> Search<'s, 'r> {
     /// no allocation, and explores exactly what one call per node would.
     fn visit(
         &mut self,
-        mut eng: Engine,
+        mut eng: Engine<'e>,
         mut used: u32,
         mut last: Option<Actor>,
         mut sleep: Vec<Sleep>,
@@ -136,13 +153,14 @@ impl<'s, 'r> Search<'s, 'r> {
         // the engine's step count at the first of the nodes, up to this one, that gave the
         // last CPU the only child and let its loops skip
         let mut chain_from: Option<u64> = None;
-        loop {
+        // the engine, unless an execution or a branch took it
+        let left = loop {
             if self.rec.stopped.is_some() {
-                break;
+                break Some(eng);
             }
             if eng.at_step_limit() {
                 self.finish(eng);
-                break;
+                break None;
             }
             let runnable = eng.runnable_now();
             let n = runnable.len();
@@ -155,8 +173,9 @@ impl<'s, 'r> Search<'s, 'r> {
                 } else if !self.seen(&eng, last, used) {
                     // an end state reached before by another schedule: its outcome is known
                     self.finish(eng);
+                    break None;
                 }
-                break;
+                break Some(eng);
             }
             let node = Node::new(en, used, last, point, self.rec.bound);
             // the last actor first: the schedules without a preemption come first
@@ -173,7 +192,7 @@ impl<'s, 'r> Search<'s, 'r> {
             }
             let order = &order[..n];
             if self.seen(&eng, last, used) {
-                break;
+                break Some(eng);
             }
             let mutant = self.rec.cfg.mutant;
             // the last actor's step, when nothing else can race with it, is the only child
@@ -195,12 +214,12 @@ impl<'s, 'r> Search<'s, 'r> {
                 if only.is_none() {
                     // its one child is covered by the schedule a sleeping step stands for
                     self.rec.stats.pruned_sleep += 1;
-                    break;
+                    break Some(eng);
                 }
             }
             let Some(c) = only.filter(|_| second.is_none()).map(|i| en[i]) else {
                 self.branch(eng, &node, order, &sleep);
-                break;
+                break None;
             };
             // one child: the others are over the bound or covered (counted as pruned)
             self.rec.stats.pruned_sleep += order
@@ -252,13 +271,16 @@ impl<'s, 'r> Search<'s, 'r> {
                 .map(|(z, alt_last)| Point { alt_used: z.alt_used, alt_last });
             used = used2;
             last = Some(c.actor);
+        };
+        if let Some(e) = left.filter(|_| self.pool.len() < POOL_MAX) {
+            self.pool.push(e);
         }
         self.path.truncate(depth);
     }
 
     /// A node with more than one child to run: each child in turn, the last one taking the
     /// node's engine instead of a copy.
-    fn branch(&mut self, eng: Engine, node: &Node, order: &[u8], sleep: &[Sleep]) {
+    fn branch(&mut self, eng: Engine<'e>, node: &Node, order: &[u8], sleep: &[Sleep]) {
         let Node { en, last, last_enabled, .. } = *node;
         let last_child = order.iter().rposition(|&i| node.runs(i as usize));
         let mutant = self.rec.cfg.mutant;
@@ -287,7 +309,7 @@ impl<'s, 'r> Search<'s, 'r> {
             let mut child = if Some(pos) == last_child {
                 eng.take().expect("taken once")
             } else {
-                here.clone()
+                self.copy_of(here)
             };
             child.exec_choice(c);
             self.rec.stats.steps += 1;

@@ -20,7 +20,7 @@ use crate::model::fingerprint::KeyCache;
 use crate::model::mem::{PhysMem, SiteRef};
 use crate::model::mm::{File, Mm, PageCache};
 use crate::model::sync::RwLock;
-use crate::model::{Kernel, FAULT_MUTEXES};
+use crate::model::{CopyFrom, Kernel, FAULT_MUTEXES};
 use crate::scenario::Op;
 use mmsim_traces::{Access, Actor, Decision, Object, Verdict};
 use std::sync::Arc;
@@ -103,6 +103,29 @@ pub struct Engine<'e> {
     /// when its actor runs alone ([`crate::kernel::skip`]); off, every step runs (a test
     /// compares the two).
     pub skip_repeats: bool,
+}
+
+impl CopyFrom for State {
+    fn copy_from(&mut self, src: &Self) {
+        let State { k, progs, step } = src;
+        self.k.copy_from(k);
+        self.progs.clone_from(progs);
+        self.step = *step;
+    }
+}
+
+impl CopyFrom for Engine<'_> {
+    /// Only between engines of one environment (the search's recycled engines).
+    fn copy_from(&mut self, src: &Self) {
+        let Engine { env, state, check, decisions, phase, runnable, steps_max, skip_repeats } = src;
+        debug_assert!(std::ptr::eq(self.env, *env), "an engine of another environment");
+        self.state.copy_from(state);
+        self.check.copy_from(check);
+        self.decisions.clone_from(decisions);
+        self.phase = *phase;
+        self.runnable.clone_from(runnable);
+        (self.steps_max, self.skip_repeats) = (*steps_max, *skip_repeats);
+    }
 }
 
 impl<'e> Engine<'e> {

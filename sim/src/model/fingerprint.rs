@@ -33,11 +33,14 @@ pub fn slot(index: u64, value: u64) -> u64 {
 /// A fast 64-bit hasher with fixed constants: every integer is mixed as its value (not its
 /// native bytes), so a state hashes the same on every machine and Rust release. Integers
 /// narrower than 64 bits are packed into one word before it is mixed (a state is mostly small
-/// fields: lock words, flags, indices), so a mix, the one costly operation, takes up to eight
-/// of them at once.
+/// fields: lock words, flags, indices, enum discriminants and lengths), so a mix, the one
+/// costly operation, takes up to eight of them at once. Words go to four chains in turn
+/// (word `i` to chain `i % 4`), so four multiplications are in flight where one chain would
+/// wait for each in turn; `finish` folds the chains together in a fixed order.
 #[derive(Clone, Copy, Debug)]
 pub struct StateHasher {
-    acc: u64,
+    /// The chains, `acc[3]` next to take a word.
+    acc: [u64; 4],
     /// Narrow integers not mixed yet, packed from the low bits up, and how many bits they use.
     buf: u64,
     bits: u32,
@@ -45,14 +48,30 @@ pub struct StateHasher {
 
 impl Default for StateHasher {
     fn default() -> Self {
-        StateHasher { acc: K2, buf: 0, bits: 0 }
+        StateHasher { acc: [K0, K1, K2, K0 ^ K1], buf: 0, bits: 0 }
     }
 }
 
 impl StateHasher {
+    /// Mix `w` into the chain whose turn it is; the chains rotate, so the next word goes to
+    /// the next one (register moves, not a dependence on this multiplication).
     #[inline]
     fn mix(&mut self, w: u64) {
-        self.acc = fold(self.acc ^ w, K0);
+        let [a0, a1, a2, a3] = self.acc;
+        self.acc = [fold(a3 ^ w, K0), a0, a1, a2];
+    }
+
+    /// A small value in 16 bits (its top bit clear), any other as a marker and a whole word:
+    /// enum discriminants and lengths are small, and the encoding stays one-to-one.
+    #[inline]
+    fn small_or_word(&mut self, i: u64) {
+        if i < 1 << 15 {
+            self.pack(i, 16);
+        } else {
+            self.pack(1 << 15, 16);
+            self.flush();
+            self.mix(i);
+        }
     }
 
     /// Mix the packed narrow integers, if any.
@@ -78,8 +97,13 @@ impl StateHasher {
 impl Hasher for StateHasher {
     #[inline]
     fn finish(&self) -> u64 {
-        let acc = if self.bits > 0 { fold(self.acc ^ self.buf, K0) } else { self.acc };
-        fold(acc, K1)
+        let mut h = *self;
+        h.flush();
+        // a chain at a time, each multiplied by a constant (never by another chain, which
+        // could be a constant's complement and fold to zero)
+        let [a0, a1, a2, a3] = h.acc;
+        let x = fold(fold(fold(a0 ^ K1, K0) ^ a1, K1) ^ a2, K2);
+        fold(fold(x ^ a3, K0), K1)
     }
     fn write(&mut self, bytes: &[u8]) {
         self.flush();
@@ -113,7 +137,7 @@ impl Hasher for StateHasher {
     }
     #[inline]
     fn write_usize(&mut self, i: usize) {
-        self.write_u64(i as u64);
+        self.small_or_word(i as u64);
     }
     #[inline]
     fn write_i64(&mut self, i: i64) {
@@ -121,7 +145,7 @@ impl Hasher for StateHasher {
     }
     #[inline]
     fn write_isize(&mut self, i: isize) {
-        self.write_u64(i as u64);
+        self.small_or_word(i as u64);
     }
 }
 

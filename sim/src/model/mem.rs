@@ -211,6 +211,27 @@ pub struct PhysMem {
     huge_pages: Vec<HugePage>,
 }
 
+impl super::CopyFrom for PhysMem {
+    fn copy_from(&mut self, src: &Self) {
+        let PhysMem {
+            frames,
+            free_list,
+            quarantine,
+            entries_per_table,
+            next_huge_pfn,
+            huge_stride,
+            huge_base,
+            huge_pages,
+        } = src;
+        self.frames.clone_from(frames);
+        self.free_list.clone_from(free_list);
+        (self.quarantine, self.entries_per_table) = (*quarantine, *entries_per_table);
+        (self.next_huge_pfn, self.huge_stride, self.huge_base) =
+            (*next_huge_pfn, *huge_stride, *huge_base);
+        self.huge_pages.clone_from(huge_pages);
+    }
+}
+
 impl PhysMem {
     pub fn new(entries_per_table: usize, huge_base_pfn: u64, huge_stride: u64) -> Self {
         PhysMem {

@@ -103,6 +103,27 @@ impl Mm {
     }
 }
 
+impl super::CopyFrom for Mm {
+    fn copy_from(&mut self, src: &Self) {
+        let Mm {
+            pgd,
+            mmap_lock,
+            page_table_lock,
+            vmas,
+            nr_pmds,
+            cpumask,
+            next_vma_id,
+            flushed_at,
+            mm_lock_seq,
+            dup_mmap,
+        } = src;
+        (self.pgd, self.mmap_lock, self.page_table_lock) = (*pgd, *mmap_lock, *page_table_lock);
+        self.vmas.clone_from(vmas);
+        (self.nr_pmds, self.cpumask, self.next_vma_id) = (*nr_pmds, *cpumask, *next_vma_id);
+        (self.flushed_at, self.mm_lock_seq, self.dup_mmap) = (*flushed_at, *mm_lock_seq, *dup_mmap);
+    }
+}
+
 /// A hugetlbfs file (or `memfd_create(MFD_HUGETLB)`) and its `address_space`.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct File {
@@ -111,6 +132,15 @@ pub struct File {
     pub i_mmap: Vec<(u8, u16)>,
     /// Page cache: head pfn of each huge page by file index.
     pub pages: PageCache,
+}
+
+impl super::CopyFrom for File {
+    fn copy_from(&mut self, src: &Self) {
+        let File { i_mmap_rwsem, i_mmap, pages } = src;
+        self.i_mmap_rwsem = *i_mmap_rwsem;
+        self.i_mmap.clone_from(i_mmap);
+        self.pages.clone_from(pages);
+    }
 }
 
 /// A file's page cache: the head pfn of each huge page by file index. Reads go through the

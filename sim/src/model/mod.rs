@@ -16,6 +16,37 @@ use mmsim_traces::Object;
 use rcu::Rcu;
 use sync::RwLock;
 
+/// Overwrite a value with a copy of another, reusing the allocations it already holds: the
+/// exhaustive search copies the state at every branch into an engine it recycled, where a
+/// `clone()` would allocate every vector again. The result equals `src.clone()`; every struct
+/// names its fields, so a new one does not compile until it is copied.
+pub trait CopyFrom {
+    fn copy_from(&mut self, src: &Self);
+}
+
+/// [`CopyFrom`] for a vector of values that hold allocations of their own.
+pub fn copy_vec_from<T: Clone + CopyFrom>(dst: &mut Vec<T>, src: &[T]) {
+    dst.truncate(src.len());
+    let n = dst.len();
+    for (d, s) in dst.iter_mut().zip(src) {
+        d.copy_from(s);
+    }
+    dst.extend_from_slice(&src[n..]);
+}
+
+impl CopyFrom for Kernel {
+    fn copy_from(&mut self, src: &Self) {
+        let Kernel { mem, mms, files, cpus, rcu, fault_mutex } = src;
+        self.mem.copy_from(mem);
+        copy_vec_from(&mut self.mms, mms);
+        copy_vec_from(&mut self.files, files);
+        self.cpus.clone_from(cpus);
+        let Rcu { callbacks } = rcu;
+        self.rcu.callbacks.clone_from(callbacks);
+        self.fault_mutex = *fault_mutex;
+    }
+}
+
 /// Number of `hugetlb_fault_mutex_table` entries (a power of two; the kernel uses ~8 x CPUs).
 pub const FAULT_MUTEXES: usize = 8;
 
