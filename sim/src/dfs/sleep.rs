@@ -195,11 +195,14 @@ impl<'s, 'r, 'e> Search<'s, 'r, 'e> {
                 break Some(eng);
             }
             let mutant = self.rec.cfg.mutant;
+            // the node's footprints are asked for more than once (the last actor's by the rule
+            // below and by the sleep set): each is computed once
+            let mut fps = Footprints::default();
             // the last actor's step, when nothing else can race with it, is the only child
             let alone =
                 first.filter(|_| n > 1 && self.rec.cfg.alone).filter(|&i| match en[i].actor {
                     Actor::Cpu(cpu) => {
-                        let fp = footprint_with(&eng, en[i].actor, mutant);
+                        let fp = fps.of(&eng, en[i].actor, mutant);
                         races_with_none(&eng, cpu, fp, mutant)
                     }
                     _ => false,
@@ -237,8 +240,8 @@ impl<'s, 'r, 'e> Search<'s, 'r, 'e> {
                 && point.is_none()
                 && asleep.is_none();
             if self.rec.cfg.sleep_sets && !sleep.is_empty() {
-                let last_fp = last_footprint(&eng, last, mutant);
-                let fp = footprint_with(&eng, c.actor, mutant);
+                let last_fp = last_footprint(&eng, last, mutant, &mut fps);
+                let fp = fps.of(&eng, c.actor, mutant);
                 skips = skips && sleep.iter().all(|z| writes_no_entry_read_by(z.fp, fp));
                 sleep.retain_mut(|z| {
                     let keep = z.actor != c.actor && !dependent(z.fp, fp);
@@ -286,7 +289,8 @@ impl<'s, 'r, 'e> Search<'s, 'r, 'e> {
         let mutant = self.rec.cfg.mutant;
         // In a covering schedule the sleeping step has already run, which may have enabled
         // the last actor's next step here: count it as runnable there unless it commutes.
-        let last_fp = last_footprint(&eng, last, mutant);
+        let mut fps = Footprints::default();
+        let last_fp = last_footprint(&eng, last, mutant, &mut fps);
         let mut done: Vec<(Sleep, bool)> = Vec::new();
         let mut eng = Some(eng);
         for (pos, &i) in order.iter().enumerate() {
@@ -304,7 +308,7 @@ impl<'s, 'r, 'e> Search<'s, 'r, 'e> {
                 continue;
             }
             let here = eng.as_ref().expect("the last child takes the engine");
-            let fp = footprint_with(here, c.actor, mutant);
+            let fp = fps.of(here, c.actor, mutant);
             let asleep = sleep.iter().find(|z| z.actor == c.actor).copied();
             let mut child = if Some(pos) == last_child {
                 eng.take().expect("taken once")
@@ -452,12 +456,38 @@ impl<'a> Node<'a> {
 }
 
 /// The last actor's next step, as the covering schedule of a sleeping step would see it.
-fn last_footprint(eng: &Engine, last: Option<Actor>, mutant: Mutant) -> Option<Footprint> {
+fn last_footprint(
+    eng: &Engine,
+    last: Option<Actor>,
+    mutant: Mutant,
+    fps: &mut Footprints,
+) -> Option<Footprint> {
     match last {
-        Some(l @ Actor::Cpu(_)) => eng.pending_of(l).map(|_| footprint_with(eng, l, mutant)),
+        Some(l @ Actor::Cpu(_)) => eng.pending_of(l).map(|_| fps.of(eng, l, mutant)),
         // an interrupt or RCU actor's next step is known whether or not it can run
-        Some(l) => Some(footprint_with(eng, l, mutant)),
+        Some(l) => Some(fps.of(eng, l, mutant)),
         None => None,
+    }
+}
+
+/// The footprints of one node's actors, each computed once ([`footprint_with`] reads only
+/// the node's state, so asking again gives the same).
+#[derive(Default)]
+struct Footprints {
+    known: [Option<(Actor, Footprint)>; 2],
+}
+
+impl Footprints {
+    fn of(&mut self, eng: &Engine, actor: Actor, mutant: Mutant) -> Footprint {
+        if let Some((_, fp)) = self.known.iter().flatten().find(|(a, _)| *a == actor) {
+            return *fp;
+        }
+        let fp = footprint_with(eng, actor, mutant);
+        // keep the first two asked for: the last actor's and the one it runs
+        if let Some(slot) = self.known.iter_mut().find(|k| k.is_none()) {
+            *slot = Some((actor, fp));
+        }
+        fp
     }
 }
 

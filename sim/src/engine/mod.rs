@@ -16,7 +16,7 @@ use crate::kernel::ctx::{Ctx, Fuse, Pending, Who};
 use crate::kernel::interrupts;
 use crate::kernel::ops::Running;
 use crate::model::cpu::Cpu;
-use crate::model::fingerprint::KeyCache;
+use crate::model::fingerprint::{KeyCache, Keyed};
 use crate::model::mem::{PhysMem, SiteRef};
 use crate::model::mm::{File, Mm, PageCache};
 use crate::model::sync::RwLock;
@@ -98,6 +98,9 @@ pub struct Engine<'e> {
     pub decisions: Vec<Decision>,
     phase: Phase,
     runnable: Vec<Choice>,
+    /// The step and phase `runnable` was filled for by [`Engine::runnable_now`]: the search
+    /// asks again for the same state (a branch's child, then the child's node).
+    runnable_for: Option<(u64, Phase)>,
     pub steps_max: u64,
     /// An untraced run lets a range loop account for the empty slots it would only step over
     /// when its actor runs alone ([`crate::kernel::skip`]); off, every step runs (a test
@@ -117,13 +120,24 @@ impl CopyFrom for State {
 impl CopyFrom for Engine<'_> {
     /// Only between engines of one environment (the search's recycled engines).
     fn copy_from(&mut self, src: &Self) {
-        let Engine { env, state, check, decisions, phase, runnable, steps_max, skip_repeats } = src;
+        let Engine {
+            env,
+            state,
+            check,
+            decisions,
+            phase,
+            runnable,
+            runnable_for,
+            steps_max,
+            skip_repeats,
+        } = src;
         debug_assert!(std::ptr::eq(self.env, *env), "an engine of another environment");
         self.state.copy_from(state);
         self.check.copy_from(check);
         self.decisions.clone_from(decisions);
         self.phase = *phase;
         self.runnable.clone_from(runnable);
+        self.runnable_for = *runnable_for;
         (self.steps_max, self.skip_repeats) = (*steps_max, *skip_repeats);
     }
 }
@@ -152,7 +166,7 @@ impl<'e> Engine<'e> {
                 .enumerate()
                 .filter(|(_, (mm, _))| *mm as usize == m)
                 .fold(0u8, |acc, (c, _)| acc | (1 << c));
-            mms.push(Mm {
+            mms.push(Keyed::new(Mm {
                 pgd,
                 mmap_lock: RwLock::default(),
                 page_table_lock: RwLock::default(),
@@ -163,23 +177,25 @@ impl<'e> Engine<'e> {
                 flushed_at: 0,
                 mm_lock_seq: 0,
                 dup_mmap: false,
-            });
+            }));
         }
         let files = env
             .scenario
             .file_pages
             .iter()
-            .map(|&n| File {
-                i_mmap_rwsem: RwLock::default(),
-                i_mmap: Vec::new(),
-                pages: PageCache::new(n as usize),
+            .map(|&n| {
+                Keyed::new(File {
+                    i_mmap_rwsem: RwLock::default(),
+                    i_mmap: Vec::new(),
+                    pages: PageCache::new(n as usize),
+                })
             })
             .collect();
         let k = Kernel {
             mem,
             mms,
             files,
-            cpus: vec![Cpu::default(); ncpus + 1],
+            cpus: vec![Keyed::new(Cpu::default()); ncpus + 1],
             rcu: Default::default(),
             fault_mutex: [RwLock::default(); FAULT_MUTEXES],
         };
@@ -203,6 +219,7 @@ impl<'e> Engine<'e> {
             decisions: Vec::new(),
             phase: Phase::Setup,
             runnable: Vec::with_capacity(2 * env.ncpus() + 2),
+            runnable_for: None,
             steps_max: STEPS_MAX_DEFAULT,
             skip_repeats: true,
         }
@@ -333,6 +350,7 @@ impl<'e> Engine<'e> {
 
     /// Fill `self.runnable` for the current phase.
     fn collect_runnable(&mut self) {
+        self.runnable_for = None;
         let (env, k, phase, progs) = (self.env, &self.state.k, self.phase, &self.state.progs);
         fill_runnable(&mut self.runnable, env, k, phase, |s| {
             enabled_choice(env, k, phase, s, progs.get(s)?)
@@ -687,7 +705,12 @@ impl<'e> Engine<'e> {
 
     /// The actors runnable now in the concurrent phase, in the order strategies see them.
     pub fn runnable_now(&mut self) -> &[Choice] {
-        self.collect_runnable();
+        // every change of the state is a step (the engine's own code changes it, nothing else)
+        let now = Some((self.state.step, self.phase));
+        if self.runnable_for != now {
+            self.collect_runnable();
+            self.runnable_for = now;
+        }
         &self.runnable
     }
 

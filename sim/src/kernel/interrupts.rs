@@ -2,12 +2,13 @@
 //! callback whose grace period has elapsed. The scheduler picks them like any other step.
 
 use super::ctx::{Ctx, R};
+use crate::model::fingerprint::Keyed;
 use crate::model::rcu::Callback;
 use crate::profile::PtlockDies;
 use mmsim_traces::{Access, Object};
 
 /// Whether CPU `cpu` can take an interrupt now: an IPI is pending and IRQs are enabled.
-pub fn irq_enabled(cx_cpus: &[crate::model::cpu::Cpu], cpu: usize) -> bool {
+pub fn irq_enabled(cx_cpus: &[Keyed<crate::model::cpu::Cpu>], cpu: usize) -> bool {
     let c = &cx_cpus[cpu];
     c.ipi_from != 0 && c.irqs_off == 0
 }
@@ -41,7 +42,7 @@ pub fn local_irq_enable(cx: &mut Ctx, func: &'static str) -> R<()> {
 pub fn handle_ipi(cx: &mut Ctx) -> R<()> {
     let me = cx.who.cpu;
     cx.touch("flush_smp_call_function_queue", Object::Cpu(me), Access::IpiHandle)?;
-    let cpu = &mut cx.k.cpus[me as usize];
+    let cpu: &mut crate::model::cpu::Cpu = &mut cx.k.cpus[me as usize];
     let from = std::mem::take(&mut cpu.ipi_from);
     let flush = std::mem::take(&mut cpu.ipi_flush);
     for mm in (0..8).filter(|m| flush & (1 << m) != 0) {

@@ -188,6 +188,58 @@ impl Clone for KeyCache {
     }
 }
 
+/// A part of the state with its cached fingerprint ([`KeyCache`]): reading it goes through
+/// `Deref`, and any access that could write it (`DerefMut`) forgets the cached value, so the
+/// model writes its fields as it always did and the search's key rehashes only the parts a
+/// step touched. Equality, hashing and `Debug` are those of the value.
+#[derive(Clone, Default, PartialEq, Eq, Hash)]
+pub struct Keyed<T> {
+    value: T,
+    key: KeyCache,
+}
+
+impl<T> Keyed<T> {
+    pub fn new(value: T) -> Self {
+        Keyed { value, key: KeyCache::default() }
+    }
+
+    /// The value's fingerprint by `compute`, cached until the next write (`compute` must
+    /// be the same function at every call: the cache does not know which one filled it).
+    #[inline]
+    pub fn key(&self, compute: impl Fn(&T) -> u64) -> u64 {
+        self.key.get_or(|| compute(&self.value))
+    }
+}
+
+impl<T> std::ops::Deref for Keyed<T> {
+    type Target = T;
+    #[inline]
+    fn deref(&self) -> &T {
+        &self.value
+    }
+}
+
+impl<T> std::ops::DerefMut for Keyed<T> {
+    #[inline]
+    fn deref_mut(&mut self) -> &mut T {
+        self.key.reset();
+        &mut self.value
+    }
+}
+
+impl<T: std::fmt::Debug> std::fmt::Debug for Keyed<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.value.fmt(f)
+    }
+}
+
+impl<T: super::CopyFrom> super::CopyFrom for Keyed<T> {
+    fn copy_from(&mut self, src: &Self) {
+        self.value.copy_from(&src.value);
+        self.key = src.key.clone();
+    }
+}
+
 /// Data kept beside a state that says nothing about it (a memo, a cache): it compares equal
 /// and hashes to nothing, so states that differ only here are the same state to the visited
 /// table, to equality and to a run's fingerprint: [`KeyCache`]'s cached value, and the memo

@@ -10,6 +10,7 @@ pub mod sync;
 pub mod tlb;
 
 use cpu::Cpu;
+use fingerprint::Keyed;
 use mem::PhysMem;
 use mm::{File, Mm};
 use mmsim_traces::Object;
@@ -54,9 +55,10 @@ pub const FAULT_MUTEXES: usize = 8;
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Kernel {
     pub mem: PhysMem,
-    pub mms: Vec<Mm>,
-    pub files: Vec<File>,
-    pub cpus: Vec<Cpu>,
+    /// Each part keeps its fingerprint for the search's key until it is written ([`Keyed`]).
+    pub mms: Vec<Keyed<Mm>>,
+    pub files: Vec<Keyed<File>>,
+    pub cpus: Vec<Keyed<Cpu>>,
     pub rcu: Rcu,
     pub fault_mutex: [RwLock; FAULT_MUTEXES],
 }

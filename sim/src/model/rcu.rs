@@ -6,6 +6,7 @@
 //! transition of the RCU actor, which the scheduler chooses like any other.
 
 use super::cpu::{Cpu, MAX_CPUS};
+use super::fingerprint::Keyed;
 use super::mem::SiteRef;
 
 /// What a callback does when invoked.
@@ -30,7 +31,7 @@ pub struct Rcu {
 }
 
 impl Rcu {
-    pub fn call_rcu(&mut self, cpus: &[Cpu], what: Callback, queued: SiteRef) {
+    pub fn call_rcu(&mut self, cpus: &[Keyed<Cpu>], what: Callback, queued: SiteRef) {
         let mut wait_mask = 0u8;
         let mut qs_snapshot = [0u32; MAX_CPUS];
         for (i, c) in cpus.iter().enumerate() {
@@ -43,7 +44,7 @@ impl Rcu {
     }
 
     /// Index of the oldest callback whose grace period has elapsed.
-    pub fn ready(&self, cpus: &[Cpu]) -> Option<usize> {
+    pub fn ready(&self, cpus: &[Keyed<Cpu>]) -> Option<usize> {
         self.callbacks.iter().position(|cb| {
             (0..cpus.len()).all(|i| cb.wait_mask & (1 << i) == 0 || cpus[i].qs > cb.qs_snapshot[i])
         })

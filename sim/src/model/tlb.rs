@@ -42,14 +42,14 @@ pub struct Tlb {
 }
 
 impl Tlb {
-    /// Hash the valid entries, each with its fill time replaced by `time(filled)`: the
-    /// exhaustive search's state key keeps only the order of times. An invalid entry is
-    /// hashed as invalid only: nothing reads the rest of it before a fill overwrites it.
-    pub fn hash_with_times<H: std::hash::Hasher>(&self, h: &mut H, time: impl Fn(u64) -> u64) {
+    /// Hash the valid entries without their fill times (the exhaustive search's state key
+    /// adds [`Tlb::filled_before_flush`]). An invalid entry is hashed as invalid only: nothing
+    /// reads the rest of it before a fill overwrites it.
+    pub fn hash_without_times<H: std::hash::Hasher>(&self, h: &mut H) {
         use std::hash::Hash;
         let Tlb { entries, next } = self;
         for e in entries {
-            let TlbEntry { valid, mm, leaf, va, size, target, level, gen, write, filled } = *e;
+            let TlbEntry { valid, mm, leaf, va, size, target, level, gen, write, filled: _ } = *e;
             if !valid {
                 h.write_u64(0);
                 continue;
@@ -60,9 +60,24 @@ impl Tlb {
                 | u64::from(level) << 8
                 | u64::from(mm) << 16
                 | u64::from(gen) << 32;
-            (flags, va, size, target, time(filled)).hash(h);
+            (flags, va, size, target).hash(h);
         }
         next.hash(h);
+    }
+
+    /// Bit `i` set: entry `i` is valid and was filled before `flushed_at(its mm)`, the step
+    /// at which a flush of the mm last claimed completion. That is all a fill time decides:
+    /// the stale-TLB check reports a use of an entry only if so, a later claim comes after
+    /// every fill so far, and a later fill after every claim.
+    pub fn filled_before_flush(&self, flushed_at: impl Fn(u8) -> u64) -> u8 {
+        const _: () = assert!(TLB_ENTRIES <= 8, "one bit per entry in a u8");
+        let mut bits = 0;
+        for (i, e) in self.entries.iter().enumerate() {
+            if e.valid && e.filled < flushed_at(e.mm) {
+                bits |= 1 << i;
+            }
+        }
+        bits
     }
 
     pub fn lookup_leaf(&self, mm: u8, va: u64) -> Option<TlbEntry> {
