@@ -68,7 +68,17 @@ fn mm_key(m: &Mm) -> u64 {
         mm_lock_seq,
         dup_mmap,
     } = m;
-    hash_of(&(pgd, mmap_lock, page_table_lock, vmas, nr_pmds, cpumask, next_vma_id, mm_lock_seq, dup_mmap))
+    hash_of(&(
+        pgd,
+        mmap_lock,
+        page_table_lock,
+        vmas,
+        nr_pmds,
+        cpumask,
+        next_vma_id,
+        mm_lock_seq,
+        dup_mmap,
+    ))
 }
 
 /// A CPU's part of the key: its TLB without the fill times.

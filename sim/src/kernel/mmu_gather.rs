@@ -17,7 +17,7 @@ use std::task::Poll;
 pub const TABLE_BATCH: usize = 16;
 
 /// `struct mmu_gather`: the range to flush and the page-table pages waiting to be freed.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct MmuGather {
     pub mm: u8,
     pub start: u64,
@@ -25,6 +25,14 @@ pub struct MmuGather {
     pub freed_tables: bool,
     tables: [u64; TABLE_BATCH],
     ntables: u8,
+}
+
+/// The tables held, not the unused slots after them (the search's key hashes every step).
+impl std::hash::Hash for MmuGather {
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        let MmuGather { mm, start, end, freed_tables, tables: _, ntables: _ } = self;
+        (mm, start, end, freed_tables, self.tables()).hash(h);
+    }
 }
 
 impl MmuGather {

@@ -562,7 +562,7 @@ impl MadviseDontneed {
 /// `unmap_vmas()` (-> `__unmap_hugepage_range_final()`), `free_pgtables()` (`unlink_file_vma()`
 /// then `free_pgd_range()` between the neighbours), `tlb_finish_mmu()`, remove the VMAs; at exit
 /// also free the PGD.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Unmap {
     mm: u8,
     at: u64,
@@ -583,6 +583,30 @@ pub struct Unmap {
     locked: bool,
     /// `-EINVAL` from a refused split: nothing was unmapped.
     pub failed: bool,
+}
+
+/// The VMAs to remove, not the unused slots after them (the search's key hashes every step).
+impl std::hash::Hash for Unmap {
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        let Unmap {
+            mm,
+            at,
+            end,
+            exit,
+            pc,
+            vmas,
+            nvmas,
+            cur,
+            floor,
+            ceiling,
+            stage,
+            tlb,
+            locked,
+            failed,
+        } = self;
+        (mm, at, end, exit, pc, &vmas[..usize::from(*nvmas).min(vmas.len())], cur).hash(h);
+        (floor, ceiling, stage, tlb, locked, failed).hash(h);
+    }
 }
 
 /// What an [`Unmap`] is in the middle of.
