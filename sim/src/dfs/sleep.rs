@@ -70,14 +70,25 @@ pub(super) struct Search<'s, 'r, 'e> {
     /// Engines whose subtree is done, kept for the next branch to copy a node into
     /// ([`CopyFrom`]): a copy then reuses their vectors instead of allocating its own.
     pool: Vec<Engine<'e>>,
+    /// Sleep sets and branch lists whose node is done, kept for the next ones (a child's
+    /// sleep set is built at every branch).
+    sleep_pool: Vec<Vec<Sleep>>,
+    done_pool: Vec<Vec<(Sleep, bool)>>,
 }
 
 /// The most engines [`Search::pool`] keeps (a branch takes one; they come back as subtrees end).
-const POOL_MAX: usize = 32;
+const POOL_MAX: usize = 256;
 
 impl<'s, 'r, 'e> Search<'s, 'r, 'e> {
     pub(super) fn new(rec: &'r mut Recorder<'s>) -> Self {
-        Search { rec, visited: HashMap::default(), path: Vec::new(), pool: Vec::new() }
+        Search {
+            rec,
+            visited: HashMap::default(),
+            path: Vec::new(),
+            pool: Vec::new(),
+            sleep_pool: Vec::new(),
+            done_pool: Vec::new(),
+        }
     }
 
     /// Search the tree below `root` (the start of the concurrent phase).
@@ -278,6 +289,10 @@ impl<'s, 'r, 'e> Search<'s, 'r, 'e> {
         if let Some(e) = left.filter(|_| self.pool.len() < POOL_MAX) {
             self.pool.push(e);
         }
+        if self.sleep_pool.len() < POOL_MAX {
+            sleep.clear();
+            self.sleep_pool.push(sleep);
+        }
         self.path.truncate(depth);
     }
 
@@ -291,7 +306,8 @@ impl<'s, 'r, 'e> Search<'s, 'r, 'e> {
         // the last actor's next step here: count it as runnable there unless it commutes.
         let mut fps = Footprints::default();
         let last_fp = last_footprint(&eng, last, mutant, &mut fps);
-        let mut done: Vec<(Sleep, bool)> = Vec::new();
+        let mut done = self.done_pool.pop().unwrap_or_default();
+        done.clear();
         let mut eng = Some(eng);
         for (pos, &i) in order.iter().enumerate() {
             if self.rec.stopped.is_some() {
@@ -318,7 +334,8 @@ impl<'s, 'r, 'e> Search<'s, 'r, 'e> {
             child.exec_choice(c);
             self.rec.stats.steps += 1;
             let c_enabled_after = child.runnable_now().iter().any(|d| d.actor == c.actor);
-            let mut zs = Vec::new();
+            let mut zs = self.sleep_pool.pop().unwrap_or_default();
+            zs.clear();
             if self.rec.cfg.sleep_sets {
                 for z in sleep {
                     if z.actor != c.actor && !dependent(z.fp, fp) {
@@ -345,6 +362,9 @@ impl<'s, 'r, 'e> Search<'s, 'r, 'e> {
             self.visit(child, used2, Some(c.actor), zs, child_point);
             self.path.pop();
             done.push((Sleep { actor: c.actor, fp, alt_used: used2 }, c_enabled_after));
+        }
+        if self.done_pool.len() < POOL_MAX {
+            self.done_pool.push(done);
         }
     }
 }

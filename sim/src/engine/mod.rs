@@ -112,7 +112,7 @@ impl CopyFrom for State {
     fn copy_from(&mut self, src: &Self) {
         let State { k, progs, step } = src;
         self.k.copy_from(k);
-        self.progs.clone_from(progs);
+        crate::model::copy_arcs_from(&mut self.progs, progs);
         self.step = *step;
     }
 }

@@ -223,7 +223,7 @@ impl super::CopyFrom for PhysMem {
             huge_base,
             huge_pages,
         } = src;
-        self.frames.clone_from(frames);
+        super::copy_arcs_from(&mut self.frames, frames);
         self.free_list.clone_from(free_list);
         (self.quarantine, self.entries_per_table) = (*quarantine, *entries_per_table);
         (self.next_huge_pfn, self.huge_stride, self.huge_base) =

@@ -35,6 +35,19 @@ pub fn copy_vec_from<T: Clone + CopyFrom>(dst: &mut Vec<T>, src: &[T]) {
     dst.extend_from_slice(&src[n..]);
 }
 
+/// [`CopyFrom`] for shared parts: a slot that already holds the same part is left alone (no
+/// reference count taken and dropped), which is most of them between states of one search.
+pub fn copy_arcs_from<T>(dst: &mut Vec<std::sync::Arc<T>>, src: &[std::sync::Arc<T>]) {
+    dst.truncate(src.len());
+    let n = dst.len();
+    for (d, s) in dst.iter_mut().zip(src) {
+        if !std::sync::Arc::ptr_eq(d, s) {
+            *d = s.clone();
+        }
+    }
+    dst.extend_from_slice(&src[n..]);
+}
+
 impl CopyFrom for Kernel {
     fn copy_from(&mut self, src: &Self) {
         let Kernel { mem, mms, files, cpus, rcu, fault_mutex } = src;
