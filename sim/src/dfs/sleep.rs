@@ -69,7 +69,9 @@ pub(super) struct Search<'s, 'r, 'e> {
     path: Vec<Decision>,
     /// Engines whose subtree is done, kept for the next branch to copy a node into
     /// ([`CopyFrom`]): a copy then reuses their vectors instead of allocating its own.
-    pool: Vec<Engine<'e>>,
+    // boxed on purpose: an engine moves into a child and back, a pointer instead of 464 bytes
+    #[allow(clippy::vec_box)]
+    pool: Vec<Box<Engine<'e>>>,
     /// Sleep sets and branch lists whose node is done, kept for the next ones (a child's
     /// sleep set is built at every branch).
     sleep_pool: Vec<Vec<Sleep>>,
@@ -94,24 +96,25 @@ impl<'s, 'r, 'e> Search<'s, 'r, 'e> {
     /// Search the tree below `root` (the start of the concurrent phase).
     pub(super) fn run(&mut self, mut root: Engine<'e>) {
         self.path = std::mem::take(&mut root.decisions);
-        self.visit(root, 0, None, Vec::new(), None)
+        self.visit(Box::new(root), 0, None, Vec::new(), None)
     }
 
     /// A copy of `eng` for a child of a branch, in a recycled engine when there is one.
-    fn copy_of(&mut self, eng: &Engine<'e>) -> Engine<'e> {
+    /// Engines are boxed: a branch moves them into its children and back to the pool.
+    fn copy_of(&mut self, eng: &Engine<'e>) -> Box<Engine<'e>> {
         match self.pool.pop() {
             Some(mut e) => {
                 e.copy_from(eng);
                 e
             }
-            None => eng.clone(),
+            None => Box::new(eng.clone()),
         }
     }
 
     /// File an execution that ended at `eng`, with the schedule that led there.
-    fn finish(&mut self, mut eng: Engine<'e>) {
+    fn finish(&mut self, mut eng: Box<Engine<'e>>) {
         eng.decisions = self.path.clone();
-        self.rec.finish(eng);
+        self.rec.finish(*eng);
     }
 
     /// The visited-table key: the state, the checker's history and the last actor. Sleep
@@ -153,7 +156,7 @@ impl<'s, 'r, 'e> Search<'s, 'r, 'e> {
     /// no allocation, and explores exactly what one call per node would.
     fn visit(
         &mut self,
-        mut eng: Engine<'e>,
+        mut eng: Box<Engine<'e>>,
         mut used: u32,
         mut last: Option<Actor>,
         mut sleep: Vec<Sleep>,
@@ -298,7 +301,7 @@ impl<'s, 'r, 'e> Search<'s, 'r, 'e> {
 
     /// A node with more than one child to run: each child in turn, the last one taking the
     /// node's engine instead of a copy.
-    fn branch(&mut self, eng: Engine<'e>, node: &Node, order: &[u8], sleep: &[Sleep]) {
+    fn branch(&mut self, eng: Box<Engine<'e>>, node: &Node, order: &[u8], sleep: &[Sleep]) {
         let Node { en, last, last_enabled, .. } = *node;
         let last_child = order.iter().rposition(|&i| node.runs(i as usize));
         let mutant = self.rec.cfg.mutant;
