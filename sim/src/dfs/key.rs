@@ -238,6 +238,30 @@ mod tests {
     }
 
     #[test]
+    fn a_copy_into_an_engine_that_ran_elsewhere_is_the_clone() {
+        use crate::model::CopyFrom;
+        let env = seed_race("v6.1");
+        let a = after_setup(&env);
+        let mut b = a.clone();
+        // b runs the concurrent phase to its end, the last runnable actor first: the munmap
+        // removes its VMA and frees tables, the other CPUs fill TLBs and take locks
+        loop {
+            let r = b.runnable_now();
+            let Some(&c) = r.last() else { break };
+            b.exec_choice(c);
+        }
+        assert_ne!(b.state, a.state);
+        assert_ne!(state_key(&b), state_key(&a));
+        b.copy_from(&a);
+        assert!(b.state == a.state, "the copy is the state it copied");
+        assert_eq!(state_key(&b), state_key(&a));
+        assert_eq!(format!("{:?}", b.check), format!("{:?}", a.check));
+        assert_eq!(b.step_count(), a.step_count());
+        let mut a = a;
+        assert_eq!(b.runnable_now(), a.runnable_now());
+    }
+
+    #[test]
     fn a_clone_shares_its_tables_until_one_of_them_writes() {
         let env = seed_race("v6.3");
         let e = after_setup(&env);
