@@ -19,8 +19,10 @@
 //!   ended in (with no more preemptions) is not finished again, since its teardown and checks
 //!   would repeat the other's.
 //! * **Cheap nodes**: the last child of a node takes the node's engine instead of a copy (at
-//!   the bound most nodes have one child), a copy shares the page-table frames until one is
-//!   written ([`crate::model::mem::PhysMem`]), and the schedule is kept once, in the search.
+//!   the bound most nodes have one child), the others are copied into engines whose subtree
+//!   is done ([`crate::model::CopyFrom`]: their vectors are reused), a copy shares the
+//!   page-table frames and programs until one is written ([`crate::model::mem::PhysMem`]),
+//!   and the schedule is kept once, in the search.
 //! * **Range loops at one-child nodes**: where the search runs only the CPU that just ran,
 //!   its range loops skip their empty slots as in the seeded loop ([`Alone`]); a node's
 //!   children are then those of every repeat of the loop's iteration, so nothing changes but
