@@ -250,7 +250,7 @@ impl<'a> Ctx<'a> {
     // ---- locks -------------------------------------------------------------------------
 
     fn check_sleepable(&mut self, func: &'static str, obj: Object) {
-        let c = *self.k.cpus[self.who.cpu as usize];
+        let c = &self.k.cpus[self.who.cpu as usize];
         if c.in_rcu_reader() {
             let why = if c.irqs_off > 0 {
                 "with IRQs disabled"

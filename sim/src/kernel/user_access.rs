@@ -44,15 +44,16 @@ impl UserAccess {
             // and the access. Flushes wait for walks in progress (DSB on arm64, IPIs between
             // instructions on x86), so nothing interleaves inside.
             cx.touch(HW, Object::Tlb(cx.who.cpu), Access::Read)?;
-            let tlb = cx.k.cpus[cpu].tlb;
-            if let Some(e) = tlb.lookup_leaf(mm, at).filter(|e| e.write || !self.write) {
+            let tlb = &cx.k.cpus[cpu].tlb;
+            let (leaf, walk) = (tlb.lookup_leaf(mm, at), tlb.lookup_walk(mm, at));
+            if let Some(e) = leaf.filter(|e| e.write || !self.write) {
                 self.page = e.target + ((at - e.va) >> cx.env.arch.page_shift());
                 cx.detail(|| format!("TLB hit: 0x{at:x} -> pfn 0x{:x}", e.target));
                 self.check_leaf_hit(cx, e);
                 self.data_access(cx, e.target, Some(e));
                 return Ok(Poll::Ready(()));
             }
-            let mut cur = match tlb.lookup_walk(mm, at) {
+            let mut cur = match walk {
                 Some(w) => {
                     self.check_walk_cache(cx, w);
                     let index = cx.env.arch.levels()[w.level as usize].index(at) as u16;

@@ -1,11 +1,12 @@
 //! Per-CPU state: interrupt masking, RCU read-side nesting, the IPI mailbox and the TLB.
 
+use super::cow::Shared;
 use super::tlb::Tlb;
 
 /// Upper bound on simulated CPUs (masks are `u8`).
 pub const MAX_CPUS: usize = 8;
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub struct Cpu {
     /// `local_irq_disable()` nesting; > 0 means IRQs are off.
     pub irqs_off: u8,
@@ -22,7 +23,8 @@ pub struct Cpu {
     pub ipi_flush: u8,
     /// The pending flush keeps walk-cache entries (a leaf-only invalidation).
     pub ipi_flush_leaf_only: bool,
-    pub tlb: Tlb,
+    /// Shared between copies of the state until filled or flushed.
+    pub tlb: Shared<Tlb>,
 }
 
 impl Cpu {

@@ -1,6 +1,7 @@
 //! The kernel's objects: physical memory and page-table pages, address spaces, files, locks,
 //! CPUs and RCU. Plain data that is cheap to clone and hash; no scheduling, no checking.
 
+pub mod cow;
 pub mod cpu;
 pub mod fingerprint;
 pub mod mem;
