@@ -209,6 +209,9 @@ pub struct PhysMem {
     /// First pfn of the pool, and the descriptor of every page handed out, in pfn order.
     huge_base: u64,
     huge_pages: Vec<HugePage>,
+    /// The whole memory's part of the search's key, reset by every `&mut self` method
+    /// (derived data: not part of equality).
+    key_cache: KeyCache,
 }
 
 impl super::CopyFrom for PhysMem {
@@ -222,6 +225,7 @@ impl super::CopyFrom for PhysMem {
             huge_stride,
             huge_base,
             huge_pages,
+            key_cache,
         } = src;
         super::copy_arcs_from(&mut self.frames, frames);
         self.free_list.clone_from(free_list);
@@ -229,6 +233,7 @@ impl super::CopyFrom for PhysMem {
         (self.next_huge_pfn, self.huge_stride, self.huge_base) =
             (*next_huge_pfn, *huge_stride, *huge_base);
         self.huge_pages.clone_from(huge_pages);
+        self.key_cache = key_cache.clone();
     }
 }
 
@@ -243,11 +248,13 @@ impl PhysMem {
             huge_stride,
             huge_base: huge_base_pfn,
             huge_pages: Vec::new(),
+            key_cache: KeyCache::default(),
         }
     }
 
     /// `pagetable_alloc()` + ctor: a zeroed table at `level`, refcount 1, ptlock initialised.
     pub fn alloc_table(&mut self, level: u8, site: SiteRef) -> u64 {
+        self.key_cache.reset();
         let pfn = match self.free_list.pop() {
             Some(pfn) => pfn,
             None => {
@@ -296,6 +303,7 @@ impl PhysMem {
 
     /// Return a table page to the allocator.
     pub fn free_table(&mut self, pfn: u64, site: SiteRef) {
+        self.key_cache.reset();
         let quarantine = self.quarantine;
         if let Some(f) = self.frame_mut(pfn) {
             f.state = FrameState::Freed;
@@ -311,6 +319,7 @@ impl PhysMem {
     /// `alloc_hugetlb_folio()` from the pool: the head pfn of a fresh huge page, holding the
     /// allocation's reference. The pool never runs out and pages are never reused.
     pub fn alloc_huge_page(&mut self) -> u64 {
+        self.key_cache.reset();
         let pfn = self.next_huge_pfn;
         self.next_huge_pfn += self.huge_stride;
         self.huge_pages.push(HugePage { refcount: 1, ..HugePage::default() });
@@ -331,6 +340,7 @@ impl PhysMem {
     }
 
     pub fn huge_page_mut(&mut self, pfn: u64) -> Option<&mut HugePage> {
+        self.key_cache.reset();
         let i = pfn.checked_sub(self.huge_base)? / self.huge_stride.max(1);
         self.huge_pages.get_mut(i as usize)
     }
@@ -338,6 +348,7 @@ impl PhysMem {
     /// Add (or with a negative `by`, drop) a mapping of `pfn`: mapcount and refcount together
     /// (`folio_get()` + `page_dup_*_rmap()`, or `page_remove_rmap()` + the put).
     pub fn huge_page_map(&mut self, pfn: u64, by: i32) {
+        self.key_cache.reset();
         if let Some(p) = self.huge_page_mut(pfn) {
             p.mapcount = p.mapcount.saturating_add_signed(by);
             p.refcount = p.refcount.saturating_add_signed(by);
@@ -346,6 +357,7 @@ impl PhysMem {
 
     /// `folio_get()` / `folio_put()` of `pfn`.
     pub fn huge_page_ref(&mut self, pfn: u64, by: i32) {
+        self.key_cache.reset();
         if let Some(p) = self.huge_page_mut(pfn) {
             p.refcount = p.refcount.saturating_add_signed(by);
         }
@@ -364,6 +376,7 @@ impl PhysMem {
     /// The frame, for writing: copied first if another clone of the state shares it.
     #[inline]
     pub fn frame_mut(&mut self, pfn: u64) -> Option<&mut Frame> {
+        self.key_cache.reset();
         pfn.checked_sub(TABLE_PFN_BASE).and_then(|i| self.frames.get_mut(i as usize)).map(|f| {
             let f = Arc::make_mut(f);
             f.key_cache.reset();
@@ -391,17 +404,22 @@ impl PhysMem {
             huge_stride,
             huge_base,
             huge_pages,
+            key_cache,
         } = self;
-        (free_list, quarantine, entries_per_table, next_huge_pfn, huge_stride).hash(h);
-        (huge_base, huge_pages).hash(h);
-        frames.len().hash(h);
-        for f in frames {
-            h.write_u64(f.key_cache.get_or(|| {
-                let mut fh = StateHasher::default();
-                f.hash_without_steps(&mut fh);
-                fh.finish()
-            }));
-        }
+        h.write_u64(key_cache.get_or(|| {
+            let mut h = StateHasher::default();
+            (free_list, quarantine, entries_per_table, next_huge_pfn, huge_stride).hash(&mut h);
+            (huge_base, huge_pages).hash(&mut h);
+            frames.len().hash(&mut h);
+            for f in frames {
+                h.write_u64(f.key_cache.get_or(|| {
+                    let mut fh = StateHasher::default();
+                    f.hash_without_steps(&mut fh);
+                    fh.finish()
+                }));
+            }
+            h.finish()
+        }));
     }
 
     /// Raw entry value behind a pointer (no lifecycle checks: callers check first).
