@@ -149,7 +149,7 @@ impl<'e> Engine<'e> {
         // hugetlb pool from 4 GiB physical upwards, aligned to the huge page size
         let mut mem =
             PhysMem::new(arch.ptrs_per_table(), (4u64 << 30) >> arch.page_shift(), huge_stride);
-        mem.quarantine = env.sw.quarantine;
+        mem.set_quarantine(env.sw.quarantine);
         let ncpus = env.ncpus();
         let mut mms = Vec::new();
         for m in 0..env.scenario.mm_names.len() {

@@ -201,7 +201,7 @@ pub struct HugePage {
 pub struct PhysMem {
     frames: Vec<Arc<Frame>>,
     free_list: Vec<u64>,
-    pub quarantine: bool,
+    quarantine: bool,
     entries_per_table: usize,
     /// Hugetlb pool: next free huge page's head pfn, and the pfn stride of one huge page.
     next_huge_pfn: u64,
@@ -250,6 +250,12 @@ impl PhysMem {
             huge_pages: Vec::new(),
             key_cache: KeyCache::default(),
         }
+    }
+
+    /// Keep freed tables poisoned instead of reusing them (KASAN's quarantine).
+    pub fn set_quarantine(&mut self, on: bool) {
+        self.key_cache.reset();
+        self.quarantine = on;
     }
 
     /// `pagetable_alloc()` + ctor: a zeroed table at `level`, refcount 1, ptlock initialised.
