@@ -98,12 +98,11 @@ pub(super) fn races_with_none(eng: &Engine, cpu: u8, fp: Footprint, mutant: Muta
 
 /// The tables `fp` names, if it touches page tables only, writing nothing but ptlocks.
 fn tables_of(fp: Footprint) -> Option<[Option<u64>; MAX_TABLES]> {
-    let items = fp.items();
-    if items.is_empty() {
+    if fp.is_global() || fp.is_nothing() {
         return None;
     }
     let mut out = [None; MAX_TABLES];
-    for it in items {
+    for it in fp.items() {
         let pfn = match it.key {
             Key::PtLock(pfn) => pfn,
             Key::Entry { pfn, .. } | Key::Life(pfn) | Key::Owners(pfn) | Key::Refs(pfn)

@@ -68,20 +68,128 @@ pub enum Key {
     Obj(Object),
 }
 
-impl Key {
-    /// Whether the two keys name overlapping state.
-    fn overlaps(self, other: Key) -> bool {
-        use Key::*;
-        match (self, other) {
-            (AnyPt, Entry { .. } | Life(_) | Owners(_) | AnyPt)
-            | (Entry { .. } | Life(_) | Owners(_), AnyPt) => true,
-            (x, y) => x == y,
+/// A [`Key`] packed into one word, as footprints hold it (comparing two is one compare):
+/// the key's kind in the top 4 bits, for [`Key::Obj`] the object's kind in the next 4, and
+/// the pfns, indices and ids below, each in a field of its own, so that distinct keys are
+/// distinct words and [`Code::key`] gives the key back.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+struct Code(u64);
+
+/// Bits below the kinds: the payload.
+const PAYLOAD_BITS: u32 = 56;
+/// An entry's pfn sits above its 16-bit index: pfns below 2^40 (4 PiB of memory) fit.
+const ENTRY_PFN_LIMIT: u64 = 1 << (PAYLOAD_BITS - 16);
+
+const ENTRY: u64 = 1;
+const LIFE: u64 = 2;
+const OWNERS: u64 = 3;
+const REFS: u64 = 4;
+const PTLOCK: u64 = 5;
+const ANY_PT: u64 = 6;
+const TABLE_ALLOC: u64 = 7;
+const TLBS: u64 = 8;
+const IPI: u64 = 9;
+const PAGE_CACHE: u64 = 10;
+const OBJ: u64 = 11;
+
+impl Code {
+    const ANY_PT: Code = Code(ANY_PT << 60);
+
+    /// The word for `key`; `None` for a pfn too large for its field (the caller then treats
+    /// the step as touching everything, which is always sound).
+    fn of(key: Key) -> Option<Code> {
+        let word = |kind: u64, sub: u64, payload: u64| {
+            (payload < 1 << PAYLOAD_BITS)
+                .then_some(Code(kind << 60 | sub << PAYLOAD_BITS | payload))
+        };
+        let entry =
+            |pfn: u64, index: u16| (pfn < ENTRY_PFN_LIMIT).then_some(pfn << 16 | u64::from(index));
+        match key {
+            Key::Entry { pfn, index } => word(ENTRY, 0, entry(pfn, index)?),
+            Key::Life(pfn) => word(LIFE, 0, pfn),
+            Key::Owners(pfn) => word(OWNERS, 0, pfn),
+            Key::Refs(pfn) => word(REFS, 0, pfn),
+            Key::PtLock(pfn) => word(PTLOCK, 0, pfn),
+            Key::AnyPt => word(ANY_PT, 0, 0),
+            Key::TableAlloc => word(TABLE_ALLOC, 0, 0),
+            Key::Tlbs => word(TLBS, 0, 0),
+            Key::Ipi => word(IPI, 0, 0),
+            Key::PageCache => word(PAGE_CACHE, 0, 0),
+            Key::Obj(o) => {
+                let (sub, payload) = match o {
+                    Object::MmapLock(mm) => (0, u64::from(mm)),
+                    Object::PageTableLock(mm) => (1, u64::from(mm)),
+                    Object::VmaLock { mm, vma } => (2, u64::from(mm) << 16 | u64::from(vma)),
+                    Object::VmLock { mm, vma } => (3, u64::from(mm) << 16 | u64::from(vma)),
+                    Object::IMmapRwsem(f) => (4, u64::from(f)),
+                    Object::FaultMutex(h) => (5, u64::from(h)),
+                    Object::PtLock(pfn) => (6, pfn),
+                    Object::Table(pfn) => (7, pfn),
+                    Object::Entry { pfn, index } => (8, entry(pfn, index)?),
+                    Object::Page(pfn) => (9, pfn),
+                    Object::Cpu(c) => (10, u64::from(c)),
+                    Object::Tlb(c) => (11, u64::from(c)),
+                    Object::Rcu => (12, 0),
+                    Object::Vmas(mm) => (13, u64::from(mm)),
+                };
+                word(OBJ, sub, payload)
+            }
         }
     }
 
+    /// The key this word stands for.
+    fn key(self) -> Key {
+        let payload = self.0 & ((1 << PAYLOAD_BITS) - 1);
+        let (pfn, index) = (payload >> 16, payload as u16);
+        let (byte, half) = (payload as u8, payload as u16);
+        match self.0 >> 60 {
+            ENTRY => Key::Entry { pfn, index },
+            LIFE => Key::Life(payload),
+            OWNERS => Key::Owners(payload),
+            REFS => Key::Refs(payload),
+            PTLOCK => Key::PtLock(payload),
+            ANY_PT => Key::AnyPt,
+            TABLE_ALLOC => Key::TableAlloc,
+            TLBS => Key::Tlbs,
+            IPI => Key::Ipi,
+            PAGE_CACHE => Key::PageCache,
+            _ => Key::Obj(match (self.0 >> PAYLOAD_BITS) & 0xf {
+                0 => Object::MmapLock(byte),
+                1 => Object::PageTableLock(byte),
+                2 => Object::VmaLock { mm: (payload >> 16) as u8, vma: half },
+                3 => Object::VmLock { mm: (payload >> 16) as u8, vma: half },
+                4 => Object::IMmapRwsem(byte),
+                5 => Object::FaultMutex(half),
+                6 => Object::PtLock(payload),
+                7 => Object::Table(payload),
+                8 => Object::Entry { pfn, index },
+                9 => Object::Page(payload),
+                10 => Object::Cpu(byte),
+                11 => Object::Tlb(byte),
+                12 => Object::Rcu,
+                _ => Object::Vmas(byte),
+            }),
+        }
+    }
+
+    /// Whether the key is an entry, a table's lifecycle or owners, or every one of them.
+    #[inline]
+    fn in_any_pt(self) -> bool {
+        matches!(self.0 >> 60, ENTRY | LIFE | OWNERS | ANY_PT)
+    }
+
+    /// Whether the two keys name overlapping state.
+    #[inline]
+    fn overlaps(self, other: Code) -> bool {
+        self == other
+            || (self == Code::ANY_PT && other.in_any_pt())
+            || (other == Code::ANY_PT && self.in_any_pt())
+    }
+
     /// Whether every key overlapping `other` overlaps this one.
-    fn contains(self, other: Key) -> bool {
-        self == other || (self == Key::AnyPt && other.overlaps(Key::AnyPt))
+    #[inline]
+    fn contains(self, other: Code) -> bool {
+        self == other || (self == Code::ANY_PT && other.in_any_pt())
     }
 }
 
@@ -95,20 +203,34 @@ pub struct Item {
 /// The most keys one step touches (a table allocation or free).
 const MAX: usize = 5;
 
-/// A step's footprint: what it touches and whether it may change it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Footprint {
-    /// Anything: dependent with every step.
-    Global,
-    /// The first `n` items.
-    Keys { items: [Item; MAX], n: u8 },
+/// A step's footprint: what it touches and whether it may change it. The keys are packed
+/// words ([`Code`]), the unused ones zero, so that equal footprints are equal values.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Footprint {
+    codes: [Code; MAX],
+    /// Bit i set: key i is written.
+    writes: u8,
+    /// Keys used; [`GLOBAL_N`] for a step that touches anything.
+    n: u8,
 }
 
-pub(crate) const GLOBAL: Footprint = Footprint::Global;
+/// [`Footprint::n`] of the global footprint.
+const GLOBAL_N: u8 = u8::MAX;
+
+/// Anything: dependent with every step.
+pub(crate) const GLOBAL: Footprint = Footprint { codes: [Code(0); MAX], writes: 0, n: GLOBAL_N };
 
 /// Only the actor's own state: independent of every step.
-pub const NOTHING: Footprint =
-    Footprint::Keys { items: [Item { key: Key::AnyPt, write: false }; MAX], n: 0 };
+pub const NOTHING: Footprint = Footprint { codes: [Code(0); MAX], writes: 0, n: 0 };
+
+impl std::fmt::Debug for Footprint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.is_global() {
+            return f.write_str("Global");
+        }
+        f.debug_list().entries(self.items()).finish()
+    }
+}
 
 impl Footprint {
     fn of(list: &[(Key, bool)]) -> Self {
@@ -120,29 +242,47 @@ impl Footprint {
     }
 
     /// Add a key; the same key twice (an entry pointing into its own table) keeps the write.
+    /// A key with a pfn too large to pack makes the footprint global.
     fn add(&mut self, key: Key, write: bool) {
-        let Footprint::Keys { items, n } = self else { return };
-        let len = *n as usize;
-        match items[..len].iter_mut().find(|it| it.key == key) {
-            Some(it) => it.write |= write,
+        if self.is_global() {
+            return;
+        }
+        let Some(code) = Code::of(key) else {
+            *self = GLOBAL;
+            return;
+        };
+        let len = usize::from(self.n);
+        match self.codes[..len].iter().position(|&c| c == code) {
+            Some(i) => self.writes |= u8::from(write) << i,
             None => {
-                items[len] = Item { key, write };
-                *n += 1;
+                self.codes[len] = code;
+                self.writes |= u8::from(write) << len;
+                self.n += 1;
             }
         }
     }
 
-    /// The items (none for [`Footprint::Global`], which is dependent with everything).
-    pub fn items(&self) -> &[Item] {
-        match self {
-            Footprint::Global => &[],
-            Footprint::Keys { items, n } => &items[..*n as usize],
-        }
+    /// The packed keys and whether each is written (none for the global footprint).
+    #[inline]
+    fn coded(&self) -> impl Iterator<Item = (Code, bool)> + '_ {
+        let n = if self.is_global() { 0 } else { usize::from(self.n) };
+        self.codes[..n].iter().enumerate().map(|(i, &c)| (c, self.writes & (1 << i) != 0))
+    }
+
+    /// The items (none for the global footprint, which is dependent with everything).
+    pub fn items(&self) -> impl Iterator<Item = Item> + '_ {
+        self.coded().map(|(c, write)| Item { key: c.key(), write })
+    }
+
+    /// Whether the step may touch anything.
+    #[inline]
+    pub fn is_global(&self) -> bool {
+        self.n == GLOBAL_N
     }
 
     /// Whether the step touches only its actor's own state.
     pub fn is_nothing(&self) -> bool {
-        matches!(self, Footprint::Keys { n: 0, .. })
+        self.n == 0
     }
 }
 
@@ -289,30 +429,24 @@ pub fn of_pending(
 
 /// Whether two steps of different actors may not commute.
 pub fn dependent(a: Footprint, b: Footprint) -> bool {
-    match (a, b) {
-        (Footprint::Global, _) | (_, Footprint::Global) => true,
-        _ => a
-            .items()
-            .iter()
-            .any(|x| b.items().iter().any(|y| (x.write || y.write) && x.key.overlaps(y.key))),
+    if a.is_global() || b.is_global() {
+        return true;
     }
+    a.coded().any(|(x, xw)| b.coded().any(|(y, yw)| (xw || yw) && x.overlaps(y)))
 }
 
 /// Whether every step dependent with `b` is also dependent with `a`, and `a` with `b`: then
 /// whatever happened before a step dependent with `b` happened before `a` too.
 pub fn covers(a: Footprint, b: Footprint) -> bool {
-    match (a, b) {
-        (Footprint::Global, _) => true,
-        (_, Footprint::Global) => false,
-        _ if b.is_nothing() => false,
-        // each key of b lies in one of a's, written there if b only reads it
-        _ => {
-            dependent(a, b)
-                && b.items().iter().all(|y| {
-                    a.items().iter().any(|x| x.key.contains(y.key) && (x.write || !y.write))
-                })
-        }
+    if a.is_global() {
+        return true;
     }
+    if b.is_global() || b.is_nothing() {
+        return false;
+    }
+    // each key of b lies in one of a's, written there if b only reads it
+    dependent(a, b)
+        && b.coded().all(|(y, yw)| a.coded().any(|(x, xw)| x.contains(y) && (xw || !yw)))
 }
 
 #[cfg(test)]
@@ -402,6 +536,47 @@ mod tests {
     }
 
     #[test]
+    fn a_packed_key_gives_its_key_back_and_distinct_keys_stay_distinct() {
+        let pfns = [0, 1, 0x1003, ENTRY_PFN_LIMIT - 1];
+        let mut keys = vec![Key::AnyPt, Key::TableAlloc, Key::Tlbs, Key::Ipi, Key::PageCache];
+        for &pfn in &pfns {
+            for index in [0, 1, 511, 2047, u16::MAX] {
+                keys.push(Key::Entry { pfn, index });
+                keys.push(Key::Obj(Object::Entry { pfn, index }));
+            }
+            keys.extend([Key::Life(pfn), Key::Owners(pfn), Key::Refs(pfn), Key::PtLock(pfn)]);
+            keys.extend([Object::PtLock(pfn), Object::Table(pfn), Object::Page(pfn)].map(Key::Obj));
+        }
+        for n in [0u8, 1, 7, u8::MAX] {
+            let objs = [
+                Object::MmapLock(n),
+                Object::PageTableLock(n),
+                Object::IMmapRwsem(n),
+                Object::Cpu(n),
+                Object::Tlb(n),
+                Object::Vmas(n),
+                Object::FaultMutex(u16::from(n) << 8 | 3),
+                Object::VmaLock { mm: n, vma: 300 },
+                Object::VmLock { mm: n, vma: 300 },
+            ];
+            keys.extend(objs.map(Key::Obj));
+        }
+        keys.push(Key::Obj(Object::Rcu));
+        let codes: Vec<Code> = keys.iter().map(|&k| Code::of(k).expect("fits")).collect();
+        for (i, (&k, &c)) in keys.iter().zip(&codes).enumerate() {
+            assert_eq!(c.key(), k, "{k:?} round trip");
+            for (j, &d) in codes.iter().enumerate() {
+                assert_eq!(c == d, keys[i] == keys[j], "{k:?} vs {:?}", keys[j]);
+            }
+        }
+        // a pfn too large for its field: the step touches everything
+        let far = Object::Entry { pfn: ENTRY_PFN_LIMIT, index: 0 };
+        assert!(fp(far, Access::Read).is_global());
+        assert!(fp(Object::Table(1 << PAYLOAD_BITS), Access::Free).is_global());
+        assert!(!fp(Object::Table((1 << PAYLOAD_BITS) - 1), Access::Free).is_global());
+    }
+
+    #[test]
     fn the_mutants_break_what_they_say() {
         let e = Object::Entry { pfn: 0x1003, index: 1 };
         let m = |object, access, mutant| {
@@ -430,7 +605,7 @@ mod tests {
         assert!(!covers(user, w), "reads what a write writes");
         let flush = fp(Object::Tlb(1), Access::TlbFlush);
         assert!(covers(user, flush) && covers(flush, flush));
-        let rcu = Footprint::Global;
+        let rcu = GLOBAL;
         assert!(covers(rcu, fp(Object::MmapLock(0), Access::LockRead)));
         assert!(!covers(fp(e(1), Access::Local), fp(e(1), Access::Local)));
         assert!(!covers(w, rcu));

@@ -66,7 +66,7 @@ pub trait Fuse {
 }
 
 /// The next access a CPU will make.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Pending {
     pub func: &'static str,
     pub object: Object,
@@ -74,6 +74,16 @@ pub struct Pending {
     /// For an entry write: the table the new value points to (its owners change), so that
     /// the search's footprint of the step can name it.
     pub link: Option<u64>,
+}
+
+/// The function's name is left out (the search's key hashes a program at every step it
+/// takes): the op machine that declared the access names it, and the machine is hashed with
+/// its program counter beside this. Equal values still hash equally.
+impl std::hash::Hash for Pending {
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        let Pending { func: _, object, access, link } = self;
+        (object, access, link).hash(h);
+    }
 }
 
 /// Who is running: the actor, its CPU and mm, and the operation index.

@@ -337,7 +337,7 @@ struct Visit {
 /// `[addr, end)`, and free every table whose whole span lies inside `[floor, ceiling)`, clearing
 /// the entry that pointed at it first (`pud_clear(); pmd_free_tlb(); mm_dec_nr_pmds()`).
 /// Hugetlb VMAs use it too (x86 `hugetlb_free_pgd_range()` is `free_pgd_range()`).
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FreePgdRange {
     stack: [Visit; 6],
     depth: u8,
@@ -350,6 +350,19 @@ pub struct FreePgdRange {
     free: Option<FreeTableTlb>,
     /// The skip of the empty entries after an empty one ([`EmptySlots`]).
     empty: EmptySlots,
+}
+
+/// The tables being visited, not the slots above the stack's depth (the search's key hashes
+/// the program at every step it takes). Those slots are dead: a pop leaves its slot as it
+/// was, but a push writes it before the depth covers it again, so walks that differ only
+/// there run the same.
+impl std::hash::Hash for FreePgdRange {
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        let FreePgdRange { stack, depth, floor, ceiling, pc, parent_ptr, child, free, empty } =
+            self;
+        (&stack[..usize::from(*depth).min(stack.len())], floor, ceiling, pc).hash(h);
+        (parent_ptr, child, free, empty).hash(h);
+    }
 }
 
 impl FreePgdRange {

@@ -7,11 +7,22 @@
 //! writer); readers may always join readers.
 
 /// A lock word: which CPU holds it for write, and which CPUs hold it for read.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct RwLock {
     pub writer: Option<u8>,
     /// Bit n set: CPU n holds it for read.
     pub readers: u8,
+}
+
+/// One 32-bit word per lock (the search's key hashes every lock at every step): the writer
+/// plus one (0: none) in the low 16 bits, the readers above, so equal locks hash equally
+/// and distinct ones are distinct words.
+impl std::hash::Hash for RwLock {
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        let RwLock { writer, readers } = *self;
+        let writer = writer.map_or(0, |c| u32::from(c) + 1);
+        h.write_u32(writer | u32::from(readers) << 16);
+    }
 }
 
 /// How a CPU holds a lock.
