@@ -14,7 +14,7 @@ use std::task::Poll;
 
 /// `__handle_mm_fault()` -> `do_anonymous_page()`: allocate the tables down to the PTE table
 /// (`pte_alloc()`), then under the PTE table's ptlock install a new page if the entry is none.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct DoAnonymousPage {
     mm: u8,
     at: u64,
@@ -93,7 +93,7 @@ impl DoAnonymousPage {
 /// `unmap_page_range()` -> ... -> `zap_pte_range()` over `[start, end)` of an anonymous VMA:
 /// for each page, find its PTE table (skipping a whole PMD range without one), clear the entry
 /// under the table's ptlock and add it to the gather's flush range.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct ZapPteRange {
     mm: u8,
     addr: u64,

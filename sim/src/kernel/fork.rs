@@ -33,7 +33,7 @@ use std::task::Poll;
 /// `page_try_dup_anon_rmap()` failing: 4eae4efa2c29, v5.12) and takes `write_protect_seq`,
 /// which GUP-fast checks (623a1ddfeb23, ~v5.19); the model's GUP takes no pins, so every
 /// anonymous page is shared read-only. Migration, hwpoison and uffd-wp entries are left out.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct CopyHugetlbPageRange {
     src_mm: u8,
     src_vma: u16,
@@ -271,7 +271,7 @@ impl CopyHugetlbPageRange {
 /// again. Simplified: the flush is made only when a parent entry was write-protected (without
 /// one it changes no translation), so that forks of shared mappings step as before. Private
 /// anonymous (PTE) memory is not copied: scenarios cannot fork an mm that has some.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Fork {
     mm: u8,
     child: u8,

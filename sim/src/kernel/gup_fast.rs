@@ -31,7 +31,7 @@ fn read_once(cx: &mut Ctx, func: &'static str, p: EntryPtr, mm: Option<u8>) -> R
 }
 
 /// `gup_fast(start, end, gup_flags, pages)` for one PMD-size hugetlb page at `at`.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct GupFast {
     mm: u8,
     at: u64,

@@ -52,7 +52,7 @@ fn after_unshare(cx: &Ctx, addr: u64, sz: u64) -> u64 {
 /// `huge_pmd_share(mm, vma, addr, pud)` (v6.1): look in the file's `i_mmap` tree for another VMA
 /// mapping the same file range with a PMD table, take a reference on that table, and install it
 /// in this mm's PUD if it is still none. Returns the `pmd_alloc()` result.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct HugePmdShare {
     mm: u8,
     vma: u16,
@@ -229,7 +229,7 @@ impl HugePmdShare {
 /// `huge_pte_alloc(mm, vma, addr, sz)` (generic, mm/hugetlb.c v6.1): allocate down to the PUD,
 /// then share a PMD table if possible (`want_pmd_share() && pud_none(*pud)`), else
 /// `pmd_alloc()`. The result is only stable while the vma lock is held (§4.1).
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct HugePteAlloc {
     mm: u8,
     vma: u16,
@@ -286,7 +286,7 @@ impl HugePteAlloc {
 /// other sharers, clear this mm's PUD, drop the reference and return true. With
 /// `unshare_sync_one` (v6.16) it then waits, via `tlb_remove_table_sync_one()`, for every
 /// IRQ-off walker that may still see the table (RCU table-free configurations only).
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct HugePmdUnshare {
     mm: u8,
     vma: u16,
@@ -396,7 +396,7 @@ pub enum RangeAction {
 /// for each huge page, `huge_pte_offset()`, `huge_pte_lock()`, try `huge_pmd_unshare()`
 /// (and skip the rest of the PUD range if it did), else act on the entry. Callers hold the
 /// vma lock (v6.1) and `i_mmap_rwsem` for write.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct HugeRangeLoop {
     mm: u8,
     vma: u16,
@@ -582,7 +582,7 @@ impl HugeRangeLoop {
 /// `i_mmap_rwsem` for write, the loop, the forced flush when it unshared (before
 /// `i_mmap_rwsem` is dropped), then unlock. `final_unmap` (`ZAP_FLAG_UNMAP`, munmap/exit) frees
 /// the vma lock and stops the VMA from being found for sharing.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct ZapHugetlbVma {
     mm: u8,
     vma: u16,
@@ -686,7 +686,7 @@ impl ZapHugetlbVma {
 /// `hugetlb_change_protection()` (v6.1) minus its caller's `mmap_lock`: vma lock and
 /// `i_mmap_rwsem` for write, the range loop, then `flush_hugetlb_tlb_range()` over the widened
 /// range if it unshared, before unlocking.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct HugetlbChangeProtection {
     mm: u8,
     vma: u16,
@@ -768,7 +768,7 @@ impl HugetlbChangeProtection {
 /// not modelled), `PageAnonExclusive`/`page_move_anon_rmap()`, migration and hwpoison entries,
 /// uffd-wp, the page cache folio a private write fault copies from (it takes a new page at
 /// once instead of mapping the cached one and copying in `hugetlb_wp()`).
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct HugetlbFault {
     mm: u8,
     vma: u16,

@@ -12,7 +12,7 @@ use std::task::Poll;
 /// `remove_inode_hugepages()` drops the pages from the page cache. Simplified: a VMA whose vma
 /// lock is busy is skipped (the kernel takes a kref, drops `i_mmap_rwsem` and retries); no
 /// `i_rwsem`, no reservations.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct PunchHole {
     file: u8,
     /// The hole in file pages (of the huge page size), `[first, last)`.

@@ -17,7 +17,7 @@ use std::task::Poll;
 pub const TABLE_BATCH: usize = 16;
 
 /// `struct mmu_gather`: the range to flush and the page-table pages waiting to be freed.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct MmuGather {
     pub mm: u8,
     pub start: u64,
@@ -78,7 +78,7 @@ impl MmuGather {
 /// broadcast invalidation (arm64 TLBI IS, x86 INVLPGB), PV hypercalls and SBI remote fences
 /// reach every CPU at once without interrupting it. A leaf-only flush (arm64 `VALE1IS`) keeps
 /// walk-cache entries. When the flush returns, the mm's `flushed_at` records the claim.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct FlushTlb {
     /// The mm to flush; `None` for a pure synchronisation IPI (`tlb_remove_table_sync_one()`).
     mm: Option<u8>,
@@ -186,7 +186,7 @@ impl FlushTlb {
 /// `__pmd_free_tlb()` / `__pte_free_tlb()` / `__pud_free_tlb()`: run the table's dtor when the
 /// profile frees the ptlock here, then `tlb_remove_table()` (x86 `paravirt_tlb_remove_table()`),
 /// which queues the page in the gather. v6.1 x86 order: dtor, then remove.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct FreeTableTlb {
     pfn: u64,
     level: u8,
@@ -242,7 +242,7 @@ impl FreeTableTlb {
 /// `tlb_finish_mmu()` -> `tlb_flush_mmu()`: `tlb_flush_mmu_tlbonly()` (the shootdown), then
 /// `tlb_flush_mmu_free()`: with RCU table free, `tlb_table_flush()` queues the batch with
 /// `call_rcu()`; otherwise `tlb_batch_pages_flush()` frees the pages now, after the flush.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct TlbFinishMmu {
     pc: u8,
     flush: Option<FlushTlb>,
@@ -337,7 +337,7 @@ struct Visit {
 /// `[addr, end)`, and free every table whose whole span lies inside `[floor, ceiling)`, clearing
 /// the entry that pointed at it first (`pud_clear(); pmd_free_tlb(); mm_dec_nr_pmds()`).
 /// Hugetlb VMAs use it too (x86 `hugetlb_free_pgd_range()` is `free_pgd_range()`).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct FreePgdRange {
     stack: [Visit; 6],
     depth: u8,

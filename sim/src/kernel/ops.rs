@@ -19,7 +19,7 @@ use mmsim_traces::{Access, Object};
 use std::task::Poll;
 
 /// A running operation: which one, and where it is.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Running {
     MapFile(MapFile),
     MapAnon(MapAnon),
@@ -109,7 +109,7 @@ impl Running {
 /// `mmap(MAP_SHARED)` of a hugetlbfs file: `do_mmap()` -> `mmap_region()`; the VMA gets its
 /// vma lock from `hugetlb_reserve_pages()` -> `hugetlb_vma_lock_alloc()`, and `vma_link()`
 /// inserts it into the file's `i_mmap` tree under `i_mmap_rwsem`.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct MapFile {
     mm: u8,
     file: u8,
@@ -186,7 +186,7 @@ impl MapFile {
 
 /// `mmap(MAP_PRIVATE | MAP_ANONYMOUS)`: `do_mmap()` -> `mmap_region()` inserts a VMA with no
 /// file; page tables are allocated by the first faults.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct MapAnon {
     mm: u8,
     at: u64,
@@ -241,7 +241,7 @@ impl MapAnon {
 /// (`mmap_lock` read); then `handle_mm_fault()` -> `hugetlb_fault()` or
 /// `do_anonymous_page()`, and `vma_end_read()` or `mmap_read_unlock()`. Simplified: no
 /// `VM_FAULT_RETRY` from inside the handlers.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct UserFault {
     mm: u8,
     at: u64,
@@ -257,7 +257,7 @@ pub struct UserFault {
 /// Which fault handler `handle_mm_fault()` picks for the VMA. Not boxed: state stays inline
 /// so the step loop never allocates.
 #[allow(clippy::large_enum_variant)]
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 enum FaultPath {
     Hugetlb(HugetlbFault),
     Anon(DoAnonymousPage),
@@ -327,7 +327,7 @@ impl UserFault {
 /// `huge_pte_lock()`, read the entry and grab the page; if the entry is missing, drop the locks
 /// and call `hugetlb_fault()`, then retry. From v6.3 (eefc7fa53608) it holds the hugetlb vma
 /// lock for read around the walk; the `walker_rcu` switch holds `rcu_read_lock()` instead.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct FollowHugetlbPage {
     mm: u8,
     at: u64,
@@ -485,7 +485,7 @@ impl FollowHugetlbPage {
 /// `unmap_page_range()` for anonymous ones. Kept inline (not boxed): a path's state is cloned
 /// with the kernel state and must not allocate.
 #[allow(clippy::large_enum_variant)]
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 enum Zap {
     Hugetlb(ZapHugetlbVma),
     Anon(ZapPteRange),
@@ -513,7 +513,7 @@ impl Zap {
 /// `madvise(MADV_DONTNEED)` on a hugetlb VMA: `mmap_read_lock()`, then
 /// `zap_page_range_single()`: `tlb_gather_mmu()`, `unmap_single_vma()` ->
 /// `__unmap_hugepage_range_final()`, `tlb_finish_mmu()`.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct MadviseDontneed {
     mm: u8,
     at: u64,
@@ -562,7 +562,7 @@ impl MadviseDontneed {
 /// `unmap_vmas()` (-> `__unmap_hugepage_range_final()`), `free_pgtables()` (`unlink_file_vma()`
 /// then `free_pgd_range()` between the neighbours), `tlb_finish_mmu()`, remove the VMAs; at exit
 /// also free the PGD.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Unmap {
     mm: u8,
     at: u64,
@@ -610,7 +610,7 @@ impl std::hash::Hash for Unmap {
 }
 
 /// What an [`Unmap`] is in the middle of.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 enum UnmapStage {
     Idle,
     /// `__split_vma()` at a range end.
@@ -835,7 +835,7 @@ impl Unmap {
 /// `mprotect()` within one VMA: `mmap_write_lock()`, `mprotect_fixup()` (which splits the VMA
 /// at the range's ends through `vma_modify_flags()` -> `__split_vma()`) ->
 /// `change_protection()` -> `hugetlb_change_protection()`, update `vm_flags`.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Mprotect {
     mm: u8,
     at: u64,
@@ -929,7 +929,7 @@ impl Mprotect {
 /// failure or the `split_huge_pages` debugfs scanner: `get_page_unless_zero()` ...
 /// `put_page()`), kernel-notes §10.4. The walker finds the page by pfn, not through the page
 /// tables, so locating it takes no step.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct TempRef {
     mm: u8,
     at: u64,
@@ -973,7 +973,7 @@ impl TempRef {
 /// old range is unmapped completely before the new VMA goes in (v6.12's
 /// `vms_gather_munmap_vmas()` / `vms_complete_munmap_vmas()` split the same work around the
 /// insertion); a refused split fails the call with `-EINVAL` and maps nothing.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct MmapFixed {
     mm: u8,
     pc: u8,
@@ -982,7 +982,7 @@ pub struct MmapFixed {
 }
 
 /// The mapping `mmap(MAP_FIXED)` inserts.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 enum MapNew {
     File(MapFile),
     Anon(MapAnon),
@@ -1045,7 +1045,7 @@ impl MmapFixed {
 /// `get_user_pages_fast()`: the lockless `gup_fast()` walk where the arch has GUP-fast, else
 /// (riscv64 before v6.8, `riscv_gup_fast` off) the slow-GUP fallback under `mmap_lock`
 /// (`get_user_pages_unlocked()` -> `follow_hugetlb_page()`).
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct GetUserPagesFast {
     mm: u8,
     at: u64,
@@ -1053,7 +1053,7 @@ pub struct GetUserPagesFast {
 }
 
 #[allow(clippy::large_enum_variant)]
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 enum GupPath {
     Fast(super::gup_fast::GupFast),
     Slow(FollowHugetlbPage),

@@ -24,7 +24,7 @@ use crate::model::mem::EntryPtr;
 /// It compares equal and hashes to nothing ([`Unseen`]): two states that differ only here
 /// run the same (the skip changes nothing but speed), and the exhaustive search's state keys
 /// and a run's fingerprint must not tell them apart by the step numbers it holds.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct EmptySlots {
     /// Where the last iteration ended, when the loop may skip (an untraced run that lets
     /// it): its step, the op's own step count and the checker's report attempts then.

@@ -20,7 +20,7 @@ const FAULTS_MAX: u8 = 3;
 /// The name events carry for steps of the hardware walker.
 const HW: &str = "mmu_hw_walk";
 
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct UserAccess {
     mm: u8,
     at: u64,

@@ -32,7 +32,7 @@ pub fn split_unshare_range(v: &Vma, addr: u64, pud: u64) -> Option<(u64, u64)> {
 /// `flush_hugetlb_tlb_range()`. With `take_locks` it takes the hugetlb vma lock and
 /// `i_mmap_rwsem` for write itself; without, its caller holds `i_mmap_rwsem` (and `mmap_lock`
 /// and the VMA write lock). Left out: mmu notifiers, `flush_cache_range()`.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct HugetlbUnsharePmds {
     mm: u8,
     vma: u16,
@@ -179,7 +179,7 @@ impl HugetlbUnsharePmds {
 /// lock. The checker of kernel-notes §9.7 runs at step 5: no VMA that stops covering its PUD
 /// range may map a shared PMD table. Left out: anon_vma, mempolicy, uprobes,
 /// `vma_adjust_trans_huge()`.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct SplitVma {
     mm: u8,
     vma: u16,

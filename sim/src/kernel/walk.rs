@@ -16,7 +16,7 @@ pub fn pgd_offset(cx: &Ctx, mm: u8, addr: u64) -> EntryPtr {
 /// `huge_pte_offset(mm, addr, sz)` (mm/hugetlb.c, v6.1 generic version): descend from the PGD
 /// to the entry of level `target` that maps `addr`, without taking any lock. Returns `None`
 /// when an upper level is not a table. Simplification: PMD-size pages only.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Walk {
     pub mm: u8,
     pub addr: u64,
@@ -92,7 +92,7 @@ fn check_hugetlb_walk(cx: &mut Ctx, mm: u8, vma_id: u16) {
 /// The `pud_alloc()` / `pmd_alloc()` chain (`__pud_alloc()`, `__pmd_alloc()` in mm/memory.c,
 /// v6.1): descend to the entry of level `target` mapping `addr`, allocating each missing table,
 /// populating it under `mm->page_table_lock` unless another CPU populated it first.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct AllocWalk {
     pub mm: u8,
     pub addr: u64,
