@@ -432,7 +432,18 @@ pub fn dependent(a: Footprint, b: Footprint) -> bool {
     if a.is_global() || b.is_global() {
         return true;
     }
-    a.coded().any(|(x, xw)| b.coded().any(|(y, yw)| (xw || yw) && x.overlaps(y)))
+    // reads commute (the search asks this for every sleeping step at every node)
+    if a.writes | b.writes == 0 {
+        return false;
+    }
+    let (a_keys, b_keys) = (&a.codes[..usize::from(a.n)], &b.codes[..usize::from(b.n)]);
+    a_keys.iter().enumerate().any(|(i, &x)| {
+        let xw = a.writes & (1 << i) != 0;
+        b_keys
+            .iter()
+            .enumerate()
+            .any(|(j, &y)| (xw || b.writes & (1 << j) != 0) && x.overlaps(y))
+    })
 }
 
 /// Whether every step dependent with `b` is also dependent with `a`, and `a` with `b`: then
