@@ -376,3 +376,31 @@ fn a_mutant_of_the_alone_rule_misses_a_violation_signature() {
     // the mutant breaks the rule, not the relation
     assert_eq!(found(dfs::Mutant::AloneIgnoresOwners, false).0, b.signatures);
 }
+
+/// The rule's other half, for a step that only takes or releases a lock of one mm, fails the
+/// same way when broken: if it does not ask whether another CPU is in that mm
+/// (`Mutant::AloneIgnoresMm`), the two faults of mm A in share-pud-lock take
+/// `page_table_lock` with no preemption tried before it, and the search no longer reaches end
+/// states that brute force reaches, while the rule as it is reaches every one.
+#[test]
+fn a_mutant_of_the_mm_lock_rule_loses_end_states() {
+    let p = prepared("share-pud-lock", "v6.1", None);
+    let bound = 1;
+    let b = brute(&p, bound);
+    let lost = |mutant| {
+        let cfg = DfsConfig {
+            preemptions: bound,
+            min_severity: Severity::Warning,
+            final_states: true,
+            mutant,
+            ..DfsConfig::default()
+        };
+        let s = dfs::search(&p, &cfg);
+        assert!(s.exhaustive(), "{s}");
+        let reached: BTreeSet<u64> = s.final_states.iter().copied().collect();
+        b.finals.difference(&reached).count()
+    };
+    assert_eq!(lost(dfs::Mutant::None), 0);
+    let mutated = lost(dfs::Mutant::AloneIgnoresMm);
+    assert!(mutated > 0, "the mutant lost no end state of {}", b.finals.len());
+}

@@ -26,7 +26,13 @@
 //!   still map (`mmap`) anything;
 //! * no RCU callback names it.
 //!
-//! Interrupt contexts take IPIs and flush TLBs only. The brute-force check
+//! Or `a` takes or releases a lock of one mm only (`mmap_lock`, `page_table_lock`, a hugetlb
+//! vma lock, whose footprint is the mm's VMA tree) or touches that tree, and no other CPU with
+//! work is in that mm or has a remaining operation that reaches into another mm (`fork()`
+//! into it, the hole punch's unmap of every mapping, `TempRef`'s PFN walker): the operations
+//! of a CPU take the locks and change the VMAs of their own mm, and a fork those of its child.
+//!
+//! Interrupt contexts take IPIs and flush TLBs only, RCU callbacks free tables. The brute-force check
 //! (`tests/dfs_soundness.rs`) runs the search with and without this rule.
 
 use super::footprint::{Footprint, Key, Mutant};
@@ -34,6 +40,7 @@ use crate::engine::Engine;
 use crate::model::mem::FrameState;
 use crate::scenario::Op;
 use mmsim_arch::Entry;
+use mmsim_traces::Object;
 use std::hash::{Hash, Hasher};
 
 /// Most tables one step's footprint names.
@@ -42,6 +49,9 @@ const MAX_TABLES: usize = 5;
 /// Whether no other actor can take a step that races with CPU `cpu`'s next step, whose
 /// footprint is `fp` (see the module doc), under the (mutated) rule.
 pub(super) fn races_with_none(eng: &Engine, cpu: u8, fp: Footprint, mutant: Mutant) -> bool {
+    if let Some(mm) = mm_lock_of(fp) {
+        return no_other_cpu_reaches_mm(eng, cpu, mm, mutant);
+    }
     let owners_matter = mutant != Mutant::AloneIgnoresOwners;
     let Some(tables) = tables_of(fp) else { return false };
     let k = &eng.state.k;
@@ -94,6 +104,33 @@ pub(super) fn races_with_none(eng: &Engine, cpu: u8, fp: Footprint, mutant: Muta
         }
     }
     true
+}
+
+/// The mm whose lock or VMA tree `fp` touches, if that is all it touches.
+fn mm_lock_of(fp: Footprint) -> Option<u8> {
+    let mut items = fp.items();
+    let (Some(it), None) = (items.next(), items.next()) else { return None };
+    match it.key {
+        Key::Obj(Object::MmapLock(mm) | Object::PageTableLock(mm) | Object::Vmas(mm)) => Some(mm),
+        _ => None,
+    }
+}
+
+/// Whether no CPU but `cpu` with work left is in `mm` or can reach into it (see the module
+/// doc).
+fn no_other_cpu_reaches_mm(eng: &Engine, cpu: u8, mm: u8, mutant: Mutant) -> bool {
+    let sharers_matter = mutant != Mutant::AloneIgnoresMm;
+    let scenario = &eng.env.scenario;
+    let progs = eng.state.progs.iter().enumerate().take(eng.env.ncpus());
+    progs.filter(|&(c, p)| c != cpu as usize && p.pending.is_some()).all(|(c, p)| {
+        let (own, ops) = &scenario.cpus[c];
+        (*own != mm || !sharers_matter)
+            && ops.get(p.next_op as usize..).unwrap_or(&[]).iter().all(|op| match op {
+                Op::TempRef { .. } | Op::PunchHole { .. } => false,
+                Op::Fork { child } => *child != mm,
+                _ => true,
+            })
+    })
 }
 
 /// The tables `fp` names, if it touches page tables only, writing nothing but ptlocks.

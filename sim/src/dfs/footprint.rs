@@ -300,6 +300,8 @@ pub enum Mutant {
     /// The relation as documented, but the search's rule for steps nothing races with
     /// ([`super::alone`]) does not ask whether another CPU's mm reaches the table.
     AloneIgnoresOwners,
+    /// The same rule, for a lock of one mm, does not ask whether another CPU is in the mm.
+    AloneIgnoresMm,
 }
 
 /// The footprint of `actor`'s next step in the state `eng` is in.
@@ -439,10 +441,7 @@ pub fn dependent(a: Footprint, b: Footprint) -> bool {
     let (a_keys, b_keys) = (&a.codes[..usize::from(a.n)], &b.codes[..usize::from(b.n)]);
     a_keys.iter().enumerate().any(|(i, &x)| {
         let xw = a.writes & (1 << i) != 0;
-        b_keys
-            .iter()
-            .enumerate()
-            .any(|(j, &y)| (xw || b.writes & (1 << j) != 0) && x.overlaps(y))
+        b_keys.iter().enumerate().any(|(j, &y)| (xw || b.writes & (1 << j) != 0) && x.overlaps(y))
     })
 }
 
