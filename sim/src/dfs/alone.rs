@@ -31,6 +31,8 @@
 //! work is in that mm or has a remaining operation that reaches into another mm (`fork()`
 //! into it, the hole punch's unmap of every mapping, `TempRef`'s PFN walker): the operations
 //! of a CPU take the locks and change the VMAs of their own mm, and a fork those of its child.
+//! When `a` takes or releases `mmap_lock` for read, CPUs in the mm whose remaining operations
+//! only ever take it for read do not count (rwsem readers commute, [`mmap_lock_mode`]).
 //!
 //! Interrupt contexts take IPIs and flush TLBs only, RCU callbacks free tables. The brute-force check
 //! (`tests/dfs_soundness.rs`) runs the search with and without this rule.
@@ -38,6 +40,7 @@
 use super::footprint::{Footprint, Key, Mutant};
 use crate::engine::Engine;
 use crate::model::mem::FrameState;
+use crate::model::sync::Held;
 use crate::scenario::Op;
 use mmsim_arch::Entry;
 use mmsim_traces::Object;
@@ -49,8 +52,8 @@ const MAX_TABLES: usize = 5;
 /// Whether no other actor can take a step that races with CPU `cpu`'s next step, whose
 /// footprint is `fp` (see the module doc), under the (mutated) rule.
 pub(super) fn races_with_none(eng: &Engine, cpu: u8, fp: Footprint, mutant: Mutant) -> bool {
-    if let Some(mm) = mm_lock_of(fp) {
-        return no_other_cpu_reaches_mm(eng, cpu, mm, mutant);
+    if let Some((mm, read)) = mm_lock_of(fp) {
+        return no_other_cpu_reaches_mm(eng, cpu, mm, read, mutant);
     }
     let owners_matter = mutant != Mutant::AloneIgnoresOwners;
     let Some(tables) = tables_of(fp) else { return false };
@@ -106,26 +109,57 @@ pub(super) fn races_with_none(eng: &Engine, cpu: u8, fp: Footprint, mutant: Muta
     true
 }
 
-/// The mm whose lock or VMA tree `fp` touches, if that is all it touches.
-fn mm_lock_of(fp: Footprint) -> Option<u8> {
+/// The mm whose lock or VMA tree `fp` touches, if that is all it touches, and whether the
+/// step takes or releases `mmap_lock` for read.
+fn mm_lock_of(fp: Footprint) -> Option<(u8, bool)> {
     let mut items = fp.items();
     let (Some(it), None) = (items.next(), items.next()) else { return None };
     match it.key {
-        Key::Obj(Object::MmapLock(mm) | Object::PageTableLock(mm) | Object::Vmas(mm)) => Some(mm),
+        Key::Obj(Object::MmapLock(mm)) => Some((mm, !it.write)),
+        Key::Obj(Object::PageTableLock(mm) | Object::Vmas(mm)) => Some((mm, false)),
         _ => None,
     }
 }
 
-/// Whether no CPU but `cpu` with work left is in `mm` or can reach into it (see the module
-/// doc).
-fn no_other_cpu_reaches_mm(eng: &Engine, cpu: u8, mm: u8, mutant: Mutant) -> bool {
+/// How an operation takes its own mm's `mmap_lock`: for read only (a fault, GUP, `madvise`;
+/// the per-VMA lock a fault may take instead reads neither the lock word nor what a reader
+/// changes), or for write as well (or not known to be read only). Every operation is named:
+/// a new one does not compile until it says.
+fn mmap_lock_mode(op: &Op) -> Held {
+    match op {
+        Op::Access { .. }
+        | Op::Fault { .. }
+        | Op::GupSlow { .. }
+        | Op::GupFast { .. }
+        | Op::MadviseDontneed { .. } => Held::Read,
+        Op::MapFile { .. }
+        | Op::MapAnon { .. }
+        | Op::MmapFixed { .. }
+        | Op::Munmap { .. }
+        | Op::Mprotect { .. }
+        | Op::Fork { .. }
+        | Op::ExitMmap
+        | Op::TempRef { .. }
+        | Op::PunchHole { .. } => Held::Write,
+    }
+}
+
+/// Whether no CPU but `cpu` with work left can race with a step on `mm`'s lock or VMA tree:
+/// none is in `mm` (or, for a step that takes or releases `mmap_lock` for read, those in it
+/// only ever take it for read) and none can reach into another mm (see the module doc).
+fn no_other_cpu_reaches_mm(eng: &Engine, cpu: u8, mm: u8, read: bool, mutant: Mutant) -> bool {
     let sharers_matter = mutant != Mutant::AloneIgnoresMm;
+    let writers_matter = mutant != Mutant::AloneIgnoresWriters;
     let scenario = &eng.env.scenario;
     let progs = eng.state.progs.iter().enumerate().take(eng.env.ncpus());
     progs.filter(|&(c, p)| c != cpu as usize && p.pending.is_some()).all(|(c, p)| {
         let (own, ops) = &scenario.cpus[c];
-        (*own != mm || !sharers_matter)
-            && ops.get(p.next_op as usize..).unwrap_or(&[]).iter().all(|op| match op {
+        let ops = ops.get(p.next_op as usize..).unwrap_or(&[]);
+        let in_mm = *own == mm && sharers_matter;
+        let readers =
+            read && ops.iter().all(|op| mmap_lock_mode(op) == Held::Read || !writers_matter);
+        (!in_mm || readers)
+            && ops.iter().all(|op| match op {
                 Op::TempRef { .. } | Op::PunchHole { .. } => false,
                 Op::Fork { child } => *child != mm,
                 _ => true,

@@ -302,6 +302,8 @@ pub enum Mutant {
     AloneIgnoresOwners,
     /// The same rule, for a lock of one mm, does not ask whether another CPU is in the mm.
     AloneIgnoresMm,
+    /// The same rule, for `mmap_lock` taken for read, counts every operation as a reader.
+    AloneIgnoresWriters,
 }
 
 /// The footprint of `actor`'s next step in the state `eng` is in.
