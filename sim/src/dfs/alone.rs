@@ -34,10 +34,13 @@
 //! When `a` takes or releases `mmap_lock` for read, CPUs in the mm whose remaining operations
 //! only ever take it for read do not count (rwsem readers commute, [`mmap_lock_mode`]).
 //!
+//! Or `a` takes or releases a `hugetlb_fault_mutex_table` entry and no other CPU with work can
+//! still fault ([`may_fault`]: `hugetlb_fault()` is the mutexes' one taker).
+//!
 //! Interrupt contexts take IPIs and flush TLBs only, RCU callbacks free tables. The brute-force check
 //! (`tests/dfs_soundness.rs`) runs the search with and without this rule.
 
-use super::footprint::{Footprint, Key, Mutant};
+use super::footprint::{Footprint, Item, Key, Mutant};
 use crate::engine::Engine;
 use crate::model::mem::FrameState;
 use crate::model::sync::Held;
@@ -54,6 +57,9 @@ const MAX_TABLES: usize = 5;
 pub(super) fn races_with_none(eng: &Engine, cpu: u8, fp: Footprint, mutant: Mutant) -> bool {
     if let Some((mm, read)) = mm_lock_of(fp) {
         return no_other_cpu_reaches_mm(eng, cpu, mm, read, mutant);
+    }
+    if is_fault_mutex(fp) {
+        return no_other_cpu_can_fault(eng, cpu);
     }
     let owners_matter = mutant != Mutant::AloneIgnoresOwners;
     let Some(tables) = tables_of(fp) else { return false };
@@ -119,6 +125,44 @@ fn mm_lock_of(fp: Footprint) -> Option<(u8, bool)> {
         Key::Obj(Object::PageTableLock(mm) | Object::Vmas(mm)) => Some((mm, false)),
         _ => None,
     }
+}
+
+/// Whether `fp` is a step on one `hugetlb_fault_mutex_table` entry and nothing else.
+fn is_fault_mutex(fp: Footprint) -> bool {
+    let mut items = fp.items();
+    matches!(
+        (items.next(), items.next()),
+        (Some(Item { key: Key::Obj(Object::FaultMutex(_)), .. }), None)
+    )
+}
+
+/// Whether an operation may run `hugetlb_fault()`, the one taker of the fault mutexes: a
+/// fault, a user access (which faults on a miss), GUP (the slow path faults). Every operation
+/// is named: a new one does not compile until it says.
+fn may_fault(op: &Op) -> bool {
+    match op {
+        Op::Access { .. } | Op::Fault { .. } | Op::GupSlow { .. } | Op::GupFast { .. } => true,
+        // not known not to (the PFN walker and the hole punch count as reaching everything)
+        Op::TempRef { .. } | Op::PunchHole { .. } => true,
+        Op::MapFile { .. }
+        | Op::MapAnon { .. }
+        | Op::MmapFixed { .. }
+        | Op::Munmap { .. }
+        | Op::Mprotect { .. }
+        | Op::MadviseDontneed { .. }
+        | Op::Fork { .. }
+        | Op::ExitMmap => false,
+    }
+}
+
+/// Whether no CPU but `cpu` with work left may still take a fault mutex.
+fn no_other_cpu_can_fault(eng: &Engine, cpu: u8) -> bool {
+    let scenario = &eng.env.scenario;
+    let progs = eng.state.progs.iter().enumerate().take(eng.env.ncpus());
+    progs.filter(|&(c, p)| c != cpu as usize && p.pending.is_some()).all(|(c, p)| {
+        let ops = scenario.cpus[c].1.get(p.next_op as usize..).unwrap_or(&[]);
+        !ops.iter().any(may_fault)
+    })
 }
 
 /// How an operation takes its own mm's `mmap_lock`: for read only (a fault, GUP, `madvise`;
