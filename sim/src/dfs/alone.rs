@@ -34,6 +34,13 @@
 //! When `a` takes or releases `mmap_lock` for read, CPUs in the mm whose remaining operations
 //! only ever take it for read do not count (rwsem readers commute, [`mmap_lock_mode`]).
 //!
+//! Or `a` is a TLB flush of its CPU's own mm `m` (this CPU's TLB, or every CPU's by a broadcast
+//! invalidation, for `m`'s entries; and `m`'s flush claim when no IPI follows), no other CPU
+//! with work is in `m` or reaches into it (so no other user access fills, and no other flush
+//! claims, `m`'s entries), and no CPU has an IPI pending that flushes `m`. Flushes of other
+//! mms remove other entries and claim other flush times; a TLB holds only its mm's entries
+//! once filled for it, and the search's key compares each entry with its own mm's claim.
+//!
 //! Or `a` takes or releases a `hugetlb_fault_mutex_table` entry and no other CPU with work can
 //! still fault ([`may_fault`]: `hugetlb_fault()` is the mutexes' one taker).
 //!
@@ -46,7 +53,7 @@ use crate::model::mem::FrameState;
 use crate::model::sync::Held;
 use crate::scenario::Op;
 use mmsim_arch::Entry;
-use mmsim_traces::Object;
+use mmsim_traces::{Access, Object};
 use std::hash::{Hash, Hasher};
 
 /// Most tables one step's footprint names.
@@ -60,6 +67,10 @@ pub(super) fn races_with_none(eng: &Engine, cpu: u8, fp: Footprint, mutant: Muta
     }
     if is_fault_mutex(fp) {
         return no_other_cpu_can_fault(eng, cpu);
+    }
+    if let Some(mm) = own_mm_flush(eng, cpu) {
+        return no_other_cpu_reaches_mm(eng, cpu, mm, false, mutant)
+            && eng.state.k.cpus.iter().all(|c| c.ipi_flush & (1 << mm) == 0);
     }
     let owners_matter = mutant != Mutant::AloneIgnoresOwners;
     let Some(tables) = tables_of(fp) else { return false };
@@ -124,6 +135,23 @@ fn mm_lock_of(fp: Footprint) -> Option<(u8, bool)> {
         Key::Obj(Object::MmapLock(mm)) => Some((mm, !it.write)),
         Key::Obj(Object::PageTableLock(mm) | Object::Vmas(mm)) => Some((mm, false)),
         _ => None,
+    }
+}
+
+/// The mm of CPU `cpu`'s next step if it is a TLB flush of that CPU's own mm (the flush of
+/// `flush_tlb_mm_range()` and its kin on this CPU, or the broadcast instruction): every
+/// operation flushes only its own mm (a fork its own, the parent) but the hole punch, which
+/// unmaps every mapping of the file, and the PFN walker, counted as reaching everything.
+fn own_mm_flush(eng: &Engine, cpu: u8) -> Option<u8> {
+    let p = eng.state.progs.get(cpu as usize)?;
+    let pending = p.pending?;
+    if pending.access != Access::TlbFlush {
+        return None;
+    }
+    let (mm, ops) = &eng.env.scenario.cpus[cpu as usize];
+    match ops.get(p.next_op as usize)? {
+        Op::TempRef { .. } | Op::PunchHole { .. } => None,
+        _ => Some(*mm),
     }
 }
 
