@@ -183,14 +183,20 @@ fn may_fault(op: &Op) -> bool {
     }
 }
 
-/// Whether no CPU but `cpu` with work left may still take a fault mutex.
-fn no_other_cpu_can_fault(eng: &Engine, cpu: u8) -> bool {
+/// The CPUs but `cpu` with work left: each one's mm and its remaining operations (the one
+/// running included).
+fn others_with_work<'a>(eng: &'a Engine, cpu: u8) -> impl Iterator<Item = (u8, &'a [Op])> + 'a {
     let scenario = &eng.env.scenario;
     let progs = eng.state.progs.iter().enumerate().take(eng.env.ncpus());
-    progs.filter(|&(c, p)| c != cpu as usize && p.pending.is_some()).all(|(c, p)| {
-        let ops = scenario.cpus[c].1.get(p.next_op as usize..).unwrap_or(&[]);
-        !ops.iter().any(may_fault)
+    progs.filter(move |&(c, p)| c != cpu as usize && p.pending.is_some()).map(|(c, p)| {
+        let (mm, ops) = &scenario.cpus[c];
+        (*mm, ops.get(p.next_op as usize..).unwrap_or(&[]))
     })
+}
+
+/// Whether no CPU but `cpu` with work left may still take a fault mutex.
+fn no_other_cpu_can_fault(eng: &Engine, cpu: u8) -> bool {
+    others_with_work(eng, cpu).all(|(_, ops)| !ops.iter().any(may_fault))
 }
 
 /// How an operation takes its own mm's `mmap_lock`: for read only (a fault, GUP, `madvise`;
@@ -222,12 +228,8 @@ fn mmap_lock_mode(op: &Op) -> Held {
 fn no_other_cpu_reaches_mm(eng: &Engine, cpu: u8, mm: u8, read: bool, mutant: Mutant) -> bool {
     let sharers_matter = mutant != Mutant::AloneIgnoresMm;
     let writers_matter = mutant != Mutant::AloneIgnoresWriters;
-    let scenario = &eng.env.scenario;
-    let progs = eng.state.progs.iter().enumerate().take(eng.env.ncpus());
-    progs.filter(|&(c, p)| c != cpu as usize && p.pending.is_some()).all(|(c, p)| {
-        let (own, ops) = &scenario.cpus[c];
-        let ops = ops.get(p.next_op as usize..).unwrap_or(&[]);
-        let in_mm = *own == mm && sharers_matter;
+    others_with_work(eng, cpu).all(|(own, ops)| {
+        let in_mm = own == mm && sharers_matter;
         let readers =
             read && ops.iter().all(|op| mmap_lock_mode(op) == Held::Read || !writers_matter);
         (!in_mm || readers)
