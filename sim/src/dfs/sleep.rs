@@ -11,14 +11,14 @@
 //!   budget this path has ([`Point`]).
 //! * **Visited-state pruning**: a node is skipped when the same key was already explored with
 //!   no more preemptions used (a node entered by a step nothing races with is not looked up:
-//!   that rarely prunes and costs more than the step). The key ([`super::key`]) fingerprints the engine state, the
-//!   checker's history (which reports a path already filed decides what the rest of it can
-//!   still report) and the last actor: a node with more budget and the same future explores a
-//!   superset (what the earlier visit skipped as covered is covered for the later one too). The
-//!   table is only looked up, never iterated, so results do not depend on its order. Tables are
-//!   per bound. End states are looked up too: an execution that ends in a state another one
-//!   ended in (with no more preemptions) is not finished again, since its teardown and checks
-//!   would repeat the other's.
+//!   that rarely prunes and costs more than the step). The key ([`super::key`]) fingerprints
+//!   the engine state, the checker's history (which reports a path already filed decides
+//!   what the rest of it can still report) and the last actor: a node with more budget and
+//!   the same future explores a superset (what the earlier visit skipped as covered is
+//!   covered for the later one too). The table is only looked up, never iterated, so results
+//!   do not depend on its order. Tables are per bound. End states are looked up too: an
+//!   execution that ends in a state another one ended in (with no more preemptions) is not
+//!   finished again, since its teardown and checks would repeat the other's.
 //! * **Cheap nodes**: the last child of a node takes the node's engine instead of a copy (at
 //!   the bound most nodes have one child), the others are copied into engines whose subtree
 //!   is done ([`crate::model::CopyFrom`]: their vectors are reused), a copy shares the
